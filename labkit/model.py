@@ -1,0 +1,108 @@
+"""Plain-data model of a lab: what should exist (a stage's plan) or what does (inspection).
+
+No root, no kernel: these are frozen dataclasses that can be built, compared, drawn and
+serialised anywhere. Namespace names here are roles (`host`, `world`, `netns0`); a `Lab`
+maps them to kernel names (`t1-netns0`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A network interface inside one namespace."""
+    name: str
+    kind: str                                # "veth" | "bridge" | "loopback" | what the kernel says
+    addresses: tuple[str, ...] = ()          # CIDRs, e.g. "172.18.0.10/16"
+    mac: str | None = None
+    peer: tuple[str, str] | None = None      # (namespace role, interface) at the other end of a veth
+    master: str | None = None                # bridge this interface is a port of
+    up: bool = True
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route the lab sets (kernel-made link routes of addresses are not listed)."""
+    dst: str                                 # "default" or a CIDR
+    gateway: str | None = None
+    dev: str | None = None
+
+
+@dataclass(frozen=True)
+class Masquerade:
+    """SNAT to the outgoing interface's address for `source`, except when leaving by `not_out`."""
+    source: str                              # CIDR, e.g. "172.18.0.0/16"
+    not_out: str | None = None               # e.g. "br0"
+    namespace: str = "host"
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """DNAT of address:port (proto) to a container's to_address:to_port."""
+    address: str                             # published address, e.g. "10.0.2.15"
+    port: int
+    to_address: str
+    to_port: int
+    proto: str = "tcp"
+    namespace: str = "host"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A background process the lab runs in a namespace (ends with the namespace)."""
+    namespace: str
+    argv: tuple[str, ...]
+    address: str | None = None               # address:port it listens on, to wait for it
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A network namespace with its interfaces, static routes and the sysctls labkit sets."""
+    name: str                                # role: "host", "world", "netns0", ...
+    role: str                                # "host" | "world" | "container"
+    interfaces: tuple[Interface, ...] = ()
+    routes: tuple[Route, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+
+    def interface(self, name: str) -> Interface | None:
+        """The interface called `name`, or None."""
+        return next((i for i in self.interfaces if i.name == name), None)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A whole lab: namespaces, NAT rules and services."""
+    lab: str
+    stage: str | None
+    namespaces: tuple[Namespace, ...] = ()
+    nat: tuple[Masquerade | PortMapping, ...] = ()
+    services: tuple[Service, ...] = ()
+    nat_backend: str | None = None
+
+    def namespace(self, name: str) -> Namespace | None:
+        """The namespace with role name `name`, or None."""
+        return next((n for n in self.namespaces if n.name == name), None)
+
+    @property
+    def containers(self) -> list[Namespace]:
+        """Container namespaces in index order."""
+        return [n for n in self.namespaces if n.role == "container"]
+
+    def addresses(self) -> dict[str, tuple[str, str]]:
+        """Every address (without prefix length) -> (namespace, interface) that holds it."""
+        found = {}
+        for ns in self.namespaces:
+            for itf in ns.interfaces:
+                for cidr in itf.addresses:
+                    found[cidr.split("/")[0]] = (ns.name, itf.name)
+        return found
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+
+_ = field
