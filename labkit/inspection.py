@@ -1,0 +1,119 @@
+"""Read a lab's live kernel state back into the plain-data model.
+
+What `status` and every diagram show is what IS: links, peers, masters, MACs, addresses,
+static routes and the sysctls labkit touches, as the kernel holds them now, hand edits
+included.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from . import netns, plan, sysctl
+from .model import Interface, Namespace, Route, Topology
+from .netlink import Netlink
+from .stages import SYSCTLS_TOUCHED
+
+
+def role_of(lab: str, kernel_name: str) -> str:
+    """Role name of a lab namespace's kernel name ("t1-netns0" -> "netns0")."""
+    prefix = f"{lab}-" if lab else ""
+    return kernel_name[len(prefix):] if kernel_name.startswith(prefix) else kernel_name
+
+
+def kind_of_role(role: str) -> str:
+    """"host", "world" or "container" for a role name."""
+    return role if role in ("host", "world") else "container"
+
+
+def _order(role: str) -> tuple:
+    k = plan.container_index(role)
+    return ({"host": 0, "world": 1}.get(role, 2), k if k is not None else 0, role)
+
+
+def read_namespace(role: str, kernel_name: str, nl: Netlink,
+                   nsid_to_role: dict[int, str]) -> tuple[Namespace, dict[int, str]]:
+    """One namespace's live state, and its ifindex -> name table (to name peers seen from elsewhere).
+
+    A veth whose peer is in another namespace gets peer (role, "#IFINDEX"); `inspect` names it."""
+    links = nl.links()
+    by_index = {link["index"]: link for link in links}
+    addrs: dict[int, list[str]] = {}
+    for index, cidr in nl.addresses():
+        if not cidr.startswith("127."):
+            addrs.setdefault(index, []).append(cidr)
+    interfaces = []
+    for link in links:
+        kind = link["kind"] or ("loopback" if link["name"] == "lo" else "unknown")
+        peer = None
+        if kind == "veth" and link["link"]:
+            if link["link_netnsid"] is None:
+                peer_link = by_index.get(link["link"])
+                peer = (role, peer_link["name"]) if peer_link else None
+            else:
+                peer = (nsid_to_role.get(link["link_netnsid"], "?"), f"#{link['link']}")
+        master = by_index.get(link["master"], {}).get("name") if link["master"] else None
+        interfaces.append(Interface(link["name"], kind, tuple(sorted(addrs.get(link["index"], []))),
+                                    None if kind == "loopback" else link["mac"], peer, master,
+                                    link["up"]))
+    routes = []
+    for r in nl.routes(static_only=True):
+        dev = by_index.get(r["dev"], {}).get("name") if r["dev"] else None
+        routes.append(Route(r["dst"], r["gateway"], None if r["gateway"] else dev))
+    with netns.entered(kernel_name):
+        values = tuple((key, _read_proc(key)) for key in SYSCTLS_TOUCHED)
+    namespace = Namespace(role, kind_of_role(role), tuple(interfaces), tuple(routes),
+                          tuple((k, v) for k, v in values if v is not None))
+    return namespace, {index: link["name"] for index, link in by_index.items()}
+
+
+def _read_proc(key: str) -> str | None:
+    try:
+        with open("/proc/sys/" + key.replace(".", "/")) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def inspect(lab: str, kernel_names: list[str], stage: str | None = None) -> Topology:
+    """Live Topology of lab `lab` over the namespaces `kernel_names` that exist."""
+    present = [n for n in kernel_names if netns.exists(n)]
+    roles = {n: role_of(lab, n) for n in present}
+    sockets = {}
+    try:
+        for n in present:
+            sockets[n] = Netlink(n)
+        nsid_maps = _nsid_maps(sockets, roles)
+        read = [read_namespace(roles[n], n, sockets[n], nsid_maps[n]) for n in present]
+    finally:
+        for s in sockets.values():
+            s.close()
+    indexes = {ns.name: table for ns, table in read}
+    namespaces = [_name_peers(ns, indexes) for ns, _ in read]
+    namespaces.sort(key=lambda ns: _order(ns.name))
+    return Topology(lab, stage, tuple(namespaces))
+
+
+def _nsid_maps(sockets: dict[str, Netlink], roles: dict[str, str]) -> dict[str, dict[int, str]]:
+    """For each namespace, the ids under which it knows the others (host knows all; others host, world)."""
+    hubs = [n for n in sockets if roles[n] in ("host", "world")]
+    maps = {}
+    for name, nl in sockets.items():
+        others = [o for o in (sockets if roles[name] == "host" else hubs) if o != name]
+        mapping = {}
+        for other in others:
+            nsid = nl.netnsid_of(other)
+            if nsid is not None:
+                mapping[nsid] = roles[other]
+        maps[name] = mapping
+    return maps
+
+
+def _name_peers(ns: Namespace, indexes: dict[str, dict[int, str]]) -> Namespace:
+    """Replace peers ("role", "#IFINDEX") by ("role", name) from that namespace's index table."""
+    interfaces = []
+    for itf in ns.interfaces:
+        if itf.peer and itf.peer[1].startswith("#"):
+            name = indexes.get(itf.peer[0], {}).get(int(itf.peer[1][1:]), "?")
+            itf = dataclasses.replace(itf, peer=(itf.peer[0], name))
+        interfaces.append(itf)
+    return dataclasses.replace(ns, interfaces=tuple(interfaces))

@@ -1,0 +1,126 @@
+"""`Lab`: a named lab that owns what it creates, journals it first, and tears it down in reverse.
+
+    with Lab("t1") as lab:          # lab "t1": namespaces t1-host, t1-world, t1-netns0, ...
+        lab.up("bridge")            # converge to a stage from any state
+        lab.ping("netns0", "172.18.0.20")
+    # leaving the block runs lab.down()
+
+The default lab (name "") uses the seed's names unprefixed, so `ip netns exec netns0 ...`
+works as the seed's text says.
+"""
+from __future__ import annotations
+
+import subprocess
+
+from . import journal as journal_mod
+from . import netns, plan, privilege, stages
+from .errors import BadAddress, UnknownName
+from .model import Topology
+
+
+class Lab:
+    """A named lab; nothing is created until `up` (a context manager: leaving it runs `down`)."""
+
+    def __init__(self, name: str = ""):
+        self.name = plan.check_lab_name(name)
+
+    def __repr__(self) -> str:
+        return f"Lab({self.name!r})"
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    @property
+    def journal(self) -> journal_mod.Journal:
+        """This lab's journal (read afresh)."""
+        return journal_mod.Journal(self.name)
+
+    def ns(self, role: str) -> str:
+        """Kernel name of namespace `role` ("netns0" -> "t1-netns0"); UnknownName if the lab lacks it."""
+        name = plan.namespace_name(self.name, role)
+        if not netns.exists(name):
+            have = ", ".join(self.roles()) or "none: run `labkit up STAGE` first"
+            raise UnknownName(f"lab {self.name or '(default)'!r} has no namespace {role!r} "
+                              f"(it has {have})")
+        return name
+
+    def roles(self) -> list[str]:
+        """Role names of the lab's namespaces that exist now."""
+        from .inspection import role_of
+        return [role_of(self.name, n) for n in self.journal.namespaces if netns.exists(n)]
+
+    @property
+    def stage(self) -> str | None:
+        """The stage last brought up (None if the lab is down)."""
+        return self.journal.get("stage")
+
+    def plan(self, stage: str, containers: int | None = None) -> Topology:
+        """What `stage` looks like for this lab (plain data, no root)."""
+        return stages.build(stage, self.name, containers)
+
+    def up(self, stage: str, containers: int | None = None) -> Topology:
+        """Converge the kernel to `stage`; returns the stage's plan. Safe to repeat."""
+        want = self.plan(stage, containers)
+        privilege.require()
+        from .converge import converge
+        journal = self.journal
+        journal.record("stage", None)
+        converge(want, journal)
+        journal.record("stage", stage)
+        journal.record("containers", len(want.containers))
+        return want
+
+    def down(self) -> list[str]:
+        """Remove everything the lab created (namespaces, processes in them, files); safe twice."""
+        journal = self.journal
+        if not journal.exists():
+            return []
+        privilege.require()
+        return journal.undo()
+
+    def inspect(self) -> Topology:
+        """The lab as the kernel holds it now (hand edits included)."""
+        from .inspection import inspect
+        if not self.journal.exists():
+            return Topology(self.name, None)
+        privilege.require()
+        return inspect(self.name, self.journal.namespaces, self.stage)
+
+    def exec(self, role: str, argv: list[str], *, check: bool = False,
+             timeout: float | None = 60) -> subprocess.CompletedProcess:
+        """Run `argv` in namespace `role` and wait; returns the completed process (text output)."""
+        privilege.require_tool(argv[0]) if argv else None
+        return netns.run(self.ns(role), list(argv), check=check, timeout=timeout)
+
+    def ping(self, role: str, address: str, count: int = 1, timeout: float = 1.0) -> bool:
+        """True if `count` pings from namespace `role` to `address` are all answered."""
+        plan.parse_address(address)
+        result = self.exec(role, ["ping", "-n", "-q", "-c", str(count), "-W", str(timeout),
+                                  "-i", "0.01", address], timeout=timeout * count + 5)
+        return result.returncode == 0
+
+    def add_address(self, role: str, ifname: str, cidr: str) -> None:
+        """Add `cidr` to interface `ifname` in namespace `role`; refuses an address the lab already uses."""
+        parsed = plan.parse_cidr(cidr)
+        kernel = self.ns(role)
+        live = self.inspect()
+        holder = live.addresses().get(str(parsed.ip))
+        if holder:
+            raise BadAddress(f"{parsed.ip} is already in use in lab {self.name or '(default)'!r} "
+                             f"on {holder[0]}:{holder[1]}: choose another address")
+        namespace = live.namespace(role)
+        if namespace is None or namespace.interface(ifname) is None:
+            raise UnknownName(f"namespace {role!r} has no interface {ifname!r}")
+        from .netlink import Netlink
+        with Netlink(kernel) as nl:
+            nl.add_address(ifname, str(parsed))
+
+
+def clean() -> dict[str, list[str]]:
+    """Remove every journaled lab's leftovers (after a crash too); returns lab -> what was removed."""
+    if journal_mod.labs():
+        privilege.require()
+    return journal_mod.clean_all()

@@ -1,0 +1,33 @@
+"""Per-namespace sysctls, read and written through /proc/sys from inside the namespace."""
+from __future__ import annotations
+
+from . import netns
+from .errors import KernelError
+
+
+def _file(key: str) -> str:
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def read(ns: str, key: str) -> str | None:
+    """Value of sysctl `key` (dotted, e.g. net.ipv4.ip_forward) in namespace `ns`, None if absent."""
+    with netns.entered(ns):
+        try:
+            with open(_file(key)) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
+
+def write(ns: str, key: str, value: str) -> str | None:
+    """Set sysctl `key` in namespace `ns`; returns the old value (the undo is write(old))."""
+    with netns.entered(ns):
+        try:
+            with open(_file(key)) as f:
+                old = f.read().strip()
+            if old != str(value):
+                with open(_file(key), "w") as f:
+                    f.write(str(value))
+            return old
+        except OSError as e:
+            raise KernelError(f"setting {key}={value} in namespace {ns!r} failed: {e.strerror}") from None
