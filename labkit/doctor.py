@@ -1,0 +1,69 @@
+"""`labkit doctor`: can this machine run labs? Privileges, kernel features, tools, and fixes."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+from . import privilege
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: its name, whether it passed, what was seen, and what to do if it failed."""
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _kernel_feature(kind: str) -> tuple[bool, str]:
+    """Try creating a `kind` link in a throwaway namespace (needs privileges)."""
+    from . import netns
+    from .netlink import Netlink
+    name = f"lkdoc{os.getpid() % 100000}"
+    try:
+        netns.create(name)
+        with Netlink(name) as nl:
+            if kind == "veth":
+                nl.add_veth("d0", None, "d1", None, None)
+            else:
+                nl.add_bridge("d0", None)
+        return True, f"{kind} links can be created"
+    except Exception as e:  # noqa: BLE001 - any failure is the answer
+        return False, str(e)
+    finally:
+        netns.delete(name)
+
+
+def checks() -> list[Check]:
+    """Every check, in order; later ones are skipped when privileges are missing."""
+    missing = privilege.missing_capabilities()
+    result = [Check("privileges", not missing,
+                    "root with CAP_NET_ADMIN and CAP_SYS_ADMIN" if not missing
+                    else f"uid {os.geteuid()}, missing {', '.join(missing)}",
+                    "run labkit as root in a privileged Linux VM (sudo labkit ...)")]
+    result.append(Check("netns support", os.path.exists("/proc/self/ns/net"),
+                        "/proc/self/ns/net present", "use a kernel built with CONFIG_NET_NS"))
+    for kind in ("veth", "bridge"):
+        if missing:
+            result.append(Check(f"kernel {kind}", False, "not tried without privileges",
+                                "run labkit doctor as root"))
+        else:
+            ok, detail = _kernel_feature(kind)
+            result.append(Check(f"kernel {kind}", ok, detail, f"load the module: modprobe {kind}"))
+    for tool, package in privilege.TOOLS.items():
+        path = shutil.which(tool)
+        result.append(Check(f"tool {tool}", bool(path), path or "not found",
+                            f"apt-get install {package}"))
+    return result
+
+
+def report(results: list[Check]) -> str:
+    """Text report: one line per check, with the fix for each failure."""
+    lines = []
+    for c in results:
+        lines.append(f"{'ok  ' if c.ok else 'FAIL'} {c.name:<16} {c.detail}")
+        if not c.ok and c.fix:
+            lines.append(f"     -> {c.fix}")
+    return "\n".join(lines)
