@@ -117,3 +117,39 @@ def _name_peers(ns: Namespace, indexes: dict[str, dict[int, str]]) -> Namespace:
             itf = dataclasses.replace(itf, peer=(itf.peer[0], name))
         interfaces.append(itf)
     return dataclasses.replace(ns, interfaces=tuple(interfaces))
+
+
+def differences(want: Topology, have: Topology) -> list[str]:
+    """What differs between a plan and the live lab, one line each ("" list: they match).
+
+    Compares namespaces, interfaces (kind, addresses, MAC, peer, master, state), static
+    routes and the sysctls the plan sets; NAT rules and services are compared elsewhere."""
+    lines = []
+    for ns in want.namespaces:
+        live = have.namespace(ns.name)
+        if live is None:
+            lines.append(f"{ns.name}: namespace missing")
+            continue
+        for itf in ns.interfaces:
+            got = live.interface(itf.name)
+            if got is None:
+                lines.append(f"{ns.name}: {itf.name} missing")
+                continue
+            for attr in ("kind", "addresses", "mac", "peer", "master", "up"):
+                a, b = getattr(itf, attr), getattr(got, attr)
+                if attr == "addresses":
+                    a, b = tuple(sorted(a)), tuple(sorted(b))
+                if a is not None and a != b:
+                    lines.append(f"{ns.name}: {itf.name} {attr} is {b!r}, the stage wants {a!r}")
+        for extra in sorted({i.name for i in live.interfaces} - {i.name for i in ns.interfaces}):
+            lines.append(f"{ns.name}: {extra} is not part of the stage")
+        if set(ns.routes) != set(live.routes):
+            lines.append(f"{ns.name}: routes are {sorted(map(str, live.routes))}, "
+                         f"the stage wants {sorted(map(str, ns.routes))}")
+        live_sysctls = dict(live.sysctls)
+        for key, value in ns.sysctls:
+            if live_sysctls.get(key) != value:
+                lines.append(f"{ns.name}: {key} is {live_sysctls.get(key)}, the stage wants {value}")
+    for extra in sorted({n.name for n in have.namespaces} - {n.name for n in want.namespaces}):
+        lines.append(f"{extra}: namespace is not part of the stage")
+    return lines
