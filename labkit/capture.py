@@ -23,6 +23,7 @@ every socket, then drains what the kernel queued, so captured == seen - dropped 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
 import errno
@@ -30,6 +31,7 @@ import fcntl
 import html
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -650,3 +652,120 @@ class Capture:
 def capture(points, **kwargs) -> Capture:
     """Start a Capture (see its docstring) and return it; stop it with `.stop()`."""
     return Capture(points, **kwargs).start()
+
+
+class _Printer:
+    """Prints packets as they come, in time order across points: a packet is printed once
+    `hold` seconds have passed since its timestamp (points are read one after another)."""
+
+    def __init__(self, labels: list[str], hold: float = 0.05):
+        self.pending: collections.deque[Packet] = collections.deque()
+        self.held: list[Packet] = []
+        self.width = max(len(label) for label in labels)
+        self.hold_ns = int(hold * 1e9)
+        self.t0: int | None = None
+
+    def flush(self, everything: bool = False) -> None:
+        while self.pending:
+            self.held.append(self.pending.popleft())
+        self.held.sort(key=lambda p: sort_key(p.time_ns, p.direction, p.upper, p.seq))
+        cutoff = None if everything else time.time_ns() - self.hold_ns
+        n = 0
+        for p in self.held:
+            if cutoff is not None and p.time_ns > cutoff:
+                break
+            self.t0 = p.time_ns if self.t0 is None else self.t0
+            h = p.headers
+            print(f"{(p.time_ns - self.t0) / 1e6:10.3f} ms  {p.point:<{self.width}}  "
+                  f"{p.direction:<3}  {h.proto:<5} {_ends(h)}  {h.info}")
+            n += 1
+        del self.held[:n]
+        if n:
+            sys.stdout.flush()
+
+
+def cli_capture(args) -> int:
+    """`labkit capture`: print packets as they come, stop at -c COUNT or Ctrl-C, write -w FILE,
+    end with each point's counts. `args`: an argparse namespace with lab, points, write,
+    filter, count (and optionally quiet: print only the counts). Returns the exit status."""
+    quiet = getattr(args, "quiet", False)
+    if args.write:
+        _check_writable(args.write)
+    cap = Capture(args.points, lab=args.lab or "", filter=args.filter, count=args.count)
+    out = _Printer([p.label for p in cap.points])
+    if not quiet:
+        cap.on_packet = out.pending.append
+    cap.start()
+    previous = _stop_on_signals()
+    print(f"capturing at {', '.join(p.label for p in cap.points)}"
+          + (f" (filter: {args.filter})" if args.filter else "")
+          + ("; Ctrl-C stops" if not args.count else f"; stops after {args.count} packets"),
+          file=sys.stderr, flush=True)
+    try:
+        try:
+            while cap.running:
+                out.flush()
+                cap.wait(timeout=0.05)
+        except KeyboardInterrupt:
+            pass
+        packets = cap.stop()
+        out.flush(everything=True)
+    except BrokenPipeError:   # `labkit capture ... | head`: stop quietly
+        sys.stdout = open(os.devnull, "w")
+        packets = cap.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if args.write:
+        written = packets.write(args.write)
+        print(f"wrote {len(packets)} packets to {', '.join(written)}", file=sys.stderr)
+    print(packets.summary(), file=sys.stderr)
+    return 0
+
+
+def _stop_on_signals() -> dict:
+    """Make SIGINT and SIGTERM end the capture loop (as tcpdump does), even when the shell
+    started us in the background with SIGINT ignored; returns the handlers to restore."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, interrupt)
+    return previous
+
+
+def _check_writable(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise BadValue(f"cannot write {path}: directory {directory} does not exist or is not "
+                       f"writable; choose another -w FILE")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The arguments of `labkit capture` (the same as the labkit command's subcommand)."""
+    p = argparse.ArgumentParser(prog="labkit capture",
+                                description="capture packets on lab interfaces")
+    p.add_argument("--lab", default="", help="lab name (default: the seed's names)")
+    p.add_argument("points", nargs="+", metavar="NS:IFACE",
+                   help="capture points, e.g. netns0:ceth0 host:br0")
+    p.add_argument("-w", dest="write", metavar="FILE.pcap",
+                   help="write the packets (FILE.pcapng keeps points and directions)")
+    p.add_argument("-f", dest="filter", metavar="BPF", help="capture filter (tcpdump syntax)")
+    p.add_argument("-c", dest="count", type=int, metavar="COUNT", help="stop after COUNT packets")
+    p.add_argument("-q", dest="quiet", action="store_true", help="print only the counts")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m labkit.capture ...`: the same as `labkit capture ...`; returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        return cli_capture(args)
+    except LabkitError as e:
+        print(f"labkit capture: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
