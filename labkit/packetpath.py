@@ -28,7 +28,7 @@ kept on each hop (`ttl`, `src_mac`, `dst_mac`) for whoever wants to show routing
 """
 from __future__ import annotations
 
-import ipaddress
+import socket
 import struct
 from dataclasses import dataclass, field
 
@@ -41,6 +41,14 @@ ICMP6_TYPES = {128: "echo-request", 129: "echo-reply", 133: "router-solicitation
                136: "neighbor-advertisement", 1: "unreachable", 3: "time-exceeded"}
 TCP_FLAGS = "FSRPAUEC"
 NAT_FIELDS = ("src", "dst", "sport", "dport", "icmp_id")
+
+
+def _ip4(b: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET, b)
+
+
+def _ip6(b: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET6, b)
 
 
 def _mac(b: bytes) -> str:
@@ -113,7 +121,7 @@ def headers(frame: bytes) -> Headers:
             return _arp(frame, off, base)
         if ethertype == ETH_IPV6:
             return _ipv6(frame, off, base)
-    except struct.error:
+    except (struct.error, ValueError, OSError):   # truncated: fall through to raw
         pass
     name = f"0x{ethertype:04x}"
     return Headers(proto=name, info=f"ethertype {name}", key=("raw", frame[off:]), **base)
@@ -125,7 +133,7 @@ def _arp(frame: bytes, off: int, base: dict) -> Headers:
     tpa = frame[off + 24:off + 28]
     if len(tpa) < 4:
         raise struct.error("short arp")
-    src, dst = str(ipaddress.IPv4Address(spa)), str(ipaddress.IPv4Address(tpa))
+    src, dst = _ip4(spa)), _ip4((tpa)
     if op == 1:
         info = f"who-has {dst} tell {src}"
     elif op == 2:
@@ -172,8 +180,8 @@ def _l4(proto_num: int, frame: bytes, off: int, end: int, six: bool) -> tuple[di
 def _ipv4(frame: bytes, off: int, base: dict) -> Headers:
     vihl, _tos, total, ip_id, _frag, ttl, proto = struct.unpack_from("!BBHHHBB", frame, off)
     ihl = (vihl & 15) * 4
-    src = str(ipaddress.IPv4Address(frame[off + 12:off + 16]))
-    dst = str(ipaddress.IPv4Address(frame[off + 16:off + 20]))
+    src = _ip4(frame[off + 12:off + 16])
+    dst = _ip4(frame[off + 16:off + 20])
     end = min(len(frame), off + total) if total else len(frame)
     fields, info, inv = _l4(proto, frame, off + ihl, end, False)
     return Headers(proto=IPPROTO.get(proto, str(proto)), src=src, dst=dst, ttl=ttl, ip_id=ip_id,
@@ -182,8 +190,8 @@ def _ipv4(frame: bytes, off: int, base: dict) -> Headers:
 
 def _ipv6(frame: bytes, off: int, base: dict) -> Headers:
     plen, nxt, hop = struct.unpack_from("!HBB", frame, off + 4)
-    src = str(ipaddress.IPv6Address(frame[off + 8:off + 24]))
-    dst = str(ipaddress.IPv6Address(frame[off + 24:off + 40]))
+    src = _ip6(frame[off + 8:off + 24])
+    dst = _ip6(frame[off + 24:off + 40])
     end = min(len(frame), off + 40 + plen)
     fields, info, inv = _l4(nxt, frame, off + 40, end, True)
     return Headers(proto=IPPROTO.get(nxt, str(nxt)), src=src, dst=dst, ttl=hop, info=info,
