@@ -133,7 +133,7 @@ def _arp(frame: bytes, off: int, base: dict) -> Headers:
     tpa = frame[off + 24:off + 28]
     if len(tpa) < 4:
         raise struct.error("short arp")
-    src, dst = _ip4(spa)), _ip4((tpa)
+    src, dst = _ip4(spa), _ip4(tpa)
     if op == 1:
         info = f"who-has {dst} tell {src}"
     elif op == 2:
