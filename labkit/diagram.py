@@ -1,0 +1,816 @@
+"""Topology diagrams: a Topology (inspected from the kernel, or a stage's plan) as a picture.
+
+Two steps, so the picture is testable without pixels:
+
+    layout(topology, previous=None) -> Layout     plain data: boxes, interface chips, lines, marks
+    render(layout_or_topology, fmt="png"|"svg")   matplotlib (imported lazily, Agg): bytes | str
+
+`draw(topology, path)` writes a .png or .svg file; `TopologyView` shows itself in Jupyter (SVG,
+PNG, HTML) and as a text tree in a terminal; `follow(topology)` marks what changed since the
+previous drawing of the same lab.
+
+Geometry is in inches, origin top left, y growing downward. Columns follow a packet that
+leaves a container: containers | host (veth ports, bridges and lo, uplink and NAT) | world.
+Each namespace is a Box; each interface a Chip inside it (name, addresses, MAC); veth pairs
+and bridge ports are Edges between chips. Against `previous`, every box, chip, line and edge
+is marked SAME, ADDED, REMOVED (still drawn, grey and dashed) or CHANGED. Above
+SUMMARY_ABOVE containers only the first HEAD, the changed ones (up to EXTRA) and the last
+TAIL are drawn; each run of hidden containers becomes one "... N more" box.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from . import plan
+from .errors import BadValue
+from .model import Masquerade, PortMapping, Route, Topology
+
+SAME, ADDED, REMOVED, CHANGED = "same", "added", "removed", "changed"
+MARKS = {SAME: " ", ADDED: "+", REMOVED: "-", CHANGED: "~"}
+SUMMARY_ABOVE, HEAD, TAIL, EXTRA = 20, 3, 1, 4
+
+FONT, TITLE_FONT = 8.0, 9.5                       # points, DejaVu Sans Mono (0.6 em advance)
+CHAR, TITLE_CHAR = FONT * 0.6 / 72, TITLE_FONT * 0.6 / 72
+LINE, TITLE_LINE = FONT * 1.45 / 72, TITLE_FONT * 1.6 / 72
+PAD, BOX_PAD, CHIP_GAP, ROW_GAP, COL_GAP, BOX_GAP, MARGIN = 0.07, 0.12, 0.12, 0.16, 0.45, 0.55, 0.2
+NULL_MAC = "00:00:00:00:00:00"
+
+
+@dataclass(frozen=True)
+class Rect:
+    """An axis-aligned rectangle: x, y of the top-left corner, width, height (inches)."""
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def right(self) -> float:
+        return self.x + self.w
+
+    @property
+    def bottom(self) -> float:
+        return self.y + self.h
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+    def overlaps(self, other: Rect, tol: float = 1e-6) -> bool:
+        """True if the two rectangles share area (touching edges do not count)."""
+        return (self.x < other.right - tol and other.x < self.right - tol
+                and self.y < other.bottom - tol and other.y < self.bottom - tol)
+
+    def contains(self, other: Rect, tol: float = 1e-6) -> bool:
+        """True if `other` lies wholly inside this rectangle."""
+        return (self.x - tol <= other.x and other.right <= self.right + tol
+                and self.y - tol <= other.y and other.bottom <= self.bottom + tol)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of text (an interface name, an address, a MAC, a route, a NAT rule)."""
+    text: str
+    status: str = SAME
+    bold: bool = False
+    kind: str = ""                               # "warning"; in legends "veth", "port"
+
+
+@dataclass(frozen=True)
+class Chip:
+    """An interface drawn inside its namespace's box; kind "summary" stands for hidden ones."""
+    namespace: str
+    name: str
+    kind: str
+    rect: Rect
+    lines: tuple[Line, ...]
+    status: str = SAME
+    peer: tuple[str, str] | None = None
+    master: str | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """A block of text inside a box: "notes" (routes, sysctls, services, warnings) or "nat"."""
+    kind: str
+    rect: Rect
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
+class Box:
+    """A namespace (role host, world, container) or, with role "summary", hidden containers."""
+    name: str
+    role: str
+    rect: Rect
+    title: Line
+    chips: tuple[Chip, ...] = ()
+    notes: tuple[Note, ...] = ()
+    status: str = SAME
+    hidden: tuple[str, ...] = ()                 # summary boxes: the namespaces they stand for
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A veth pair ("veth"), a bridge port ("port") or a link between summaries ("summary")."""
+    kind: str
+    a: tuple[str, str]                           # (namespace, interface) at each end
+    b: tuple[str, str]
+    points: tuple[tuple[float, float], tuple[float, float]]
+    curve: float = 0.0                           # arc between chips in one column, else 0
+    status: str = SAME
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A whole diagram as data: what render() draws and str(TopologyView) prints."""
+    title: str
+    width: float
+    height: float
+    boxes: tuple[Box, ...]
+    edges: tuple[Edge, ...]
+    legend: tuple[Line, ...] = ()
+    compared: bool = False                       # drawn against a previous topology
+    changed: bool = False                        # ... and something differs
+
+    def box(self, name: str) -> Box | None:
+        """The box of namespace `name` (None if absent or summarised)."""
+        return next((b for b in self.boxes if b.name == name), None)
+
+    def chip(self, namespace: str, name: str) -> Chip | None:
+        """The chip of interface `name` in `namespace`, or None."""
+        box = self.box(namespace)
+        return next((c for c in box.chips if c.name == name), None) if box else None
+
+    def chips(self) -> list[Chip]:
+        """Every chip, box by box."""
+        return [c for b in self.boxes for c in b.chips]
+
+
+# ---- merging the topology with the previous one: what to show, and its marks ----------------
+
+@dataclass
+class _If:
+    ns: str
+    name: str
+    kind: str
+    status: str
+    lines: list
+    peer: tuple[str, str] | None
+    master: str | None
+
+
+@dataclass
+class _Ns:
+    name: str
+    role: str
+    status: str
+    ifs: list
+    notes: list
+    nat: list
+
+    @property
+    def changed(self) -> bool:
+        return (self.status != SAME or any(i.status != SAME for i in self.ifs)
+                or any(ln.status != SAME for ln in self.notes + self.nat))
+
+
+def _status(cur, prev, compared: bool) -> str:
+    if not compared:
+        return SAME
+    if cur is None:
+        return REMOVED
+    if prev is None:
+        return ADDED
+    return SAME if cur == prev else CHANGED
+
+
+def _merge(cur: list, prev: list, compared: bool) -> list:
+    """[(item, status)]: current items in order, then those only in `prev` (removed)."""
+    out = [(it, ADDED if compared and it not in prev else SAME) for it in cur]
+    return out + [(it, REMOVED) for it in prev if it not in cur] if compared else out
+
+
+def _lines(items: list, compared: bool, prev: list = ()) -> list:
+    """Items are tuples of strings (one rule, route, warning); each string becomes a Line."""
+    return [Line(text, st, False, "warning" if item[0].startswith("!") else "")
+            for item, st in _merge(list(items), list(prev), compared) for text in item]
+
+
+def _if_view(ns: str, cur, prev, compared: bool) -> _If:
+    itf = cur or prev
+    st = _status(cur, prev, compared)
+    name = itf.name + ("  bridge" if itf.kind == "bridge" else "") + ("" if itf.up else "  DOWN")
+    name_st = st if st in (ADDED, REMOVED) else (
+        CHANGED if st == CHANGED and (cur.up, cur.kind) != (prev.up, prev.kind) else SAME)
+
+    def macs(i):
+        return [i.mac] if i is not None and i.mac and i.mac != NULL_MAC else []
+
+    lines = [Line(name, name_st, True)]
+    lines += [Line(a, s) for a, s in _merge(list(cur.addresses if cur else ()),
+                                            list(prev.addresses if prev else ()), compared)]
+    lines += [Line(m, s) for m, s in _merge(macs(cur), macs(prev), compared)]
+    return _If(ns, itf.name, itf.kind, st, lines, itf.peer, itf.master)
+
+
+def _route_text(r: Route) -> tuple[str]:
+    return (" ".join([r.dst] + ([f"via {r.gateway}"] if r.gateway else [])
+                     + ([f"dev {r.dev}"] if r.dev else [])),)
+
+
+def _conflicts(ns) -> list[tuple[str, str]]:
+    """Warnings for one network on several interfaces (the two-veths lesson)."""
+    nets: dict = {}
+    for itf in ns.interfaces if ns else ():
+        for cidr in itf.addresses:
+            try:
+                net = ipaddress.ip_interface(cidr).network
+            except ValueError:
+                continue
+            if itf.kind != "loopback" and net.prefixlen < net.max_prefixlen:
+                nets.setdefault(str(net), []).append(itf.name)
+    out = []
+    for net, names in nets.items():
+        if len(set(names)) > 1:
+            shown = (" and ".join(names) if len(names) == 2 else ", ".join(names) if len(names) <= 4
+                     else f"{names[0]}, \u2026 {names[-1]}")
+            out.append((f"! {net} on {shown}:", f"  {len(names)} routes, the kernel uses one"))
+    return out
+
+
+def _notes(ns, services) -> list[tuple]:
+    if ns is None:
+        return []
+    items = [_route_text(r) for r in ns.routes]
+    items += [(f"{k.rsplit('.', 1)[-1]}={v}",) for k, v in ns.sysctls if "disable_ipv6" not in k]
+    items += _conflicts(ns)
+    for s in services:
+        if s.namespace == ns.name:
+            where = f"{s.address}:{s.port}" if s.address else (f"port {s.port}" if s.port else "")
+            items.append((f"runs {' '.join(s.argv[:3])}",) + ((f"  on {where}",) if where else ()))
+    return items
+
+
+def _nat_items(topology, ns_name: str) -> list[tuple]:
+    items = []
+    for rule in topology.nat if topology else ():
+        if rule.namespace != ns_name:
+            continue
+        if isinstance(rule, Masquerade):
+            items.append((f"masquerade {rule.source}",)
+                         + ((f"  unless out {rule.not_out}",) if rule.not_out else ()))
+        elif isinstance(rule, PortMapping):
+            items.append((f"publish {rule.proto} {rule.address}:{rule.port}",
+                          f"  \u2192 {rule.to_address}:{rule.to_port}"))
+    return items
+
+
+def _ns_key(ns) -> tuple:
+    k = plan.container_index(ns.name)
+    return ({"host": 0, "world": 1}.get(ns.role, 2), k if k is not None else 10**9, ns.name)
+
+
+def _views(topology: Topology, previous: Topology | None) -> list[_Ns]:
+    compared = previous is not None
+    prev_t = previous or Topology(topology.lab, None)
+    names = [n.name for n in topology.namespaces]
+    names += [n.name for n in prev_t.namespaces if n.name not in names]
+    views = []
+    for name in names:
+        cur, prev = topology.namespace(name), prev_t.namespace(name)
+        ns = cur or prev
+        ifnames = [i.name for i in (cur.interfaces if cur else ())]
+        ifnames += [i.name for i in (prev.interfaces if prev else ()) if i.name not in ifnames]
+        ifs = [_if_view(name, cur and cur.interface(n), prev and prev.interface(n), compared)
+               for n in ifnames]
+        notes = _lines(_notes(cur, topology.services), compared, _notes(prev, prev_t.services))
+        nat = _lines(_nat_items(topology if cur else None, name), compared,
+                     _nat_items(prev_t if prev else None, name))
+        if nat:
+            backend = topology.nat_backend or prev_t.nat_backend
+            nat.insert(0, Line("NAT" + (f" ({backend})" if backend else ""), SAME, True))
+        views.append(_Ns(name, ns.role, _status(cur, prev, compared) if compared and (
+            cur is None or prev is None) else SAME, ifs, notes, nat))
+    return sorted(views, key=_ns_key)
+
+
+# ---- geometry --------------------------------------------------------------------------------
+
+def _size(lines, marks: int) -> tuple[float, float]:
+    width = max((len(ln.text) for ln in lines), default=0) + marks
+    return width * CHAR + 2 * PAD, len(lines) * LINE + 2 * PAD
+
+
+def _stack(items: list, top: float) -> list:
+    """items: [(preferred top, height, payload)] -> [(top, payload)], in order, never overlapping."""
+    out, y = [], top
+    for want, h, payload in sorted(items, key=lambda t: t[0]):
+        y0 = max(want, y)
+        out.append((y0, payload))
+        y = y0 + h + CHIP_GAP
+    return out
+
+
+def _summary_lines(names: list[str], what: str) -> tuple[Line, ...]:
+    return (Line(f"\u2026 {len(names)} more {what}", SAME, True), Line(f"{names[0]} \u2026 {names[-1]}"))
+
+
+def _anchors(a: Rect, b: Rect) -> tuple[tuple, float]:
+    if a.right <= b.x:
+        return ((a.right, a.cy), (b.x, b.cy)), 0.0
+    if b.right <= a.x:
+        return ((a.x, a.cy), (b.right, b.cy)), 0.0
+    return ((a.x, a.cy), (b.x, b.cy)), 0.4          # same column: arc out to the left
+
+
+def layout(topology: Topology, previous: Topology | None = None) -> Layout:
+    """Lay out `topology` as boxes, chips and edges, marked against `previous` if given."""
+    compared = previous is not None
+    marks = 2 if compared else 0
+    views = _views(topology, previous)
+    host = next((v for v in views if v.role == "host"), None)
+    world = next((v for v in views if v.role == "world" and v is not host), None)
+    column = [v for v in views if v is not host and v is not world]
+    n = len([v for v in column if v.role == "container"])
+    lab = f"lab {topology.lab}" if topology.lab else "default lab"
+    title = "  \u00b7  ".join([f"stage {topology.stage}" if topology.stage else "live topology",
+                                lab, f"{n} container{'s' if n != 1 else ''}"])
+    top = MARGIN + TITLE_LINE + 0.15
+    title_h = BOX_PAD + TITLE_LINE
+
+    # which containers to draw; runs of hidden ones become summaries
+    items = list(column)
+    if len(column) > SUMMARY_ABOVE:
+        keep = set(range(HEAD)) | set(range(len(column) - TAIL, len(column)))
+        keep |= set([i for i, v in enumerate(column) if v.changed and i not in keep][:EXTRA])
+        items, run = [], []
+        for i, v in enumerate(column):
+            if i in keep:
+                if run:
+                    items.append(run)
+                    run = []
+                items.append(v)
+            else:
+                run.append(v)
+    hidden_in = {v.name: k for k, it in enumerate(items) if isinstance(it, list) for v in it}
+
+    # container column: left part = title, other chips (lo), notes; right part = facing chips
+    def facing(i) -> bool:
+        return bool(host) and i.peer is not None and i.peer[0] == host.name
+
+    shown = [it for it in items if not isinstance(it, list)]
+    sizes = {(v.name, i.name): _size(i.lines, marks) for v in shown for i in v.ifs}
+    face_w = max((sizes[(v.name, i.name)][0] for v in shown for i in v.ifs if facing(i)), default=0)
+    left_w, note_w = 0.0, 0.0                       # notes go under the left part if they fit
+    for it in items:
+        if isinstance(it, list):
+            lines = _summary_lines([v.name for v in it], "containers")
+            left_w = max(left_w, max(len(ln.text) for ln in lines) * CHAR)
+            continue
+        ws = [sizes[(it.name, i.name)][0] for i in it.ifs if not facing(i)]
+        left_w = max(left_w, sum(ws) + CHIP_GAP * max(len(ws) - 1, 0),
+                     (len(it.name) + marks) * TITLE_CHAR)
+        note_w = max(note_w, _size(it.notes + it.nat, marks)[0] if it.notes or it.nat else 0)
+    under = note_w > left_w                         # else beside the facing chips
+    col_w = 2 * BOX_PAD + left_w + (COL_GAP / 2 + face_w if face_w else 0)
+    col_w = max(col_w, note_w + 2 * BOX_PAD)
+
+    boxes, chips, y = [], {}, top + TITLE_LINE
+    for k, it in enumerate(items):
+        if isinstance(it, list):
+            names = [v.name for v in it]
+            lines = _summary_lines(names, "containers")
+            rect = Rect(MARGIN, y, col_w, title_h + LINE + 2 * BOX_PAD)
+            boxes.append(Box(f"\u2026{k}", "summary", rect, lines[0], (),
+                             (Note("notes", Rect(MARGIN + BOX_PAD, y + title_h, left_w, LINE + PAD),
+                                   lines[1:]),), SAME, tuple(names)))
+            chips[(f"\u2026{k}", "")] = rect
+            y = rect.bottom + ROW_GAP
+            continue
+        placed, x, row_h = [], MARGIN + BOX_PAD, 0.0
+        for i in (i for i in it.ifs if not facing(i)):
+            w, h = sizes[(it.name, i.name)]
+            placed.append(Chip(it.name, i.name, i.kind, Rect(x, y + title_h, w, h),
+                               tuple(i.lines), i.status, i.peer, i.master))
+            x, row_h = x + w + CHIP_GAP, max(row_h, h)
+        fy = y + BOX_PAD
+        for i in (i for i in it.ifs if facing(i)):
+            h = sizes[(it.name, i.name)][1]
+            placed.append(Chip(it.name, i.name, i.kind,
+                               Rect(MARGIN + col_w - BOX_PAD - face_w, fy, face_w, h),
+                               tuple(i.lines), i.status, i.peer, i.master))
+            fy += h + CHIP_GAP
+        bottom = y + title_h + row_h
+        if under:
+            bottom = max(bottom, fy - CHIP_GAP)
+        notes = ()
+        if it.notes or it.nat:
+            nw, nh = _size(it.notes + it.nat, marks)
+            ny = bottom + (CHIP_GAP if row_h or under else 0)
+            notes = (Note("notes", Rect(MARGIN + BOX_PAD, ny, nw, nh), tuple(it.notes + it.nat)),)
+            bottom = ny + nh
+        bottom = max(bottom, fy - CHIP_GAP)
+        rect = Rect(MARGIN, y, col_w, bottom + BOX_PAD - y)
+        boxes.append(Box(it.name, it.role, rect, Line(it.name, it.status, True),
+                         tuple(placed), notes, it.status))
+        chips.update({(c.namespace, c.name): c.rect for c in placed})
+        y = rect.bottom + ROW_GAP
+
+    # host: L = ports facing the container column, M = lo, bridges, others; R = uplinks, NAT
+    right = MARGIN + col_w if items else MARGIN - BOX_GAP
+    if host:
+        hx, htop = right + BOX_GAP, top + title_h
+        col = {"L": [], "M": [], "R": []}
+        runs: dict = {}
+        for i in host.ifs:
+            side = i.peer[0] if i.peer else None
+            if side in hidden_in:
+                runs.setdefault(hidden_in[side], []).append(i)
+            elif i.peer and any(v.name == side for v in column):
+                col["L"].append(i)
+            elif i.peer and world and side == world.name:
+                col["R"].append(i)
+            else:
+                col["M"].append(i)
+        size = {i.name: _size(i.lines, marks) for i in host.ifs}
+        summaries = {k: _summary_lines([i.name for i in r], "veths") for k, r in runs.items()}
+        w_l = max([size[i.name][0] for i in col["L"]]
+                  + [_size(s, marks)[0] for s in summaries.values()], default=0)
+        nat_w, nat_h = _size(host.nat, marks) if host.nat else (0, 0)
+        note_w, note_h = _size(host.notes, marks) if host.notes else (0, 0)
+        w_m = max([size[i.name][0] for i in col["M"]] + [note_w], default=0)
+        w_r = max([size[i.name][0] for i in col["R"]] + [nat_w], default=0)
+        xs, x = {}, hx + BOX_PAD
+        for c, w in (("L", w_l), ("M", w_m), ("R", w_r)):
+            xs[c] = x
+            x += w + (COL_GAP if w else 0)
+        host_w = max(x - COL_GAP - hx + BOX_PAD, (len(host.name) + marks) * TITLE_CHAR + 2 * BOX_PAD)
+        placed = []
+
+        def put(i, ytop, c, w=None):
+            w0, h = size[i.name]
+            rect = Rect(xs[c], ytop, w or w0, h)
+            placed.append(Chip(host.name, i.name, i.kind, rect, tuple(i.lines), i.status,
+                               i.peer, i.master))
+            chips[(host.name, i.name)] = rect
+
+        want = [(chips[i.peer].cy - size[i.name][1] / 2 if i.peer in chips else htop,
+                 size[i.name][1], i) for i in col["L"]]
+        for k, lines in summaries.items():
+            h = _size(lines, marks)[1]
+            want.append((chips[(f"\u2026{k}", "")].cy - h / 2, h, (k, lines)))
+        for ytop, it in _stack(want, htop):
+            if isinstance(it, tuple):
+                k, lines = it
+                r = runs[k]
+                rect = Rect(xs["L"], ytop, w_l, _size(lines, marks)[1])
+                masters = {i.master for i in r}
+                placed.append(Chip(host.name, f"\u2026{k}", "summary", rect, lines, SAME,
+                                   (f"\u2026{k}", ""), masters.pop() if len(masters) == 1 else None))
+                chips[(host.name, f"\u2026{k}")] = rect
+            else:
+                put(it, ytop, "L", w_l)
+        ports = [c for c in placed]
+        want = []
+        for i in col["M"]:
+            ys = [c.rect.cy for c in ports if c.master == i.name]
+            pref = sum(ys) / len(ys) - size[i.name][1] / 2 if ys and i.kind == "bridge" else htop
+            want.append((pref if i.kind != "loopback" else htop - 1, size[i.name][1], i))
+        notes, y = [], htop
+        for ytop, it in _stack(want, htop):
+            put(it, ytop, "M")
+            y = ytop + size[it.name][1] + CHIP_GAP
+        if host.notes:
+            notes.append(Note("notes", Rect(xs["M"], y, note_w, note_h), tuple(host.notes)))
+        bridges = [c for c in placed if c.kind == "bridge"]
+        mid = (bridges[0].rect.cy if bridges else
+               (sum(c.rect.cy for c in ports) / len(ports) if ports else htop))
+        want = [(mid - size[i.name][1] / 2, size[i.name][1], i) for i in col["R"]]
+        y = htop
+        for ytop, it in _stack(want, htop):
+            put(it, ytop, "R")
+            y = ytop + size[it.name][1] + CHIP_GAP
+        if host.nat:
+            notes.append(Note("nat", Rect(xs["R"], y, nat_w, nat_h), tuple(host.nat)))
+        bottom = max([c.rect.bottom for c in placed] + [n.rect.bottom for n in notes] + [htop])
+        boxes.append(Box(host.name, host.role, Rect(hx, top, host_w, bottom + BOX_PAD - top),
+                         Line(host.name, host.status, True), tuple(placed), tuple(notes),
+                         host.status))
+        right = hx + host_w
+
+    if world:
+        wx = right + BOX_GAP
+        ordered = sorted(world.ifs, key=lambda i: not (i.peer and i.peer in chips))
+        sizes_w = [_size(i.lines, marks) for i in ordered]
+        ww = max([w for w, _ in sizes_w] + [_size(world.notes + world.nat, marks)[0]
+                                            if world.notes or world.nat else 0])
+        ww = max(ww + 2 * BOX_PAD, (len(world.name) + marks) * TITLE_CHAR + 2 * BOX_PAD)
+        first = ordered[0] if ordered else None
+        wtop = (chips[first.peer].cy - sizes_w[0][1] / 2 - title_h
+                if first and first.peer in chips else top)
+        y, placed = wtop + title_h, []
+        for i, (w, h) in zip(ordered, sizes_w):
+            placed.append(Chip(world.name, i.name, i.kind, Rect(wx + BOX_PAD, y, w, h),
+                               tuple(i.lines), i.status, i.peer, i.master))
+            chips[(world.name, i.name)] = placed[-1].rect
+            y += h + CHIP_GAP
+        notes = ()
+        if world.notes or world.nat:
+            nw, nh = _size(world.notes + world.nat, marks)
+            notes = (Note("notes", Rect(wx + BOX_PAD, y, nw, nh), tuple(world.notes + world.nat)),)
+            y += nh + CHIP_GAP
+        boxes.append(Box(world.name, world.role, Rect(wx, wtop, ww, y - CHIP_GAP + BOX_PAD - wtop),
+                         Line(world.name, world.status, True), tuple(placed), notes, world.status))
+        right = wx + ww
+
+    edges = _edges(topology, previous, boxes, chips)
+    changed = compared and (any(v.changed for v in views) or any(e.status != SAME for e in edges))
+    bottom = max([b.rect.bottom for b in boxes] + [top])
+    kinds = {e.kind for e in edges}
+    legend = tuple(Line(f"\u2500\u2500 {text}", SAME, False, kind) for kind, text in
+                   (("veth", "veth pair"), ("port", "bridge port")) if kind in kinds)
+    if compared:
+        legend += ((Line("+ added", ADDED), Line("- removed", REMOVED), Line("~ changed", CHANGED))
+                   if changed else (Line("nothing changed since the previous drawing"),))
+    if not boxes:
+        legend += (Line("nothing to draw: the lab has no namespaces (is it up?)"),)
+    height = bottom + (0.15 + LINE if legend else 0) + MARGIN
+    width = max(right + MARGIN, len(title) * TITLE_CHAR + 2 * MARGIN,
+                sum(len(ln.text) + 3 for ln in legend) * CHAR + 2 * MARGIN)
+    shift = min([b.rect.y for b in boxes] + [top]) - top
+    if shift < 0:                                   # a box reaches above the title row
+        return _shifted(Layout(title, width, height, tuple(boxes), edges, legend, compared,
+                               changed), -shift)
+    return Layout(title, round(width, 3), round(height, 3), tuple(boxes), edges, legend,
+                  compared, changed)
+
+
+def _edges(topology, previous, boxes, chips) -> tuple[Edge, ...]:
+    """Veth pairs and bridge ports, current ones marked against previous ones."""
+    def pairs(t):
+        out = {}
+        for ns in t.namespaces if t else ():
+            for i in ns.interfaces:
+                if i.peer:
+                    out[frozenset([(ns.name, i.name), tuple(i.peer)])] = ("veth", (ns.name, i.name),
+                                                                         tuple(i.peer))
+                if i.master:                        # port first, bridge second
+                    out[frozenset([(ns.name, i.name), (ns.name, i.master)])] = (
+                        "port", (ns.name, i.name), (ns.name, i.master))
+        return out
+    cur, prev = pairs(topology), pairs(previous)
+    edges = []
+    for key, st in _merge(list(cur), list(prev), previous is not None):
+        kind, a, b = cur.get(key) or prev[key]
+        if a in chips and b in chips:
+            if kind == "veth" and chips[a].x > chips[b].x:
+                a, b = b, a                         # left to right
+            points, curve = _anchors(chips[a], chips[b])
+            edges.append(Edge(kind, a, b, points, curve, st))
+    for bx in boxes:                                # summaries: container run <-> host veths
+        for c in bx.chips:
+            if c.kind == "summary" and c.peer in chips:
+                points, _ = _anchors(chips[c.peer], c.rect)
+                edges.append(Edge("summary", c.peer, (c.namespace, c.name), points))
+                if c.master and (c.namespace, c.master) in chips:
+                    points, _ = _anchors(c.rect, chips[(c.namespace, c.master)])
+                    edges.append(Edge("summary", (c.namespace, c.name), (c.namespace, c.master),
+                                      points))
+    return tuple(edges)
+
+
+def _shifted(lay: Layout, dy: float) -> Layout:
+    def r(x: Rect) -> Rect:
+        return Rect(x.x, x.y + dy, x.w, x.h)
+    boxes = tuple(Box(b.name, b.role, r(b.rect), b.title,
+                      tuple(Chip(c.namespace, c.name, c.kind, r(c.rect), c.lines, c.status, c.peer,
+                                 c.master) for c in b.chips),
+                      tuple(Note(n.kind, r(n.rect), n.lines) for n in b.notes), b.status, b.hidden)
+                  for b in lay.boxes)
+    edges = tuple(Edge(e.kind, e.a, e.b, tuple((x, y + dy) for x, y in e.points), e.curve, e.status)
+                  for e in lay.edges)
+    return Layout(lay.title, round(lay.width, 3), round(lay.height + dy, 3), boxes, edges,
+                  lay.legend, lay.compared, lay.changed)
+
+
+# ---- rendering (matplotlib, imported here only) ---------------------------------------------
+
+FILL = {"host": "#e8f0fb", "world": "#e6f4e6", "container": "#fdf5e2", "summary": "#f2f2f2"}
+EDGE = {"host": "#4a6fa5", "world": "#4f8a4f", "container": "#a8843a", "summary": "#9a9a9a"}
+INK = {SAME: "#1f1f1f", ADDED: "#138a36", REMOVED: "#9a9a9a", CHANGED: "#d0650a"}
+CHIP_FILL = {"bridge": "#efe5fa", "loopback": "#f6f6f6", "summary": "#f2f2f2"}
+WIRE = {"veth": "#303030", "port": "#7a52b3", "summary": "#9a9a9a"}
+WARN = "#b3261e"
+DPI = 110
+
+
+def _ink(ln: Line) -> str:
+    if ln.status != SAME:
+        return INK[ln.status]
+    return WARN if ln.kind == "warning" else WIRE.get(ln.kind, INK[SAME])
+
+
+def _rc() -> dict:
+    return {"svg.fonttype": "none", "svg.hashsalt": "labkit", "font.family": "monospace",
+            "font.monospace": ["DejaVu Sans Mono"], "path.simplify": False}
+
+
+def _figure(lay: Layout):
+    """A matplotlib Figure of `lay` (no pyplot: nothing global changes)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig = Figure(figsize=(lay.width, lay.height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, lay.width)
+    ax.set_ylim(lay.height, 0)
+    ax.axis("off")
+    mark = 2 * CHAR if lay.compared else 0
+
+    def rect(r: Rect, fill, edge, status, z, radius=0.06, lw=0.9):
+        style = "--" if status == REMOVED else "-"
+        edge = INK[status] if status != SAME else edge
+        lw = 1.8 if status in (ADDED, CHANGED) else lw
+        ax.add_patch(FancyBboxPatch((r.x, r.y), r.w, r.h, f"round,pad=0,rounding_size={radius}",
+                                    facecolor=fill if status != REMOVED else "#fafafa",
+                                    edgecolor=edge, linestyle=style, linewidth=lw, zorder=z))
+
+    def lines(x, y, items, z=5):
+        for k, ln in enumerate(items):
+            yk = y + k * LINE
+            if lay.compared and ln.status != SAME:
+                ax.text(x, yk, MARKS[ln.status], color=INK[ln.status], fontsize=FONT,
+                        fontweight="bold", va="top", ha="left", zorder=z)
+            ax.text(x + mark, yk, ln.text, color=_ink(ln), fontsize=FONT, va="top",
+                    ha="left", fontweight="bold" if ln.bold else "normal", zorder=z)
+
+    ax.text(MARGIN, MARGIN, lay.title, fontsize=TITLE_FONT + 1, fontweight="bold", va="top")
+    for b in lay.boxes:
+        rect(b.rect, FILL.get(b.role, FILL["container"]), EDGE.get(b.role, EDGE["container"]),
+             b.status, 1, 0.1, 1.2)
+        ax.text(b.rect.x + BOX_PAD, b.rect.y + BOX_PAD * 0.6, b.title.text, fontsize=TITLE_FONT,
+                fontweight="bold", va="top", color=INK[b.status] if b.status != SAME
+                else EDGE.get(b.role, "#333"), zorder=5)
+        for c in b.chips:
+            rect(c.rect, CHIP_FILL.get(c.kind, "white"), "#606060", c.status, 3, 0.04, 0.8)
+            lines(c.rect.x + PAD, c.rect.y + PAD, c.lines)
+        for n in b.notes:
+            if n.kind == "nat":
+                rect(Rect(n.rect.x - PAD / 2, n.rect.y, n.rect.w + PAD, n.rect.h), "#fff3c4",
+                     "#c9a227", SAME, 3, 0.04, 0.7)
+            lines(n.rect.x + (PAD / 2 if n.kind == "nat" else 0), n.rect.y + PAD, n.lines)
+    for e in lay.edges:
+        color = INK[e.status] if e.status != SAME else WIRE[e.kind]
+        style = "--" if e.status == REMOVED else (":" if e.kind == "summary" else "-")
+        ax.add_patch(FancyArrowPatch(e.points[0], e.points[1], arrowstyle="-", shrinkA=0,
+                                     shrinkB=0, connectionstyle=f"arc3,rad={e.curve}",
+                                     color=color, linestyle=style, zorder=2,
+                                     linewidth=2.0 if e.status == ADDED else 1.3))
+    x = MARGIN
+    for ln in lay.legend:
+        ax.text(x, lay.height - MARGIN - LINE, ln.text, fontsize=FONT, va="top",
+                color=_ink(ln), fontweight="bold" if ln.kind in WIRE else "normal")
+        x += (len(ln.text) + 3) * CHAR
+    return fig
+
+
+def render(what: Layout | Topology, fmt: str = "png", dpi: int = DPI) -> bytes | str:
+    """PNG bytes or SVG text of a Layout (or of a Topology, laid out without marks).
+
+    The SVG keeps every label as text (svg.fonttype none) and repeats byte for byte.
+    """
+    if fmt not in ("png", "svg"):
+        raise BadValue(f"cannot render format {fmt!r}: use 'png' or 'svg'")
+    lay = what if isinstance(what, Layout) else layout(what)
+    import io
+
+    import matplotlib
+    with matplotlib.rc_context(_rc()):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        fig = _figure(lay)
+        buf = io.BytesIO()
+        if fmt == "png":
+            FigureCanvasAgg(fig)
+            fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+            return buf.getvalue()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        return buf.getvalue().decode()
+
+
+def draw(topology: Topology, path, previous: Topology | None = None):
+    """Write the diagram of `topology` to `path`, PNG or SVG by its extension; return the path."""
+    from pathlib import Path
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        raise BadValue(f"cannot draw to {str(path)!r}: name the file .png or .svg")
+    out = render(layout(topology, previous), fmt)
+    try:
+        if fmt == "png":
+            path.write_bytes(out)
+        else:
+            path.write_text(out)
+    except OSError as e:
+        raise BadValue(f"cannot write {str(path)!r}: {e.strerror}; choose a writable path") from None
+    return path
+
+
+def cli_draw(topology: Topology, path) -> str:
+    """For `labkit draw -o FILE`: write the file, return one line to print."""
+    path = draw(topology, path)
+    n = sum(len(ns.interfaces) for ns in topology.namespaces)
+    return f"wrote {path} ({len(topology.namespaces)} namespaces, {n} interfaces)"
+
+
+# ---- text and Jupyter display ---------------------------------------------------------------
+
+def _ascii(s: str) -> str:
+    return s.replace("\u2026", "...").replace("\u2192", "->").replace("\u00b7", "-")
+
+
+def text(lay: Layout) -> str:
+    """The diagram as a text tree (namespaces, interfaces, addresses) for a terminal."""
+    def m(status):
+        return MARKS[status] + " " if lay.compared else ""
+    out = [_ascii(lay.title)]
+    if lay.compared:
+        out.append("(since the previous drawing: + added, - removed, ~ changed)" if lay.changed
+                   else "(nothing changed since the previous drawing)")
+    for b in lay.boxes:
+        if b.role == "summary":
+            out.append(_ascii(f"{m(SAME)}{b.title.text} ({b.notes[0].lines[0].text})"))
+            continue
+        out.append(f"{m(b.status)}{b.name}")
+        for c in b.chips:
+            parts = [("" if ln.status in (SAME, c.status) else MARKS[ln.status]) + ln.text
+                     for ln in c.lines[1:]]
+            if c.master:
+                parts.append(f"port of {c.master}")
+            if c.peer and c.kind != "summary":
+                parts.append(f"<-> {c.peer[0]}/{c.peer[1]}")
+            out.append(_ascii(f"{m(c.status)}  {c.lines[0].text:<8} " + "  ".join(parts)).rstrip())
+        for n in b.notes:
+            out += [_ascii(f"{m(ln.status)}  {ln.text}") for ln in n.lines]
+    out += [_ascii(ln.text) for ln in lay.legend if not lay.compared and ln.kind not in WIRE]
+    return "\n".join(out)
+
+
+class TopologyView:
+    """A topology that shows itself: SVG, PNG or HTML in Jupyter, a text tree in a terminal.
+
+    With `previous`, what changed since then is marked. Renders once per format (cached).
+    """
+
+    def __init__(self, topology: Topology, previous: Topology | None = None):
+        self.topology, self.previous = topology, previous
+        self._layout, self._out = None, {}
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            self._layout = layout(self.topology, self.previous)
+        return self._layout
+
+    def png(self) -> bytes:
+        if "png" not in self._out:
+            self._out["png"] = render(self.layout, "png")
+        return self._out["png"]
+
+    def svg(self) -> str:
+        if "svg" not in self._out:
+            self._out["svg"] = render(self.layout, "svg")
+        return self._out["svg"]
+
+    def save(self, path):
+        """Write a .png or .svg file; return its path."""
+        return draw(self.topology, path, self.previous)
+
+    def _repr_png_(self) -> bytes:
+        return self.png()
+
+    def _repr_svg_(self) -> str:
+        return self.svg()
+
+    def _repr_html_(self) -> str:
+        import html
+        svg = self.svg()
+        svg = svg[svg.index("<svg"):]
+        return (f'<div class="labkit-topology">{svg}<details><summary>as text</summary>'
+                f"<pre>{html.escape(str(self))}</pre></details></div>")
+
+    def __str__(self) -> str:
+        return text(self.layout)
+
+    __repr__ = __str__
+
+
+_drawn: dict[str, Topology] = {}
+
+
+def follow(topology: Topology) -> TopologyView:
+    """A view of `topology` marked against the previous follow() of the same lab (if any)."""
+    view = TopologyView(topology, _drawn.get(topology.lab))
+    _drawn[topology.lab] = topology
+    return view
