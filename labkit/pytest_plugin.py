@@ -19,6 +19,10 @@ import subprocess
 import pytest
 
 _counter = itertools.count()
+
+# Prefix for a command that runs as root but without any capability (as in a container
+# without CAP_NET_ADMIN, or a hosted notebook service).
+WITHOUT_CAPABILITIES = ("setpriv", "--bounding-set=-all", "--inh-caps=-all", "--")
 _state: dict = {}
 
 

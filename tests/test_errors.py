@@ -89,6 +89,20 @@ def test_not_root_says_how_to_run_it(tmp_path):
     assert_nothing_made("np")
 
 
+def test_no_capabilities_says_what_is_missing(tmp_path):
+    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
+    for command in (["up", "veth", "--lab", "np"], ["status", "--lab", "np"], ["down"], ["doctor"]):
+        result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-m", "labkit", *command],
+                                capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "LABKIT_RUN_DIR": str(tmp_path)})
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+        if command[0] == "doctor":
+            assert result.returncode == 1 and "missing CAP_NET_ADMIN" in result.stdout
+        elif command[0] == "up":
+            assert result.returncode == 2 and "without CAP_NET_ADMIN" in result.stderr
+    assert_nothing_made("np")
+
+
 def test_kill_9_during_up_then_clean_leaves_nothing(tmp_path):
     env = {**os.environ, "LABKIT_RUN_DIR": str(tmp_path / "run")}
     proc = subprocess.Popen([sys.executable, "-m", "labkit", "up", "bridge", "--lab", "k9",
