@@ -629,6 +629,8 @@ class Capture:
             self._total += 1
             if self.on_packet is not None:
                 self.on_packet(p)
+            if self.count is not None and self._total >= self.count:
+                self._stopping = True
         return True
 
     def _finish(self) -> None:
