@@ -244,7 +244,8 @@ def _notes(ns, services) -> list[tuple]:
     if ns is None:
         return []
     items = [_route_text(r) for r in ns.routes]
-    items += [(f"{k.rsplit('.', 1)[-1]}={v}",) for k, v in ns.sysctls if "disable_ipv6" not in k]
+    items += [(f"{k.rsplit('.', 1)[-1]}={v}",) for k, v in ns.sysctls     # what labkit turned on
+              if "disable_ipv6" not in k and v != "0"]
     items += _conflicts(ns)
     for s in services:
         if s.namespace == ns.name:
@@ -641,7 +642,7 @@ def _figure(lay: Layout):
         for k, ln in enumerate(items):
             yk = y + k * LINE
             if lay.compared and ln.status != SAME:
-                ax.text(x, yk, MARKS[ln.status], color=INK[ln.status], fontsize=FONT,
+                ax.text(x, yk, MARKS[ln.status].replace("-", "\u2212"), color=INK[ln.status], fontsize=FONT,
                         fontweight="bold", va="top", ha="left", zorder=z)
             ax.text(x + mark, yk, ln.text, color=_ink(ln), fontsize=FONT, va="top",
                     ha="left", fontweight="bold" if ln.bold else "normal", zorder=z)
