@@ -10,11 +10,13 @@ works as the seed's text says.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import subprocess
 
 from . import journal as journal_mod
 from . import netns, plan, privilege, stages
-from .errors import BadAddress, UnknownName
+from .errors import BadAddress, LabkitError, UnknownName
 from .model import Topology
 
 
@@ -61,17 +63,27 @@ class Lab:
         """What `stage` looks like for this lab (plain data, no root)."""
         return stages.build(stage, self.name, containers)
 
-    def up(self, stage: str, containers: int | None = None) -> Topology:
-        """Converge the kernel to `stage`; returns the stage's plan. Safe to repeat."""
+    def up(self, stage: str, containers: int | None = None,
+           backend: str | None = None) -> Topology:
+        """Converge the kernel to `stage`; returns the stage's plan. Safe to repeat.
+
+        `backend` is the NAT backend, "nftables" or "iptables"; None keeps the lab's own
+        (nftables at first). Switching leaves nothing of the other backend."""
         want = self.plan(stage, containers)
+        from . import nat, service
+        backend = nat.choose_backend(self.journal, backend, want.nat)
         privilege.require()
         from .converge import converge
         journal = self.journal
         journal.record("stage", None)
         converge(want, journal)
+        service.write_resolver(want, journal)
+        nat.apply(self.name, want.nat, backend, journal)
+        journal.record("nat_backend", backend)
+        service.converge(want, journal)
         journal.record("stage", stage)
         journal.record("containers", len(want.containers))
-        return want
+        return dataclasses.replace(want, nat_backend=backend)
 
     def down(self) -> list[str]:
         """Remove everything the lab created (namespaces, processes in them, files); safe twice."""
@@ -79,7 +91,12 @@ class Lab:
         if not journal.exists():
             return []
         privilege.require()
-        return journal.undo()
+        from . import nat, service
+        with contextlib.suppress(LabkitError):
+            nat.remove(self.name, journal)  # exact, though deleting the namespaces would do
+        removed = journal.undo()
+        service.tidy_etc_dir()
+        return removed
 
     def inspect(self) -> Topology:
         """The lab as the kernel holds it now (hand edits included)."""
@@ -87,7 +104,11 @@ class Lab:
         if not self.journal.exists():
             return Topology(self.name, None)
         privilege.require()
-        return inspect(self.name, self.journal.namespaces, self.stage)
+        live = inspect(self.name, self.journal.namespaces, self.stage)
+        from . import nat, service
+        backend, entries = nat.read(self.name) if live.namespace("host") else (None, ())
+        return dataclasses.replace(live, nat=entries, nat_backend=backend,
+                                   services=service.running(self.name, self.journal))
 
     def exec(self, role: str, argv: list[str], *, check: bool = False,
              timeout: float | None = 60) -> subprocess.CompletedProcess:

@@ -96,6 +96,8 @@ def _nat_and_services(stage: str) -> tuple[tuple, tuple]:
     nat, services = [], []
     if i >= STAGES.index("outside"):
         nat.append(Masquerade(plan.BRIDGE_NET, not_out="br0"))
+        services.append(Service("world", ("python3", "-m", "labkit.service", "whoami",
+                                          plan.PUBLIC_SERVER, "80"), plan.PUBLIC_SERVER, 80))
     if i >= STAGES.index("publish"):
         target = plan.container_address(0)
         nat.append(PortMapping(plan.HOST_ADDRESS, PUBLISHED_PORT, target, PUBLISHED_PORT))
