@@ -1,0 +1,171 @@
+"""Packet (ladder) diagrams from merged captures: layout as data, NAT highlighted, rendering."""
+import html
+import re
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.l2 import ARP, Ether
+
+from labkit import ladder
+from labkit.capture import Packet, Packets, PointStats
+from labkit.errors import BadValue
+from labkit.packetpath import follow
+
+C0, C1, HOST, WORLD, PUBLIC = "172.18.0.10", "172.18.0.20", "10.0.2.15", "10.0.2.2", "203.0.113.80"
+T0 = 1_700_000_000_000_000_000
+OUTWARD = ["netns0:ceth0", "host:veth0", "host:br0", "host:ens18", "world:wan0"]
+
+
+def frame(*layers) -> bytes:
+    pkt = layers[0]
+    for layer in layers[1:]:
+        pkt = pkt / layer
+    return bytes(pkt)
+
+
+def seen(at_us, point, direction, data, upper=False) -> Packet:
+    return Packet(T0 + int(at_us * 1000), point, direction,
+                  "outgoing" if direction == "out" else "host", data, len(data), upper)
+
+
+def masqueraded_ping() -> Packets:
+    """netns0 pings 203.0.113.80 in the outside stage, seen at five points (listed unsorted)."""
+    def req(src, ttl):
+        return frame(Ether(), IP(src=src, dst=PUBLIC, ttl=ttl, id=42), ICMP(id=7, seq=1), b"x" * 8)
+
+    def rep(dst, ttl):
+        return frame(Ether(), IP(src=PUBLIC, dst=dst, ttl=ttl, id=43), ICMP(type=0, id=7, seq=1),
+                     b"x" * 8)
+    pkts = [seen(84, "world:wan0", "in", req(HOST, 63)), seen(0, "netns0:ceth0", "out", req(C0, 64)),
+            seen(15, "host:br0", "in", req(C0, 64), upper=True),
+            seen(15, "host:veth0", "in", req(C0, 64)), seen(82, "host:ens18", "out", req(HOST, 63)),
+            seen(100, "world:wan0", "out", rep(HOST, 64)), seen(101, "host:ens18", "in", rep(HOST, 64)),
+            seen(107, "host:br0", "out", rep(C0, 63), upper=True),
+            seen(110, "host:veth0", "out", rep(C0, 63)), seen(111, "netns0:ceth0", "in", rep(C0, 63))]
+    return Packets(pkts, [PointStats(p, 2, 2, 0) for p in OUTWARD])
+
+
+def published_syn() -> list:
+    def syn(dst, ttl):
+        return frame(Ether(), IP(src=WORLD, dst=dst, ttl=ttl, id=1),
+                     TCP(sport=40000, dport=5000, flags="S", seq=1000))
+    return follow([seen(0, "world:wan0", "out", syn(HOST, 64)),
+                   seen(1, "host:ens18", "in", syn(HOST, 64)),
+                   seen(9, "host:br0", "out", syn(C0, 63), upper=True),
+                   seen(12, "host:veth0", "out", syn(C0, 63)),
+                   seen(13, "netns0:ceth0", "in", syn(C0, 63))])
+
+
+def test_columns_follow_the_packet_outward_and_rows_keep_time_order():
+    lad = ladder.layout(masqueraded_ping())
+    assert [c.point for c in lad.columns] == OUTWARD
+    xs = [c.x for c in lad.columns]
+    assert xs == sorted(xs) and all(b - a >= ladder.COL_MIN for a, b in zip(xs, xs[1:]))
+    assert [r.kind for r in lad.rows] == ["packet"] + ["hop"] * 5 + ["packet"] + ["hop"] * 5
+    ys = [r.y for r in lad.rows]
+    assert ys == sorted(ys) and len(set(ys)) == len(ys)
+    assert all(r.y > lad.top for r in lad.rows)
+    assert lad.rows[0].text == "#1  +0.0 us  icmp  echo-request id=7 seq=1"
+    assert lad.rows[6].text.startswith("#2  +100.")
+    assert [c.seen for c in lad.columns] == [2] * 5
+
+
+def test_one_arrow_per_hop_to_the_next():
+    lad = ladder.layout(masqueraded_ping())
+    assert len(lad.dots) == 10 and len(lad.arrows) == 8
+    col = {c.point: c.x for c in lad.columns}
+    request = [a for a in lad.arrows if a.path == 0]
+    assert [a.start[0] for a in request] == [col[p] for p in OUTWARD[:-1]]
+    assert [a.end[0] for a in request] == [col[p] for p in OUTWARD[1:]]
+    assert all(a.end[1] > a.start[1] for a in lad.arrows)         # time runs down
+    reply = [a for a in lad.arrows if a.path == 1]
+    assert all(a.end[0] < a.start[0] for a in reply)              # the reply goes back left
+
+
+def test_masquerade_and_its_reply_are_highlighted():
+    lad = ladder.layout(masqueraded_ping())
+    nat = [(d.point, d.nat) for d in lad.dots if d.nat]
+    assert nat == [("host:ens18", "src 172.18.0.10 -> 10.0.2.15"),
+                   ("host:br0", "dst 10.0.2.15 -> 172.18.0.10")]
+    (into_ens18,) = [a for a in lad.arrows if a.nat.startswith("src")]
+    assert into_ens18.end[0] == lad.column("host:ens18").x
+    assert [r.text.split()[2:] for r in lad.rows if r.nat] == [
+        ["10.0.2.15", ">", PUBLIC], [PUBLIC, ">", "172.18.0.10"]]
+    left = [d for d in lad.dots if d.nat.startswith("dst")][0]
+    assert left.side == "left"                                    # away from the incoming arrow
+
+
+def test_published_port_rewrite_shows_address_and_port():
+    lad = ladder.layout(published_syn())
+    assert [c.point for c in lad.columns] == OUTWARD             # still outward, though inbound
+    assert [d.nat for d in lad.dots if d.nat] == ["dst 10.0.2.15:5000 -> 172.18.0.10:5000"]
+    text = str(ladder.LadderView(published_syn()))
+    assert "at host:br0" in text and "NAT: dst 10.0.2.15:5000 -> 172.18.0.10:5000" in text
+
+
+def test_points_where_nothing_arrived_stay_as_columns():
+    arp = frame(Ether(dst="ff:ff:ff:ff:ff:ff"), ARP(op=1, psrc="172.18.0.11", pdst=C1))
+    pkts = Packets([seen(0, "host:veth0", "out", arp), seen(8, "netns0:ceth0", "in", arp)],
+                   [PointStats(p, n, n, 0) for p, n in (("host:veth0", 1), ("host:veth1", 0),
+                                                         ("netns0:ceth0", 1), ("netns1:ceth1", 0))])
+    lad = ladder.layout(pkts)
+    assert [c.point for c in lad.columns] == ["netns0:ceth0", "netns1:ceth1", "host:veth0",
+                                              "host:veth1"]
+    assert {c.point: c.seen for c in lad.columns} == {"netns0:ceth0": 1, "netns1:ceth1": 0,
+                                                      "host:veth0": 1, "host:veth1": 0}
+    text = str(ladder.LadderView(pkts))
+    assert text.endswith("nothing seen at netns1:ceth1, host:veth1")
+
+
+def test_explicit_point_order_flow_filter_and_limit():
+    lad = ladder.layout(masqueraded_ping(), points=list(reversed(OUTWARD)))
+    assert [c.point for c in lad.columns] == list(reversed(OUTWARD))
+    only_replies = ladder.layout(masqueraded_ping(), src=PUBLIC)
+    assert len([r for r in only_replies.rows if r.kind == "packet"]) == 1
+    one = ladder.layout(masqueraded_ping(), limit=1)
+    assert one.hidden == 1 and one.rows[-1].text.startswith("... 1 more packets not drawn")
+    assert one.title == "2 packets at 5 capture points"
+
+
+def test_accepts_paths_a_path_and_nothing():
+    paths = masqueraded_ping().paths()
+    assert len(ladder.layout(paths).dots) == 10
+    assert len(ladder.layout(paths[0]).dots) == 5
+    empty = ladder.layout(Packets([]))
+    assert empty.rows[-1].text == "no packets to draw" and not empty.arrows
+    assert ladder.render(empty, "png").startswith(b"\x89PNG")
+    with pytest.raises(BadValue, match="captured packets"):
+        ladder.layout(42)
+    with pytest.raises(BadValue, match="captured packets"):
+        ladder.layout(["not a path"])
+
+
+def test_renders_png_and_svg_with_points_and_rewrites_as_text(tmp_path):
+    pkts = masqueraded_ping()
+    assert ladder.render(pkts, "png").startswith(b"\x89PNG\r\n\x1a\n")
+    svg = ladder.render(pkts, "svg")
+    texts = {html.unescape(s) for s in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
+    assert set(OUTWARD) <= texts
+    assert "src 172.18.0.10 -> 10.0.2.15" in texts and "dst 10.0.2.15 -> 172.18.0.10" in texts
+    assert svg == ladder.render(pkts, "svg")
+    with pytest.raises(BadValue):
+        ladder.render(pkts, "gif")
+    view = ladder.ladder(pkts)
+    assert view.save(tmp_path / "l.svg").read_text().count("<svg") == 1
+    with pytest.raises(BadValue, match=r"\.png or \.svg"):
+        view.save(tmp_path / "l.txt")
+    assert view._repr_png_().startswith(b"\x89PNG")
+    assert view._repr_html_().startswith('<div class="labkit-ladder"><svg')
+    assert view._repr_svg_() == svg and repr(view) == str(view)
+
+
+@pytest.mark.kernel
+def test_a_live_masqueraded_ping_shows_the_rewrite(lab):
+    from labkit.capture import Capture
+    lab.up("outside")
+    with Capture(OUTWARD, lab=lab, filter="icmp") as cap:
+        assert lab.ping("netns0", PUBLIC)
+        cap.wait(until=lambda p: len(p) >= 10, timeout=5)
+    lad = ladder.layout(cap.packets)
+    assert [c.point for c in lad.columns] == OUTWARD
+    assert ("host:ens18", "src 172.18.0.10 -> 10.0.2.15") in [(d.point, d.nat) for d in lad.dots]
