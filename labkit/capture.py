@@ -28,7 +28,6 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import html
 import os
 import select
 import signal
@@ -37,12 +36,16 @@ import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Callable
 
 from . import netns, pcap, plan
 from .errors import BadName, BadValue, KernelError, LabkitError, UnknownName
-from .packetpath import Headers, Path, follow, headers, path_of, sort_key
+from .packetpath import Packet, Packets, PointStats, ends, sort_key
+from .pcap import compile_filter
+
+__all__ = ["Capture", "capture", "Point", "parse_point", "Packet", "Packets", "PointStats",
+           "compile_filter", "cli_capture", "main"]
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -92,280 +95,6 @@ def parse_point(spec, lab="") -> Point:
     role, iface = spec.split(":")
     plan.check_kernel_name(iface, "interface")
     return Point(plan.namespace_name(plan.check_lab_name(_lab_name(lab)), role), iface, spec)
-
-
-def compile_filter(expr: str) -> bytes:
-    """Compile a tcpdump filter expression for Ethernet into SO_ATTACH_FILTER instructions
-    (libpcap through ctypes; `tcpdump -ddd` if libpcap cannot be loaded). BadValue if invalid."""
-    insns = _compile_libpcap(expr)
-    if insns is None:
-        insns = _compile_tcpdump(expr)
-    return b"".join(struct.pack("HBBI", *i) for i in insns)
-
-
-class _BpfInsn(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
-                ("k", ctypes.c_uint32)]
-
-
-class _BpfProgram(ctypes.Structure):
-    _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.POINTER(_BpfInsn))]
-
-
-def _compile_libpcap(expr: str) -> list[tuple] | None:
-    lib = None
-    for name in ("libpcap.so.1", "libpcap.so.0.8", "libpcap.so"):
-        try:
-            lib = ctypes.CDLL(name)
-            break
-        except OSError:
-            continue
-    if lib is None:
-        return None
-    lib.pcap_open_dead.restype = ctypes.c_void_p
-    lib.pcap_open_dead.argtypes = [ctypes.c_int, ctypes.c_int]
-    lib.pcap_compile.argtypes = [ctypes.c_void_p, ctypes.POINTER(_BpfProgram), ctypes.c_char_p,
-                                 ctypes.c_int, ctypes.c_uint32]
-    lib.pcap_geterr.restype = ctypes.c_char_p
-    lib.pcap_geterr.argtypes = [ctypes.c_void_p]
-    lib.pcap_close.argtypes = [ctypes.c_void_p]
-    lib.pcap_freecode.argtypes = [ctypes.POINTER(_BpfProgram)]
-    handle = lib.pcap_open_dead(pcap.LINKTYPE_ETHERNET, DEFAULT_SNAPLEN)
-    prog = _BpfProgram()
-    try:
-        if lib.pcap_compile(handle, ctypes.byref(prog), expr.encode(), 1, 0xFFFFFFFF) != 0:
-            why = lib.pcap_geterr(handle).decode(errors="replace")
-            raise BadValue(f"capture filter {expr!r} is not valid: {why} (write it as for "
-                           f"tcpdump, e.g. 'icmp or arp', 'udp port 53', 'host 172.18.0.10')")
-        insns = [(prog.bf_insns[i].code, prog.bf_insns[i].jt, prog.bf_insns[i].jf,
-                  prog.bf_insns[i].k) for i in range(prog.bf_len)]
-        lib.pcap_freecode(ctypes.byref(prog))
-        return insns
-    finally:
-        lib.pcap_close(handle)
-
-
-def _compile_tcpdump(expr: str) -> list[tuple]:
-    import subprocess
-    try:
-        out = subprocess.run(["tcpdump", "-ddd", "-y", "EN10MB", expr], capture_output=True,
-                             text=True, timeout=30)
-    except FileNotFoundError:
-        from .errors import MissingTool
-        raise MissingTool("a capture filter needs libpcap or tcpdump: apt-get install "
-                          "tcpdump (or capture without a filter)") from None
-    if out.returncode != 0:
-        raise BadValue(f"capture filter {expr!r} is not valid: {out.stderr.strip()}")
-    lines = out.stdout.split("\n")
-    return [tuple(int(x) for x in line.split()) for line in lines[1:1 + int(lines[0])]]
-
-
-@dataclass(slots=True)
-class Packet:
-    """One frame seen at one point: kernel timestamp (ns since the epoch), direction as the
-    interface saw it ("in"/"out"; `pkttype` has the kernel's finer word), the bytes kept
-    (up to the snap length) and the length on the wire."""
-    time_ns: int
-    point: str
-    direction: str
-    pkttype: str
-    data: bytes
-    wirelen: int
-    upper: bool = False
-    seq: int = 0
-    _headers: Headers | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def time(self) -> float:
-        """Kernel timestamp in seconds since the epoch."""
-        return self.time_ns / 1e9
-
-    @property
-    def headers(self) -> Headers:
-        """Decoded headers (addresses, ports, protocol, info), computed once."""
-        if self._headers is None:
-            self._headers = headers(self.data)
-        return self._headers
-
-    def scapy(self):
-        """The frame dissected by scapy (imported now, not before)."""
-        from scapy.layers.l2 import Ether
-        return Ether(self.data)
-
-    def __str__(self) -> str:
-        h = self.headers
-        return f"{self.point} {self.direction} {h.proto} {_ends(h)} {h.info}"
-
-
-def _ends(h: Headers) -> str:
-    s = h.src if h.sport is None else f"{h.src}:{h.sport}"
-    d = h.dst if h.dport is None else f"{h.dst}:{h.dport}"
-    return f"{s} > {d}" if h.src else f"{h.src_mac} > {h.dst_mac}"
-
-
-@dataclass(frozen=True)
-class PointStats:
-    """Counts at one point: frames kept, and the kernel's own PACKET_STATISTICS: frames that
-    passed the filter (`seen`, drops included) and frames it `dropped` (receive buffer full)."""
-    point: str
-    captured: int
-    seen: int
-    dropped: int
-
-    def __str__(self) -> str:
-        text = f"{self.point}: {self.captured} captured, {self.seen} seen by the kernel, " \
-               f"{self.dropped} dropped"
-        if self.dropped:
-            text += " (LOSS: receive buffer full; raise buffer_size or narrow the filter)"
-        elif self.captured < self.seen:
-            text += f" ({self.seen - self.captured} not kept: count reached)"
-        return text
-
-
-class Packets(Sequence):
-    """Captured packets merged in time order, with each point's counts (`stats`).
-
-    A table when printed or shown in Jupyter; `filter()` selects a flow; `paths()` follows
-    each packet across the points; `write()` saves a pcap/pcapng file.
-    """
-
-    def __init__(self, packets: Iterable[Packet], stats: Iterable[PointStats] = ()):
-        self._items = sorted(packets, key=lambda p: sort_key(p.time_ns, p.direction, p.upper, p.seq))
-        self.stats = {s.point: s for s in stats}
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return Packets(self._items[i], self.stats.values())
-        return self._items[i]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @property
-    def dropped(self) -> int:
-        """Frames the kernel dropped, summed over the points."""
-        return sum(s.dropped for s in self.stats.values())
-
-    def filter(self, *, point=None, direction=None, src=None, dst=None, host=None, proto=None,
-               port=None, sport=None, dport=None,
-               where: Callable[[Packet], bool] | None = None) -> Packets:
-        """The packets that match every given criterion (host: src or dst; port: either port;
-        point: a label or a list of labels; where: any predicate on a Packet)."""
-        points = {point} if isinstance(point, str) else set(point) if point else None
-        flow = dict(src=src, dst=dst, host=host, proto=proto, port=port, sport=sport, dport=dport)
-        flow = {k: v for k, v in flow.items() if v is not None}
-        kept = [p for p in self._items
-                if (points is None or p.point in points)
-                and (direction is None or p.direction == direction)
-                and (not flow or p.headers.matches(**flow))
-                and (where is None or where(p))]
-        return Packets(kept, self.stats.values())
-
-    def at(self, point: str) -> Packets:
-        """The packets seen at `point`."""
-        return self.filter(point=point)
-
-    def paths(self, gap: float = 1.0, **flow) -> list[Path]:
-        """Each packet followed across the points (see labkit.packetpath); flow criteria as in
-        `filter` keep the paths where any hop matches, before or after NAT."""
-        return follow(self._items, gap, **flow)
-
-    def path(self, packet: Packet | int) -> Path:
-        """The path of one packet (a Packet or its index here)."""
-        if isinstance(packet, int):
-            packet = self._items[packet]
-        return path_of(self._items, packet)
-
-    def write(self, path: str, per_point: bool = False, format: str | None = None) -> list[str]:
-        """Save as pcap (classic, ns timestamps) or pcapng (keeps points and directions), by
-        `format` or the file's suffix; per_point writes one file per point (NAME-POINT.EXT).
-        Returns the paths written."""
-        fmt = format or ("pcapng" if path.endswith(".pcapng") else "pcap")
-        if fmt not in ("pcap", "pcapng"):
-            raise BadValue(f"capture file format {fmt!r} is unknown: use pcap or pcapng")
-        writer = pcap.write_pcapng if fmt == "pcapng" else pcap.write_pcap
-        groups = {path: self._items}
-        if per_point:
-            stem, ext = os.path.splitext(path)
-            groups = {f"{stem}-{label.replace(':', '-')}{ext or '.' + fmt}": self.at(label)._items
-                      for label in self.points}
-        for target, items in groups.items():
-            writer(target, (pcap.Record(p.time_ns, p.data, p.wirelen, p.point, p.direction)
-                            for p in items))
-        return list(groups)
-
-    @property
-    def points(self) -> list[str]:
-        """Point labels: those with counts, then any others seen, in order."""
-        labels = list(self.stats)
-        labels += [p.point for p in self._items if p.point not in labels]
-        return list(dict.fromkeys(labels))
-
-    def to_scapy(self):
-        """A scapy PacketList of the frames (imports scapy)."""
-        from scapy.plist import PacketList
-        pkts = []
-        for p in self._items:
-            s = p.scapy()
-            s.time = p.time_ns / 1e9
-            s.sniffed_on = p.point
-            pkts.append(s)
-        return PacketList(pkts, name="labkit")
-
-    def rows(self) -> list[tuple[str, ...]]:
-        """Table rows: (#, time since the first packet in ms, point, dir, proto, src, dst, info)."""
-        t0 = self._items[0].time_ns if self._items else 0
-        rows = []
-        for i, p in enumerate(self._items):
-            h = p.headers
-            src = h.src if h.sport is None else f"{h.src}:{h.sport}"
-            dst = h.dst if h.dport is None else f"{h.dst}:{h.dport}"
-            if h.src is None:
-                src, dst = h.src_mac or "", h.dst_mac or ""
-            rows.append((str(i + 1), f"{(p.time_ns - t0) / 1e6:.3f}", p.point, p.direction,
-                         h.proto, src, dst, h.info))
-        return rows
-
-    HEADER = ("#", "ms", "point", "dir", "proto", "source", "destination", "info")
-
-    def summary(self) -> str:
-        """One line per point with its counts (always shown: loss is never hidden)."""
-        head = f"{len(self)} packets at {len(self.points)} point(s)"
-        if self.dropped:
-            head += f"; {self.dropped} DROPPED by the kernel"
-        return "\n".join([head] + [f"  {s}" for s in self.stats.values()])
-
-    def table(self, limit: int | None = 100) -> str:
-        """The packets as a fixed-width text table (at most `limit` rows), then the counts."""
-        rows = self.rows()
-        shown = rows if limit is None else rows[:limit]
-        widths = [max([len(h)] + [len(r[i]) for r in shown]) for i, h in enumerate(self.HEADER)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
-                 for r in [self.HEADER, *shown]]
-        if len(rows) > len(shown):
-            lines.append(f"... {len(rows) - len(shown)} more")
-        return "\n".join(lines + [self.summary()])
-
-    def __str__(self) -> str:
-        return self.table()
-
-    def __repr__(self) -> str:
-        return f"<Packets: {len(self)} packets, points {', '.join(self.points)}, " \
-               f"{self.dropped} dropped>"
-
-    def _repr_html_(self, limit: int = 200) -> str:
-        rows = self.rows()
-        esc = html.escape
-        out = ['<table class="labkit-capture"><thead><tr>']
-        out += [f"<th>{esc(h)}</th>" for h in self.HEADER] + ["</tr></thead><tbody>"]
-        for r in rows[:limit]:
-            out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>")
-        out.append("</tbody></table>")
-        if len(rows) > limit:
-            out.append(f"<p>... {len(rows) - limit} more</p>")
-        style = ' style="color:#b00;font-weight:bold"' if self.dropped else ""
-        out.append(f"<pre{style}>{esc(self.summary())}</pre>")
-        return "".join(out)
 
 
 class _Socket:
@@ -679,7 +408,7 @@ class _Printer:
             self.t0 = p.time_ns if self.t0 is None else self.t0
             h = p.headers
             print(f"{(p.time_ns - self.t0) / 1e6:10.3f} ms  {p.point:<{self.width}}  "
-                  f"{p.direction:<3}  {h.proto:<5} {_ends(h)}  {h.info}")
+                  f"{p.direction:<3}  {h.proto:<5} {ends(h)}  {h.info}")
             n += 1
         del self.held[:n]
         if n:

@@ -1,15 +1,19 @@
-"""The path of a packet: decode a frame's headers, then follow one packet across capture points.
+"""Captured packets and their paths: the results of a capture, and one packet followed across
+capture points.
 
-Plain data, no root, no scapy: `headers(frame)` decodes Ethernet / ARP / IPv4 / IPv6 / ICMP /
-TCP / UDP with `struct`, fast enough for 100,000 frames. `follow(packets)` groups the sightings
-of each packet at every capture point, in time order, and says what changed at each hop.
+Plain data, no root, no scapy. `Packet` is one frame seen at one point; `Packets` merges the
+points in time order with each point's counts (a table in a terminal and in Jupyter, flow
+filters, pcap out). `follow(packets)` groups the sightings of each packet at every point, in
+time order, and says what changed at each hop.
 
 How one packet is recognised at every point: by the fields that routing and NAT leave alone.
 NAT rewrites addresses, ports and the ICMP echo id (and checksums); routing lowers the TTL and
-changes MACs. A packet's *key* is made of what stays: the IPv4 identification, protocol, ICMP
-type/code/sequence, TCP sequence/ack/flags, and the payload bytes. Sightings with one key are
-cut into separate packets when a (point, direction) repeats or when more than `gap` seconds
-pass (a retransmission or a repeated ARP with the same bytes).
+changes MACs. A packet's *key* (`pcap.headers(frame).key`) is made of what stays: the IPv4
+identification, protocol, ICMP type/code/sequence, TCP sequence/ack/flags, and the payload
+bytes. Sightings with one key are cut into separate packets when a (point, direction) repeats
+or when more than `gap` seconds pass (a retransmission or a repeated ARP with the same bytes).
+Equal timestamps (the kernel hands one buffer from a bridge port up to its bridge) are ordered
+port before bridge on the way in, bridge before port on the way out.
 
 Shape of a path, for diagrams (a ladder of hops):
 
@@ -28,174 +32,225 @@ kept on each hop (`ttl`, `src_mac`, `dst_mac`) for whoever wants to show routing
 """
 from __future__ import annotations
 
-import socket
-import struct
+import html
+import os
 from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
 
-ETH_IPV4, ETH_ARP, ETH_IPV6, ETH_VLAN, ETH_QINQ = 0x0800, 0x0806, 0x86DD, 0x8100, 0x88A8
-IPPROTO = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 2: "igmp", 47: "gre", 132: "sctp"}
-ICMP_TYPES = {0: "echo-reply", 3: "unreachable", 5: "redirect", 8: "echo-request",
-              11: "time-exceeded"}
-ICMP6_TYPES = {128: "echo-request", 129: "echo-reply", 133: "router-solicitation",
-               134: "router-advertisement", 135: "neighbor-solicitation",
-               136: "neighbor-advertisement", 1: "unreachable", 3: "time-exceeded"}
-TCP_FLAGS = "FSRPAUEC"
+from . import pcap
+from .errors import BadValue
+from .pcap import Headers, headers
+
 NAT_FIELDS = ("src", "dst", "sport", "dport", "icmp_id")
 
 
-def _ip4(b: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET, b)
+@dataclass(slots=True)
+class Packet:
+    """One frame seen at one point: kernel timestamp (ns since the epoch), direction as the
+    interface saw it ("in"/"out"; `pkttype` has the kernel's finer word), the bytes kept
+    (up to the snap length) and the length on the wire."""
+    time_ns: int
+    point: str
+    direction: str
+    pkttype: str
+    data: bytes
+    wirelen: int
+    upper: bool = False
+    seq: int = 0
+    _headers: Headers | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def time(self) -> float:
+        """Kernel timestamp in seconds since the epoch."""
+        return self.time_ns / 1e9
+
+    @property
+    def headers(self) -> Headers:
+        """Decoded headers (addresses, ports, protocol, info), computed once."""
+        if self._headers is None:
+            self._headers = headers(self.data)
+        return self._headers
+
+    def scapy(self):
+        """The frame dissected by scapy (imported now, not before)."""
+        from scapy.layers.l2 import Ether
+        return Ether(self.data)
+
+    def __str__(self) -> str:
+        h = self.headers
+        return f"{self.point} {self.direction} {h.proto} {ends(h)} {h.info}"
 
 
-def _ip6(b: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET6, b)
-
-
-def _mac(b: bytes) -> str:
-    return ":".join(f"{x:02x}" for x in b)
+def ends(h: Headers) -> str:
+    """"src:sport > dst:dport" of a frame (MACs when it has no IP addresses)."""
+    s = h.src if h.sport is None else f"{h.src}:{h.sport}"
+    d = h.dst if h.dport is None else f"{h.dst}:{h.dport}"
+    return f"{s} > {d}" if h.src else f"{h.src_mac} > {h.dst_mac}"
 
 
 @dataclass(frozen=True)
-class Headers:
-    """What a frame says, decoded: addresses, ports, protocol and a one-line `info`.
+class PointStats:
+    """Counts at one point: frames kept, and the kernel's own PACKET_STATISTICS: frames that
+    passed the filter (`seen`, drops included) and frames it `dropped` (receive buffer full)."""
+    point: str
+    captured: int
+    seen: int
+    dropped: int
 
-    `proto` is "arp", "icmp", "tcp", "udp", "icmp6", another IP protocol's name or number,
-    "ipv4"/"ipv6" when truncated, or "0x...." for other ethertypes. Fields that the frame
-    lacks are None. `key` identifies the packet across NAT and routing (module docstring).
+    def __str__(self) -> str:
+        text = f"{self.point}: {self.captured} captured, {self.seen} seen by the kernel, " \
+               f"{self.dropped} dropped"
+        if self.dropped:
+            text += " (LOSS: receive buffer full; raise buffer_size or narrow the filter)"
+        elif self.captured < self.seen:
+            text += f" ({self.seen - self.captured} not kept: count reached)"
+        return text
+
+
+class Packets(Sequence):
+    """Captured packets merged in time order, with each point's counts (`stats`).
+
+    A table when printed or shown in Jupyter; `filter()` selects a flow; `paths()` follows
+    each packet across the points; `write()` saves a pcap/pcapng file.
     """
-    src_mac: str | None
-    dst_mac: str | None
-    ethertype: int | None
-    proto: str
-    src: str | None = None
-    dst: str | None = None
-    sport: int | None = None
-    dport: int | None = None
-    ttl: int | None = None
-    ip_id: int | None = None
-    icmp_type: int | None = None
-    icmp_code: int | None = None
-    icmp_id: int | None = None
-    icmp_seq: int | None = None
-    tcp_flags: str | None = None
-    length: int = 0
-    info: str = ""
-    key: tuple = field(default=(), repr=False, compare=False)
 
-    def matches(self, *, src=None, dst=None, host=None, proto=None, port=None,
-                sport=None, dport=None) -> bool:
-        """True if every given criterion holds (host: src or dst; port: sport or dport)."""
-        if proto is not None and self.proto != str(proto).lower():
-            return False
-        if src is not None and self.src != str(src):
-            return False
-        if dst is not None and self.dst != str(dst):
-            return False
-        if host is not None and str(host) not in (self.src, self.dst):
-            return False
-        if sport is not None and self.sport != int(sport):
-            return False
-        if dport is not None and self.dport != int(dport):
-            return False
-        if port is not None and int(port) not in (self.sport, self.dport):
-            return False
-        return True
+    def __init__(self, packets: Iterable[Packet], stats: Iterable[PointStats] = ()):
+        self._items = sorted(packets, key=lambda p: sort_key(p.time_ns, p.direction, p.upper, p.seq))
+        self.stats = {s.point: s for s in stats}
 
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Packets(self._items[i], self.stats.values())
+        return self._items[i]
 
-def headers(frame: bytes) -> Headers:
-    """Decode an Ethernet frame's headers (never raises: odd frames get proto "0x....")."""
-    if len(frame) < 14:
-        return Headers(None, None, None, "short", length=len(frame), info="truncated frame",
-                       key=("raw", frame))
-    dst_mac, src_mac = _mac(frame[0:6]), _mac(frame[6:12])
-    ethertype = struct.unpack_from("!H", frame, 12)[0]
-    off = 14
-    while ethertype in (ETH_VLAN, ETH_QINQ) and len(frame) >= off + 4:
-        ethertype = struct.unpack_from("!H", frame, off + 2)[0]
-        off += 4
-    base = dict(src_mac=src_mac, dst_mac=dst_mac, ethertype=ethertype, length=len(frame))
-    try:
-        if ethertype == ETH_IPV4:
-            return _ipv4(frame, off, base)
-        if ethertype == ETH_ARP:
-            return _arp(frame, off, base)
-        if ethertype == ETH_IPV6:
-            return _ipv6(frame, off, base)
-    except (struct.error, ValueError, OSError):   # truncated: fall through to raw
-        pass
-    name = f"0x{ethertype:04x}"
-    return Headers(proto=name, info=f"ethertype {name}", key=("raw", frame[off:]), **base)
+    def __len__(self) -> int:
+        return len(self._items)
 
+    @property
+    def dropped(self) -> int:
+        """Frames the kernel dropped, summed over the points."""
+        return sum(s.dropped for s in self.stats.values())
 
-def _arp(frame: bytes, off: int, base: dict) -> Headers:
-    op = struct.unpack_from("!H", frame, off + 6)[0]
-    sha, spa = frame[off + 8:off + 14], frame[off + 14:off + 18]
-    tpa = frame[off + 24:off + 28]
-    if len(tpa) < 4:
-        raise struct.error("short arp")
-    src, dst = _ip4(spa), _ip4(tpa)
-    if op == 1:
-        info = f"who-has {dst} tell {src}"
-    elif op == 2:
-        info = f"{src} is-at {_mac(sha)}"
-    else:
-        info = f"arp op {op}"
-    return Headers(proto="arp", src=src, dst=dst, info=info,
-                   key=("arp", frame[off:off + 28]), **base)
+    def filter(self, *, point=None, direction=None, src=None, dst=None, host=None, proto=None,
+               port=None, sport=None, dport=None,
+               where: Callable[[Packet], bool] | None = None) -> Packets:
+        """The packets that match every given criterion (host: src or dst; port: either port;
+        point: a label or a list of labels; where: any predicate on a Packet)."""
+        points = {point} if isinstance(point, str) else set(point) if point else None
+        flow = dict(src=src, dst=dst, host=host, proto=proto, port=port, sport=sport, dport=dport)
+        flow = {k: v for k, v in flow.items() if v is not None}
+        kept = [p for p in self._items
+                if (points is None or p.point in points)
+                and (direction is None or p.direction == direction)
+                and (not flow or p.headers.matches(**flow))
+                and (where is None or where(p))]
+        return Packets(kept, self.stats.values())
 
+    def at(self, point: str) -> Packets:
+        """The packets seen at `point`."""
+        return self.filter(point=point)
 
-def _l4(proto_num: int, frame: bytes, off: int, end: int, six: bool) -> tuple[dict, str, tuple]:
-    """Ports/ICMP fields, info text and the NAT-invariant part of the key."""
-    name = IPPROTO.get(proto_num, str(proto_num))
-    payload = frame[off:end]
-    if proto_num in (6, 17) and len(payload) >= 4:
-        sport, dport = struct.unpack_from("!HH", payload, 0)
-        f = dict(sport=sport, dport=dport)
-        if proto_num == 17:
-            return f, f"{sport} > {dport} len={max(len(payload) - 8, 0)}", ("udp", payload[4:6], payload[8:])
-        if len(payload) >= 14:
-            seq, ack = struct.unpack_from("!II", payload, 4)
-            hlen = (payload[12] >> 4) * 4
-            bits = payload[13]
-            flags = "".join(c for i, c in enumerate(TCP_FLAGS) if bits & (1 << i))
-            f["tcp_flags"] = flags
-            data = payload[hlen:]
-            info = f"{sport} > {dport} [{flags}] seq={seq}" + (f" ack={ack}" if bits & 16 else "")
-            info += f" len={len(data)}"
-            return f, info, ("tcp", seq, ack, bits, data)
-        return f, f"{sport} > {dport}", (name, payload[4:])
-    if proto_num in (1, 58) and len(payload) >= 4:
-        t, code = payload[0], payload[1]
-        f = dict(icmp_type=t, icmp_code=code)
-        tname = (ICMP6_TYPES if six else ICMP_TYPES).get(t, f"type {t}")
-        echo = (128, 129) if six else (0, 8)
-        if t in echo and len(payload) >= 8:
-            ident, seq = struct.unpack_from("!HH", payload, 4)
-            f.update(icmp_id=ident, icmp_seq=seq)
-            return f, f"{tname} id={ident} seq={seq}", (name, t, code, seq, payload[8:])
-        return f, tname + (f" code {code}" if code else ""), (name, t, code, payload[8:])
-    return {}, name, (name, payload)
+    def paths(self, gap: float = 1.0, **flow) -> list[Path]:
+        """Each packet followed across the points (see labkit.packetpath); flow criteria as in
+        `filter` keep the paths where any hop matches, before or after NAT."""
+        return follow(self._items, gap, **flow)
 
+    def path(self, packet: Packet | int) -> Path:
+        """The path of one packet (a Packet or its index here)."""
+        if isinstance(packet, int):
+            packet = self._items[packet]
+        return path_of(self._items, packet)
 
-def _ipv4(frame: bytes, off: int, base: dict) -> Headers:
-    vihl, _tos, total, ip_id, _frag, ttl, proto = struct.unpack_from("!BBHHHBB", frame, off)
-    ihl = (vihl & 15) * 4
-    src = _ip4(frame[off + 12:off + 16])
-    dst = _ip4(frame[off + 16:off + 20])
-    end = min(len(frame), off + total) if total else len(frame)
-    fields, info, inv = _l4(proto, frame, off + ihl, end, False)
-    return Headers(proto=IPPROTO.get(proto, str(proto)), src=src, dst=dst, ttl=ttl, ip_id=ip_id,
-                   info=info, key=("ip", proto, ip_id, inv), **fields, **base)
+    def write(self, path: str, per_point: bool = False, format: str | None = None) -> list[str]:
+        """Save as pcap (classic, ns timestamps) or pcapng (keeps points and directions), by
+        `format` or the file's suffix; per_point writes one file per point (NAME-POINT.EXT).
+        Returns the paths written."""
+        fmt = format or ("pcapng" if path.endswith(".pcapng") else "pcap")
+        if fmt not in ("pcap", "pcapng"):
+            raise BadValue(f"capture file format {fmt!r} is unknown: use pcap or pcapng")
+        writer = pcap.write_pcapng if fmt == "pcapng" else pcap.write_pcap
+        groups = {path: self._items}
+        if per_point:
+            stem, ext = os.path.splitext(path)
+            groups = {f"{stem}-{label.replace(':', '-')}{ext or '.' + fmt}": self.at(label)._items
+                      for label in self.points}
+        for target, items in groups.items():
+            writer(target, (pcap.Record(p.time_ns, p.data, p.wirelen, p.point, p.direction)
+                            for p in items))
+        return list(groups)
 
+    @property
+    def points(self) -> list[str]:
+        """Point labels: those with counts, then any others seen, in order."""
+        labels = list(self.stats)
+        labels += [p.point for p in self._items if p.point not in labels]
+        return list(dict.fromkeys(labels))
 
-def _ipv6(frame: bytes, off: int, base: dict) -> Headers:
-    plen, nxt, hop = struct.unpack_from("!HBB", frame, off + 4)
-    src = _ip6(frame[off + 8:off + 24])
-    dst = _ip6(frame[off + 24:off + 40])
-    end = min(len(frame), off + 40 + plen)
-    fields, info, inv = _l4(nxt, frame, off + 40, end, True)
-    return Headers(proto=IPPROTO.get(nxt, str(nxt)), src=src, dst=dst, ttl=hop, info=info,
-                   key=("ip6", nxt, inv), **fields, **base)
+    def to_scapy(self):
+        """A scapy PacketList of the frames (imports scapy)."""
+        from scapy.plist import PacketList
+        pkts = []
+        for p in self._items:
+            s = p.scapy()
+            s.time = p.time_ns / 1e9
+            s.sniffed_on = p.point
+            pkts.append(s)
+        return PacketList(pkts, name="labkit")
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """Table rows: (#, time since the first packet in ms, point, dir, proto, src, dst, info)."""
+        t0 = self._items[0].time_ns if self._items else 0
+        rows = []
+        for i, p in enumerate(self._items):
+            h = p.headers
+            src = h.src if h.sport is None else f"{h.src}:{h.sport}"
+            dst = h.dst if h.dport is None else f"{h.dst}:{h.dport}"
+            if h.src is None:
+                src, dst = h.src_mac or "", h.dst_mac or ""
+            rows.append((str(i + 1), f"{(p.time_ns - t0) / 1e6:.3f}", p.point, p.direction,
+                         h.proto, src, dst, h.info))
+        return rows
+
+    HEADER = ("#", "ms", "point", "dir", "proto", "source", "destination", "info")
+
+    def summary(self) -> str:
+        """One line per point with its counts (always shown: loss is never hidden)."""
+        head = f"{len(self)} packets at {len(self.points)} point(s)"
+        if self.dropped:
+            head += f"; {self.dropped} DROPPED by the kernel"
+        return "\n".join([head] + [f"  {s}" for s in self.stats.values()])
+
+    def table(self, limit: int | None = 100) -> str:
+        """The packets as a fixed-width text table (at most `limit` rows), then the counts."""
+        rows = self.rows()
+        shown = rows if limit is None else rows[:limit]
+        widths = [max([len(h)] + [len(r[i]) for r in shown]) for i, h in enumerate(self.HEADER)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                 for r in [self.HEADER, *shown]]
+        if len(rows) > len(shown):
+            lines.append(f"... {len(rows) - len(shown)} more")
+        return "\n".join(lines + [self.summary()])
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def __repr__(self) -> str:
+        return f"<Packets: {len(self)} packets, points {', '.join(self.points)}, " \
+               f"{self.dropped} dropped>"
+
+    def _repr_html_(self, limit: int = 200) -> str:
+        rows = self.rows()
+        esc = html.escape
+        out = ['<table class="labkit-capture"><thead><tr>']
+        out += [f"<th>{esc(h)}</th>" for h in self.HEADER] + ["</tr></thead><tbody>"]
+        for r in rows[:limit]:
+            out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>")
+        out.append("</tbody></table>")
+        if len(rows) > limit:
+            out.append(f"<p>... {len(rows) - limit} more</p>")
+        style = ' style="color:#b00;font-weight:bold"' if self.dropped else ""
+        out.append(f"<pre{style}>{esc(self.summary())}</pre>")
+        return "".join(out)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from labkit import capture, pcap
 from labkit.capture import Capture, Packet, Packets, PointStats, parse_point
 from labkit.errors import BadName, BadValue, LabkitError
-from labkit.packetpath import Change, follow, headers
+from labkit.packetpath import Change, follow
+from labkit.pcap import headers
 
 C0, C1, BR, HOST, WORLD, PUBLIC = "172.18.0.10", "172.18.0.20", "172.18.0.1", "10.0.2.15", "10.0.2.2", "203.0.113.80"
 T0 = 1_700_000_000_000_000_000
