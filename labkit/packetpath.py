@@ -312,7 +312,11 @@ class Path:
         return [(h.point, c) for h in self.hops for c in h.changes]
 
     def __str__(self) -> str:
-        head = f"{self.proto} {self.hops[0].endpoints()} {self.summary}" if self.hops else "(empty)"
+        if not self.hops:
+            return "(empty path)"
+        first = self.hops[0]
+        summary = self.summary.removeprefix(f"{first.sport} > {first.dport} ")
+        head = f"{self.proto} {first.endpoints()} {summary}"
         lines = [head]
         for h in self.hops:
             what = "; ".join(str(c) for c in h.changes)

@@ -15,10 +15,11 @@ import pytest
 from labkit import capture, pcap
 from labkit.capture import Capture
 from labkit.errors import UnknownName
+from labkit.packetpath import Change
 
 pytestmark = pytest.mark.kernel
 
-C0, C1 = "172.18.0.10", "172.18.0.20"
+C0, C1, HOST, PUBLIC = "172.18.0.10", "172.18.0.20", "10.0.2.15", "203.0.113.80"
 BRIDGE_POINTS = ["netns0:ceth0", "host:veth0", "host:br0", "host:veth1", "netns1:ceth1"]
 
 # Sends N prebuilt Ethernet/IPv4/UDP frames (distinct IP ids) out of IFACE with a raw packet
@@ -117,6 +118,34 @@ def test_the_path_of_a_ping_across_the_bridge(lab):
     assert request.changes == [] and reply.changes == []      # a bridge rewrites nothing
     assert all(h.src == C0 and h.dst == C1 for h in request.hops)
     assert all(b.time >= a.time for a, b in zip(request.hops, request.hops[1:]))
+
+
+OUTWARD = ["netns0:ceth0", "host:veth0", "host:br0", "host:ens18", "world:wan0"]
+
+
+def test_the_path_of_a_masqueraded_ping_shows_the_source_rewritten_at_the_uplink(lab):
+    lab.up("outside")
+    with Capture(OUTWARD, lab=lab, filter="icmp") as cap:
+        assert lab.ping("netns0", PUBLIC)
+        assert cap.wait(count=10, timeout=5), cap.packets
+    request, reply = cap.packets.paths(proto="icmp")
+    assert request.points == tuple(OUTWARD)
+    assert request.changes == [("host:ens18", Change("src", C0, HOST))]
+    assert reply.points == tuple(reversed(OUTWARD))
+    assert reply.changes == [("host:br0", Change("dst", HOST, C0))]
+
+
+def test_the_path_of_a_request_to_a_published_port_shows_the_destination_rewritten(lab):
+    lab.up("publish")
+    with Capture(OUTWARD, lab=lab, filter="tcp port 5000") as cap:
+        got = lab.exec("world", ["curl", "-s", "-m", "5", f"http://{HOST}:5000/"])
+        assert got.returncode == 0, got.stderr
+        assert cap.wait(until=lambda p: len(p.paths()) >= 3, timeout=5), cap.packets
+    syn = cap.packets.paths(dport=5000)[0]
+    assert "[S]" in syn.summary
+    assert syn.points == tuple(reversed(OUTWARD))
+    assert syn.changes == [("host:br0", Change("dst", HOST, C0))]
+    assert syn.hops[-1].endpoints().endswith(f"> {C0}:5000")
 
 
 def test_written_pcap_is_read_back_by_tshark_with_the_same_count(lab, tmp_path):
