@@ -36,15 +36,16 @@ import struct
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from . import netns, pcap, plan
 from .errors import BadName, BadValue, KernelError, LabkitError, UnknownName
 from .packetpath import Packet, Packets, PointStats, ends, sort_key
 from .pcap import compile_filter
 
-__all__ = ["Capture", "capture", "Point", "parse_point", "Packet", "Packets", "PointStats",
+__all__ = ["Capture", "capture", "stop_all", "Point", "parse_point", "Packet", "Packets", "PointStats",
            "compile_filter", "cli_capture", "main"]
 
 ETH_P_ALL = 0x0003
@@ -223,6 +224,7 @@ class Capture:
         self._thread = threading.Thread(target=self._run, name="labkit-capture", daemon=True)
         self._thread.start()
         self._ready.wait()
+        _live.add(self)
         if self._error is not None:
             self._thread.join()
             error, self._error = self._error, None
@@ -378,6 +380,23 @@ class Capture:
         self._result = Packets([p for s in self._socks for p in s.packets],
                                [PointStats(s.point.label, len(s.packets), s.seen, s.dropped)
                                 for s in self._socks])
+
+
+_live: weakref.WeakSet = weakref.WeakSet()
+
+
+def stop_all(namespaces: Iterable[str] | None = None) -> int:
+    """Stop every running capture, or those with a point in one of `namespaces` (kernel
+    names); returns how many. Call it before deleting a lab's namespaces: an open packet
+    socket keeps its namespace (and the interfaces in it) alive after the delete."""
+    wanted = None if namespaces is None else set(namespaces)
+    stopped = 0
+    for cap in list(_live):
+        if cap.running and (wanted is None or any(p.namespace in wanted for p in cap.points)):
+            with contextlib.suppress(LabkitError):
+                cap.stop()
+            stopped += 1
+    return stopped
 
 
 def capture(points, **kwargs) -> Capture:

@@ -177,6 +177,14 @@ def test_start_stop_count_and_kernel_ns_points(lab):
     assert no_capture_threads()
 
 
+def test_stop_all_stops_the_captures_of_a_lab(lab):
+    lab.up("veth")
+    cap = Capture("netns0:ceth0", lab=lab).start()
+    assert capture.stop_all(["some-other-namespace"]) == 0 and cap.running
+    assert capture.stop_all([lab.ns("host"), lab.ns("netns0")]) == 1
+    assert not cap.running and no_capture_threads()
+
+
 def test_unknown_namespace_and_interface_are_named_with_what_exists(lab):
     lab.up("veth")
     with pytest.raises(UnknownName, match="does not exist.*labkit up"):
