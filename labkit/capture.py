@@ -105,7 +105,10 @@ class _Socket:
         self.point, self.sock, self.upper = point, sock, upper
         self.packets: list[Packet] = []
         self.seen = self.dropped = 0
-        self.closed = False
+        self.closed = self.gone = False
+
+    def stats(self) -> PointStats:
+        return PointStats(self.point.label, len(self.packets), self.seen, self.dropped, self.gone)
 
 
 def _ifindex(sock: socket.socket, iface: str) -> int:
@@ -199,6 +202,7 @@ class Capture:
         self._wake = None
         self._total = 0
         self._result: Packets | None = None
+        self._buf: memoryview | None = None       # the reader thread's receive buffer
 
     def __repr__(self) -> str:
         state = "done" if self._done.is_set() else "running" if self._thread else "not started"
@@ -224,11 +228,11 @@ class Capture:
         self._thread = threading.Thread(target=self._run, name="labkit-capture", daemon=True)
         self._thread.start()
         self._ready.wait()
-        _live.add(self)
         if self._error is not None:
             self._thread.join()
             error, self._error = self._error, None
             raise error
+        _live.add(self)
         return self
 
     def stop(self) -> Packets:
@@ -282,8 +286,7 @@ class Capture:
         with self._lock:
             for s in self._socks:
                 self._read_stats(s)
-            return [PointStats(s.point.label, len(s.packets), s.seen, s.dropped)
-                    for s in self._socks]
+            return [s.stats() for s in self._socks]
 
     def _read_stats(self, s: _Socket) -> None:
         """Add the kernel's counters to `s` (reading them resets them); call under the lock."""
@@ -326,11 +329,13 @@ class Capture:
                 s = by_fd.get(fd)
                 if s is not None and not self._drain(s, 512):
                     poller.unregister(fd)
+                    s.gone = True
 
     def _drain(self, s: _Socket, limit: int | None = None) -> bool:
         """Read up to `limit` queued frames of `s`; False if its interface went away."""
-        buf = bytearray(self.snaplen)
-        view = memoryview(buf)
+        if self._buf is None:
+            self._buf = memoryview(bytearray(self.snaplen))
+        view = self._buf
         anc = socket.CMSG_SPACE(16)
         flags = socket.MSG_DONTWAIT | socket.MSG_TRUNC
         n = 0
@@ -378,8 +383,7 @@ class Capture:
                 s.closed = True
                 s.sock.close()
         self._result = Packets([p for s in self._socks for p in s.packets],
-                               [PointStats(s.point.label, len(s.packets), s.seen, s.dropped)
-                                for s in self._socks])
+                               [s.stats() for s in self._socks])
 
 
 _live: weakref.WeakSet = weakref.WeakSet()

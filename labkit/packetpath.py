@@ -96,10 +96,13 @@ class PointStats:
     captured: int
     seen: int
     dropped: int
+    gone: bool = False        # the interface went away during the capture
 
     def __str__(self) -> str:
         text = f"{self.point}: {self.captured} captured, {self.seen} seen by the kernel, " \
                f"{self.dropped} dropped"
+        if self.gone:
+            text += " (the interface went away during the capture)"
         if self.dropped:
             text += " (LOSS: receive buffer full; raise buffer_size or narrow the filter)"
         elif self.captured < self.seen:

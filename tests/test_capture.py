@@ -185,6 +185,15 @@ def test_stop_all_stops_the_captures_of_a_lab(lab):
     assert not cap.running and no_capture_threads()
 
 
+def test_a_point_whose_interface_goes_away_is_reported_not_fatal(lab):
+    lab.up("veth")
+    cap = Capture(["netns0:ceth0", "host:veth0"], lab=lab).start()
+    lab.exec("host", ["ip", "link", "del", "veth0"], check=True)   # takes ceth0 with it
+    assert cap.wait(until=lambda p: all(s.gone for s in p.stats.values()), timeout=5)
+    pkts = cap.stop()
+    assert "went away" in str(pkts.stats["host:veth0"])
+
+
 def test_unknown_namespace_and_interface_are_named_with_what_exists(lab):
     lab.up("veth")
     with pytest.raises(UnknownName, match="does not exist.*labkit up"):
