@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import html
 import os
 import select
 import signal
@@ -172,7 +173,8 @@ class Capture:
 
     `points`: specs for `parse_point` ("netns0:ceth0" relative to `lab`, a lab name or a Lab;
     or (kernel namespace, interface)); a single string is one point. `filter`: a tcpdump
-    expression run in the kernel. `count`: stop after this many packets in all. `on_packet`
+    expression run in the kernel. `count`: stop after this many packets in all (the first
+    ones in time; the others the kernel queued meanwhile count as seen, not kept). `on_packet`
     is called from the reader thread with each Packet as it comes (keep it quick).
     Stop captures before tearing their lab down: an open socket keeps its namespace alive.
     """
@@ -207,6 +209,9 @@ class Capture:
     def __repr__(self) -> str:
         state = "done" if self._done.is_set() else "running" if self._thread else "not started"
         return f"<Capture {', '.join(p.label for p in self.points)}: {state}, {self._total} packets>"
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(repr(self))}</p>" + self.packets._repr_html_()
 
     def __enter__(self) -> Capture:
         return self.start()
@@ -349,9 +354,6 @@ class Capture:
                     return False
                 raise
             n += 1
-            if self.count is not None and self._total >= self.count:
-                self._stopping = True
-                continue
             stamp = time.time_ns()
             for level, kind, value in ancdata:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
@@ -382,6 +384,13 @@ class Capture:
             with self._lock:
                 s.closed = True
                 s.sock.close()
+        if self.count is not None and self._total > self.count:
+            # points are read one after another: keep the first `count` in time, not in reading
+            everything = sorted((p for s in self._socks for p in s.packets),
+                                key=lambda p: sort_key(p.time_ns, p.direction, p.upper, p.seq))
+            keep = {id(p) for p in everything[:self.count]}
+            for s in self._socks:
+                s.packets = [p for p in s.packets if id(p) in keep]
         self._result = Packets([p for s in self._socks for p in s.packets],
                                [s.stats() for s in self._socks])
 
@@ -419,7 +428,9 @@ class _Printer:
         self.hold_ns = int(hold * 1e9)
         self.t0: int | None = None
 
-    def flush(self, everything: bool = False) -> None:
+    def flush(self, everything: bool = False, kept=None) -> None:
+        """Print what has waited `hold` seconds (all if `everything`; only packets in `kept`,
+        the final result, if given)."""
         while self.pending:
             self.held.append(self.pending.popleft())
         self.held.sort(key=lambda p: sort_key(p.time_ns, p.direction, p.upper, p.seq))
@@ -428,6 +439,9 @@ class _Printer:
         for p in self.held:
             if cutoff is not None and p.time_ns > cutoff:
                 break
+            if kept is not None and id(p) not in kept:
+                n += 1
+                continue
             self.t0 = p.time_ns if self.t0 is None else self.t0
             h = p.headers
             print(f"{(p.time_ns - self.t0) / 1e6:10.3f} ms  {p.point:<{self.width}}  "
@@ -458,12 +472,13 @@ def cli_capture(args) -> int:
     try:
         try:
             while cap.running:
-                out.flush()
+                if not cap._stopping:      # at the count, the final result decides what prints
+                    out.flush()
                 cap.wait(timeout=0.05)
         except KeyboardInterrupt:
             pass
         packets = cap.stop()
-        out.flush(everything=True)
+        out.flush(everything=True, kept={id(p) for p in packets})
     except BrokenPipeError:   # `labkit capture ... | head`: stop quietly
         sys.stdout = open(os.devnull, "w")
         packets = cap.stop()

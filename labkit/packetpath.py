@@ -53,8 +53,8 @@ class Packet:
     point: str
     direction: str
     pkttype: str
-    data: bytes
-    wirelen: int
+    data: bytes = field(repr=False)
+    wirelen: int = 0
     upper: bool = False
     seq: int = 0
     _headers: Headers | None = field(default=None, repr=False, compare=False)

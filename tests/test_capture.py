@@ -177,6 +177,16 @@ def test_start_stop_count_and_kernel_ns_points(lab):
     assert no_capture_threads()
 
 
+def test_count_keeps_the_first_packets_in_time_across_points(lab):
+    lab.up("veth")
+    with Capture(["host:veth0", "netns0:ceth0"], lab=lab, filter="icmp", count=2) as cap:
+        assert lab.ping("netns0", "172.18.0.11")
+        assert cap.wait(timeout=5)
+    pkts = cap.packets
+    assert [(p.point, p.direction, p.headers.info.split()[0]) for p in pkts] == [
+        ("netns0:ceth0", "out", "echo-request"), ("host:veth0", "in", "echo-request")]
+
+
 def test_stop_all_stops_the_captures_of_a_lab(lab):
     lab.up("veth")
     cap = Capture("netns0:ceth0", lab=lab).start()
