@@ -197,6 +197,7 @@ def start(lab: str, service: Service, journal) -> int:
             wait_listening(kernel, service.address, service.port, proc, log=log)
     except KernelError:
         stop(proc.pid, _start_time(proc.pid))
+        _record(journal, service, None)
         raise
     return proc.pid
 

@@ -1,0 +1,252 @@
+"""NAT on the real kernel, both backends: outside, publish, hairpin and localhost publishing,
+the route_localnet hole closed, exact removal, backend switching, and bad input.
+
+Traffic goes only between the lab's own namespaces (curl with --noproxy '*' and short
+timeouts); nothing waits by sleeping.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+from labkit import nat, netns, plan, service
+from labkit.errors import BadAddress, BadValue, MissingTool, UnknownName
+from labkit.model import PortMapping, Service
+
+pytestmark = pytest.mark.kernel
+
+CURL = ["curl", "-sS", "--noproxy", "*", "--connect-timeout", "2", "-m", "4"]
+PAGE = "Hello from netns0"
+PUBLISHED = "http://10.0.2.15:5000/"
+
+
+@pytest.fixture(params=nat.BACKENDS)
+def backend(request):
+    return request.param
+
+
+def get(lab, role: str, url: str) -> str:
+    result = lab.exec(role, CURL + [url])
+    assert result.returncode == 0, f"{role} -> {url}: {result.stderr}"
+    return result.stdout
+
+
+def fails(lab, role: str, url: str) -> bool:
+    return lab.exec(role, CURL + ["--connect-timeout", "1", url]).returncode != 0
+
+
+def host_tables(lab) -> list[str]:
+    return lab.exec("host", ["nft", "list", "tables"]).stdout.split()[2::3]
+
+
+def iptables_rules(lab) -> list[str]:
+    return [line for line in lab.exec("host", ["iptables-save"]).stdout.splitlines()
+            if line.startswith("-A")]
+
+
+def test_outside(lab, backend):
+    lab.up("outside", backend=backend)
+    for role in ("netns0", "netns1"):
+        assert lab.ping(role, plan.PUBLIC_SERVER)
+        assert get(lab, role, f"http://{plan.PUBLIC_SERVER}/") == "10.0.2.15\n"  # masqueraded
+    assert lab.ping("netns0", "172.18.0.20") and lab.ping("netns1", "172.18.0.10")
+    assert get(lab, "host", f"http://{plan.PUBLIC_SERVER}/") == "10.0.2.15\n"
+    assert nat.read(lab) == (backend, lab.plan("outside").nat)
+    lines = "\n".join(nat.status_lines(lab))
+    assert f"NAT rules ({backend}, this lab's backend)" in lines
+    assert ("! -o br0 -j MASQUERADE" if backend == "iptables" else 'oifname != "br0" masquerade') in lines
+
+
+def test_publish(lab, backend):
+    lab.up("publish", backend=backend)
+    for role in ("world", "host", "netns1"):
+        assert PAGE in get(lab, role, PUBLISHED)
+    assert get(lab, "netns0", f"http://{plan.PUBLIC_SERVER}/") == "10.0.2.15\n"
+    assert fails(lab, "world", "http://10.0.2.15:5001/")
+    assert set(nat.read(lab)[1]) == set(lab.plan("publish").nat)
+
+
+# -- the route_localnet hole (moby#41872) --------------------------------------------------------
+
+def _csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def syn_frame(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int) -> bytes:
+    """An Ethernet frame carrying a TCP SYN, checksums and all."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    return bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) \
+        + b"\x08\x00" + ip + tcp
+
+
+def syns_reaching_netns0(lab, probes: dict[int, str], control: int, timeout: float = 3.0) -> set[int]:
+    """Send from `world`, straight to the host's ens18 MAC, a SYN for port 5000 to each
+    {source port: destination}, the control last; return the source ports of the SYNs that
+    netns0's ceth0 saw once the control arrived (frames on one path keep their order)."""
+    with netns.entered(lab.ns("netns0")):
+        rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        rx.bind(("ceth0", 0))
+    with netns.entered(lab.ns("world")):
+        tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        tx.bind((plan.WORLD_UPLINK, 0))
+    seen: set[int] = set()
+    with rx, tx:
+        for sport, dst in sorted(probes.items(), key=lambda kv: kv[0] == control):
+            tx.send(syn_frame(plan.mac_for(plan.WORLD_ADDRESS), plan.mac_for(plan.HOST_ADDRESS),
+                              plan.WORLD_ADDRESS, dst, sport, 5000))
+        deadline = time.monotonic() + timeout
+        while control not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, "the control SYN never reached netns0"
+            rx.settimeout(left)
+            frame = rx.recv(2048)
+            if frame[12:14] != b"\x08\x00" or frame[23] != 6:
+                continue
+            tcp = frame[14 + (frame[14] & 0xF) * 4:]
+            sport, dport = struct.unpack("!HH", tcp[:4])
+            if dport == 5000 and tcp[13] & 0x12 == 0x02:
+                seen.add(sport)
+    return seen
+
+
+def test_hairpin_and_localhost(lab, backend):
+    lab.up("hairpin", backend=backend)
+    assert PAGE in get(lab, "host", "http://127.0.0.1:5000/")
+    assert PAGE in get(lab, "netns0", PUBLISHED)       # hairpin: its own published port
+    assert PAGE in get(lab, "netns1", PUBLISHED)
+    assert PAGE in get(lab, "world", PUBLISHED)
+    assert fails(lab, "netns0", "http://127.0.0.1:5000/")  # a container's 127.0.0.1 is its own
+    # a neighbour's SYN to 127.0.0.1:5000 is dropped; one to 10.0.2.15:5000 (control) gets in
+    assert syns_reaching_netns0(lab, {40001: "127.0.0.1", 40002: "10.0.2.15"}, 40002) == {40002}
+    # and it is the guard that stops it: without that one rule the packet is DNATed inside
+    if backend == "nftables":
+        lab.exec("host", ["nft", "flush", "chain", "ip", "labkit", "raw_prerouting"], check=True)
+    else:
+        lab.exec("host", ["iptables", "-t", "raw", "-D", "PREROUTING", "-d", "127.0.0.0/8",
+                          "!", "-i", "lo", "-j", "DROP"], check=True)
+    assert syns_reaching_netns0(lab, {40003: "127.0.0.1", 40004: "10.0.2.15"}, 40004) == {40003, 40004}
+    lab.up("hairpin")  # converging puts the guard back
+    assert syns_reaching_netns0(lab, {40005: "127.0.0.1", 40006: "10.0.2.15"}, 40006) == {40006}
+
+
+def _sysctl(lab, key: str) -> str | None:
+    from labkit import sysctl
+    return sysctl.read(lab.ns("host"), key)
+
+
+def test_removal_is_exact(lab, backend):
+    lab.up("bridge")
+    bridge_nf = _sysctl(lab, nat.BRIDGE_NF)
+    lab.up("hairpin", backend=backend)
+    assert _sysctl(lab, "net.ipv4.conf.br0.route_localnet") == "1"
+    assert bridge_nf is None or _sysctl(lab, nat.BRIDGE_NF) == "0"
+    lab.up("publish")                       # localhost publishing goes, with its helpers
+    assert _sysctl(lab, "net.ipv4.conf.br0.route_localnet") == "0"
+    assert "raw" not in host_tables(lab)
+    assert not any("127.0.0" in r for r in iptables_rules(lab))
+    lab.up("bridge")                        # no NAT at all: nothing of either backend is left
+    assert host_tables(lab) == [] and iptables_rules(lab) == []
+    assert _sysctl(lab, nat.BRIDGE_NF) == bridge_nf
+    lab.up("hairpin")
+    nat.remove(lab)
+    assert host_tables(lab) == [] and iptables_rules(lab) == []
+    assert _sysctl(lab, "net.ipv4.conf.br0.route_localnet") == "0"
+    assert nat.status_lines(lab) == [f"NAT: no rules in namespace {lab.ns('host')}"]
+    lab.down()
+    assert not any(n.startswith(lab.name + "-") for n in netns.names())
+    assert nat.status_lines(lab) == []
+
+
+def test_switching_backends_leaves_nothing_of_the_other(lab):
+    lab.up("hairpin", backend="nftables")
+    assert host_tables(lab) == ["labkit"] and iptables_rules(lab) == []
+    lab.up("hairpin", backend="iptables")
+    assert "labkit" not in host_tables(lab) and len(iptables_rules(lab)) == 8
+    assert PAGE in get(lab, "world", PUBLISHED)
+    lab.up("publish")                      # None keeps the lab's backend
+    assert nat.read(lab)[0] == "iptables"
+    lab.up("hairpin", backend="nftables")
+    assert host_tables(lab) == ["labkit"] and iptables_rules(lab) == []
+    assert PAGE in get(lab, "host", "http://127.0.0.1:5000/")
+    assert list(nat.live_rules(lab)) == ["nftables"]
+
+
+def test_missing_tool_changes_nothing(lab, tmp_path, monkeypatch):
+    lab.up("publish", backend="nftables")
+    before = nat.live_rules(lab)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for d in os.environ["PATH"].split(os.pathsep):
+        if os.path.isdir(d):
+            for name in os.listdir(d):
+                if name not in ("iptables", "iptables-save") and not (bindir / name).exists():
+                    (bindir / name).symlink_to(os.path.join(d, name))
+    monkeypatch.setenv("PATH", str(bindir))
+    with pytest.raises(MissingTool, match="apt-get install iptables"):
+        lab.up("hairpin", backend="iptables")
+    assert lab.stage == "publish" and nat.backend_of(lab) == "nftables"
+    assert nat.live_rules(lab) == before
+    monkeypatch.undo()
+
+
+def test_publish_unpublish(lab, backend):
+    lab.up("publish", backend=backend)
+    second = Service("netns1", ("python3", "-m", "http.server", "--bind", "172.18.0.20", "8080"),
+                     "172.18.0.20", 8080)
+    service.start(lab.name, second, lab.journal)
+    mapping = nat.publish(lab, "netns1", 8081, to_port=8080)
+    assert mapping == PortMapping("10.0.2.15", 8081, "172.18.0.20", 8080)
+    assert "Hello from netns1" in get(lab, "world", "http://10.0.2.15:8081/")
+    assert "Hello from netns1" in get(lab, "netns1", "http://10.0.2.15:8081/")  # hairpin too
+    rules = nat.live_rules(lab)
+    assert nat.publish(lab, "netns1", 8081, to_port=8080) == mapping   # same again: no-op
+    assert nat.live_rules(lab) == rules
+    assert nat.unpublish(lab, 8081) == mapping
+    assert fails(lab, "world", "http://10.0.2.15:8081/")
+    assert nat.unpublish(lab, 8081) is None
+    assert PAGE in get(lab, "world", PUBLISHED)          # the stage's own mapping is untouched
+    assert set(nat.read(lab)[1]) == set(lab.plan("publish").nat)
+
+
+def test_publish_bad_input_changes_nothing(lab, backend):
+    lab.up("publish", backend=backend)
+    rules, entries = nat.live_rules(lab), nat.entries_of(lab)
+    with pytest.raises(nat.AlreadyPublished, match="already published to 172.18.0.10:5000"):
+        nat.publish(lab, "netns1", 5000)
+    with pytest.raises(BadValue, match="1 to 65535"):
+        nat.publish(lab, "netns1", 70000)
+    with pytest.raises(BadValue, match="1 to 65535"):
+        nat.publish(lab, "netns1", 8080, to_port=0)
+    with pytest.raises(UnknownName, match="no container 'netns7'"):
+        nat.publish(lab, "netns7", 8080)
+    with pytest.raises(UnknownName, match="no container 'world'"):
+        nat.publish(lab, "world", 8080)
+    with pytest.raises(BadAddress, match="not an address of the lab's host"):
+        nat.publish(lab, "netns1", 80, address=plan.PUBLIC_SERVER)   # would capture transit traffic
+    with pytest.raises(BadValue, match="tcp or udp"):
+        nat.publish(lab, "netns1", 8080, proto="icmp")
+    assert nat.live_rules(lab) == rules and nat.entries_of(lab) == entries
+
+
+def test_api_needs_a_lab_that_is_up(lab):
+    with pytest.raises(UnknownName, match="is not up"):
+        nat.masquerade(lab)
+    lab.up("bridge")
+    assert nat.masquerade(lab) == nat.Masquerade(plan.BRIDGE_NET, "br0")
+    assert nat.masquerade(lab) == nat.Masquerade(plan.BRIDGE_NET, "br0")  # no-op
+    assert nat.read(lab)[1] == (nat.Masquerade(plan.BRIDGE_NET, "br0"),)
+    assert host_tables(lab) == ["labkit"]
