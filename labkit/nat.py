@@ -315,12 +315,14 @@ def apply(lab, entries, backend: str | None = None, journal=None) -> None:
     old = state(journal)
     old_backend = old.get("backend")
     ns = host_namespace(lab)
-    if old_backend and old_backend != backend:
+    had_rules = bool(old.get("entries"))
+    if old_backend and old_backend != backend and had_rules:
         backend_module(old_backend).remove(ns, old, journal)
-        old = state(journal)
+        old, had_rules = state(journal), False
     old.update(backend=backend, entries=[to_record(e) for e in entries])
     journal.record(JOURNAL_KEY, old)
-    new_mod.apply(ns, rules_for(entries), journal)
+    if entries or had_rules:  # a lab that never had NAT needs no tool
+        new_mod.apply(ns, rules_for(entries), journal)
     _set_sysctls(ns, sysctls_for(entries), journal)
 
 
