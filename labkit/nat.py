@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import shlex
 from dataclasses import dataclass, field
 
 from . import netns, plan
-from .errors import BadAddress, BadValue, LabkitError, UnknownName
+from .errors import BadAddress, BadValue, UnknownName
 from .model import Masquerade, PortMapping
 
 BACKENDS = ("nftables", "iptables")
@@ -515,5 +514,3 @@ def run_tool(ns: str, argv: list[str], *, check: bool = True, input: str | None 
     """Run a NAT tool in namespace `ns` (a KernelError names the command if it fails)."""
     return netns.run(ns, argv, check=check, input=input, timeout=30)
 
-
-_ = (os, LabkitError)
