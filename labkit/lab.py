@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import subprocess
+import sys
 
 from . import journal as journal_mod
 from . import netns, plan, privilege, stages
@@ -92,6 +93,9 @@ class Lab:
             return []
         privilege.require()
         from . import nat, service
+        capture = sys.modules.get(f"{__package__}.capture")
+        if capture is not None:  # an open packet socket would keep a deleted namespace alive
+            capture.stop_all(journal.namespaces)
         with contextlib.suppress(LabkitError):
             nat.remove(self.name, journal)  # exact, though deleting the namespaces would do
         removed = journal.undo()
@@ -144,4 +148,10 @@ def clean() -> dict[str, list[str]]:
     """Remove every journaled lab's leftovers (after a crash too); returns lab -> what was removed."""
     if journal_mod.labs():
         privilege.require()
-    return journal_mod.clean_all()
+    capture = sys.modules.get(f"{__package__}.capture")
+    if capture is not None:
+        capture.stop_all()
+    removed = journal_mod.clean_all()
+    from . import service
+    service.tidy_etc_dir()
+    return removed

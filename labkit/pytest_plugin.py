@@ -53,6 +53,7 @@ def machine_snapshot() -> dict[str, str]:
         "namespaces": run("ip", "netns", "list"),
     }
     from labkit.journal import run_dir
+    snap["etc_netns"] = "\n".join(sorted(os.listdir("/etc/netns"))) if os.path.isdir("/etc/netns") else ""
     snap["journals"] = "\n".join(sorted(os.listdir(run_dir()))) if os.path.isdir(run_dir()) else ""
     for key in ("net/ipv4/ip_forward", "net/ipv4/conf/all/route_localnet",
                 "net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6"):
