@@ -1,0 +1,160 @@
+"""Widgets' callbacks without a browser: stage stepper, traffic tester, capture viewer."""
+import subprocess
+import sys
+
+import pytest
+
+from labkit import stages, widgets
+from labkit.errors import NotPrivileged, UnknownName
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from test_ladder import OUTWARD, masqueraded_ping  # noqa: E402
+
+
+class FakeLab:
+    """Records calls; the kernel is the stage's plan."""
+
+    def __init__(self, stage=None, fail=None):
+        self.name, self.calls, self.fail = "", [], fail
+        self.topology = stages.build(stage) if stage else None
+
+    def up(self, stage, containers=None):
+        self.calls.append(("up", stage, containers))
+        if self.fail:
+            raise self.fail
+        self.topology = stages.build(stage, containers=containers)
+        return self.topology
+
+    def inspect(self):
+        if self.topology is None:
+            raise NotPrivileged("labkit needs root: run it with sudo")
+        return self.topology
+
+    def ping(self, role, address, count=1, timeout=1.0):
+        self.calls.append(("ping", role, address))
+        return address != "172.18.0.99"
+
+    def exec(self, role, argv, **kw):
+        self.calls.append(("exec", role, argv[-1]))
+        return subprocess.CompletedProcess(argv, 0, "200" if "5000" in argv[-1] else "000", "")
+
+
+class FakeCapture:
+    made = []
+
+    def __init__(self, points, lab=None, filter=None):
+        self.points, self.filter, self.state = points, filter, "new"
+        FakeCapture.made.append(self)
+
+    def start(self):
+        self.state = "running"
+        return self
+
+    def stop(self):
+        self.state = "stopped"
+        return masqueraded_ping()
+
+
+def test_stepper_without_a_lab_draws_plans_and_marks_changes():
+    s = widgets.StageStepper()
+    assert s.go("veth") and s.stage.value == "veth"
+    assert "ceth0" in s.diagram.value and s.diagram.value.startswith("<svg")
+    assert "the plan; no lab touched" in s.status.value
+    assert s.view.previous is None
+    assert s.step(+1) and s.stage.value == "two-veths"
+    assert s.view.previous == stages.build("veth") and s.view.layout.changed
+    assert "veth1" in s.diagram.value and "two routes" not in s.about.value
+    s.step(+10)
+    assert s.stage.value == stages.STAGES[-1]
+    s.step(-1)
+    assert s.stage.value == stages.STAGES[-2]
+
+
+def test_stepper_buttons_converge_the_lab_once_per_click():
+    lab = FakeLab()
+    s = widgets.StageStepper(lab, containers=3)
+    s.stage.value = "bridge"                        # a click on the toggle button
+    assert lab.calls == [("up", "bridge", 3)]
+    assert "br0" in s.diagram.value and "at stage bridge" in s.status.value
+    s.next.click()
+    assert lab.calls[-1] == ("up", "outside", 3) and s.stage.value == "outside"
+    s.redraw.click()                                 # reads the kernel again, no convergence
+    assert len(lab.calls) == 2 and s.view.previous == s.view.topology
+
+
+def test_stepper_shows_errors_instead_of_raising():
+    s = widgets.StageStepper(FakeLab(fail=NotPrivileged("not root: run with sudo")))
+    assert s.go("bridge") is False
+    assert "not root: run with sudo" in s.status.value and widgets.FAIL in s.status.value
+    assert s.go("nonsense") is False and "unknown stage" in s.status.value
+
+
+def test_traffic_tester_pings_while_capturing_and_shows_the_ladder():
+    FakeCapture.made.clear()
+    lab = FakeLab("outside")
+    t = widgets.TrafficTester(lab, capture=FakeCapture)
+    assert t.source.options == ("host", "world", "netns0", "netns1")
+    assert set(t.points.value) == set(OUTWARD) | {"host:veth1", "netns1:ceth1"}
+    assert t.send() is True
+    (cap,) = FakeCapture.made
+    assert cap.state == "stopped" and cap.filter == "icmp or arp"
+    assert lab.calls == [("ping", "netns0", "203.0.113.80")]
+    assert "answered" in t.status.value and widgets.OK in t.status.value
+    assert "src 172.18.0.10 -&gt; 10.0.2.15" in t.ladder.value
+    assert "labkit-capture" in t.table.value
+
+
+def test_traffic_tester_http_and_failures():
+    lab = FakeLab("publish")
+    t = widgets.TrafficTester(lab, capture=FakeCapture, source="world", target="10.0.2.15:5000",
+                              method="http")
+    assert t.send() is True and "GET http://10.0.2.15:5000/ from world: HTTP 200" in t.status.value
+    t.target.value = "172.18.0.99"
+    t.method.value = "ping"
+    assert t.send() is False and "no answer" in t.status.value
+    t.points.value = ()
+    assert t.send() is False and t.packets is None and t.ladder.value == ""
+
+
+def test_traffic_tester_errors_are_shown():
+    class Refusing(FakeCapture):
+        def start(self):
+            raise UnknownName("lab has no namespace 'netns7'")
+    t = widgets.TrafficTester(FakeLab("outside"), capture=Refusing)
+    assert t.send() is None and "netns7" in t.status.value
+    down = widgets.TrafficTester(FakeLab())          # lab not up / no root: no choices
+    assert down.source.options == () and down.send() is None
+    assert "bring the lab up first" in down.status.value
+
+
+def test_capture_viewer_filters_and_keeps_whole_paths_in_the_ladder():
+    v = widgets.CaptureViewer(masqueraded_ping())
+    assert "10 of 10 packets" in v.status.value
+    v.host.value = "172.18.0.10"
+    assert len(v.shown) == 6                       # hops with the container's own address
+    assert "src 172.18.0.10 -&gt; 10.0.2.15" in v.ladder.value   # ... but the whole path drawn
+    v.host.value = ""
+    v.proto.value = "tcp"
+    assert v.apply() == 0
+    v.proto.value = "all"
+    v.point.value = ("host:ens18",)
+    assert len(v.shown) == 2
+    v.point.value = ()
+    assert len(v.shown) == 0
+    v.port.value = "http"
+    assert "not a number" in v.status.value
+
+
+def test_widgets_display_as_their_box():
+    s = widgets.StageStepper()
+    bundle = s._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+@pytest.mark.kernel
+def test_traffic_tester_on_a_live_lab_shows_the_masquerade(lab):
+    lab.up("outside")
+    t = widgets.TrafficTester(lab)
+    t.points.value = tuple(OUTWARD)
+    assert t.send() is True
+    assert "src 172.18.0.10 -&gt; 10.0.2.15" in t.ladder.value
