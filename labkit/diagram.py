@@ -326,209 +326,219 @@ def _anchors(a: Rect, b: Rect) -> tuple[tuple, float]:
     return ((a.x, a.cy), (b.x, b.cy)), 0.4          # same column: arc out to the left
 
 
+def _runs(column: list) -> list:
+    """Containers to draw, with each run of hidden ones as a list (see SUMMARY_ABOVE)."""
+    if len(column) <= SUMMARY_ABOVE:
+        return list(column)
+    keep = set(range(HEAD)) | set(range(len(column) - TAIL, len(column)))
+    keep |= set([i for i, v in enumerate(column) if v.changed and i not in keep][:EXTRA])
+    items: list = []
+    for i, v in enumerate(column):
+        if i in keep:
+            items.append(v)
+        elif items and isinstance(items[-1], list):
+            items[-1].append(v)
+        else:
+            items.append([v])
+    return items
+
+
+class _Geometry:
+    """Places boxes left to right: the container column, the host, the world."""
+
+    def __init__(self, marks: int, top: float):
+        self.marks, self.top, self.title_h = marks, top, BOX_PAD + TITLE_LINE
+        self.boxes: list[Box] = []
+        self.chips: dict[tuple[str, str], Rect] = {}     # (namespace, interface) -> where
+        self.right = MARGIN - BOX_GAP
+
+    def size(self, lines) -> tuple[float, float]:
+        return _size(lines, self.marks)
+
+    def chip(self, ns: str, i: _If, rect: Rect) -> Chip:
+        self.chips[(ns, i.name)] = rect
+        return Chip(ns, i.name, i.kind, rect, tuple(i.lines), i.status, i.peer, i.master)
+
+    def add(self, v: _Ns, rect: Rect, chips: list, notes) -> None:
+        self.boxes.append(Box(v.name, v.role, rect, Line(v.name, v.status, True), tuple(chips),
+                              tuple(notes), v.status))
+        self.right = rect.right
+
+    def containers(self, items: list, host_name: str | None) -> None:
+        """Left part of each box: title, other chips (lo), notes if narrow; right: facing chips."""
+        def facing(i) -> bool:
+            return i.peer is not None and i.peer[0] == host_name
+
+        shown = [it for it in items if not isinstance(it, list)]
+        face_w = max((self.size(i.lines)[0] for v in shown for i in v.ifs if facing(i)), default=0)
+        left_w = note_w = 0.0
+        for it in items:
+            if isinstance(it, list):
+                lines = _summary_lines([v.name for v in it], "containers")
+                left_w = max(left_w, max(len(ln.text) for ln in lines) * CHAR)
+                continue
+            ws = [self.size(i.lines)[0] for i in it.ifs if not facing(i)]
+            left_w = max(left_w, sum(ws) + CHIP_GAP * max(len(ws) - 1, 0),
+                         (len(it.name) + self.marks) * TITLE_CHAR)
+            note_w = max(note_w, self.size(it.notes + it.nat)[0] if it.notes or it.nat else 0)
+        under = note_w > left_w                     # notes under the facing chips, else beside
+        col_w = max(2 * BOX_PAD + left_w + (COL_GAP / 2 + face_w if face_w else 0),
+                    note_w + 2 * BOX_PAD)
+        y, x0 = self.top + TITLE_LINE, MARGIN
+        for k, it in enumerate(items):
+            if isinstance(it, list):
+                names = [v.name for v in it]
+                lines = _summary_lines(names, "containers")
+                rect = Rect(x0, y, col_w, self.title_h + LINE + 2 * BOX_PAD)
+                note = Note("notes", Rect(x0 + BOX_PAD, y + self.title_h, left_w, LINE + PAD),
+                            lines[1:])
+                self.boxes.append(Box(f"\u2026{k}", "summary", rect, lines[0], (), (note,), SAME,
+                                      tuple(names)))
+                self.chips[(f"\u2026{k}", "")] = rect
+                y = rect.bottom + ROW_GAP
+                continue
+            placed, x, row_h = [], x0 + BOX_PAD, 0.0
+            for i in (i for i in it.ifs if not facing(i)):
+                w, h = self.size(i.lines)
+                placed.append(self.chip(it.name, i, Rect(x, y + self.title_h, w, h)))
+                x, row_h = x + w + CHIP_GAP, max(row_h, h)
+            fy = y + BOX_PAD
+            for i in (i for i in it.ifs if facing(i)):
+                h = self.size(i.lines)[1]
+                placed.append(self.chip(it.name, i, Rect(x0 + col_w - BOX_PAD - face_w, fy,
+                                                         face_w, h)))
+                fy += h + CHIP_GAP
+            bottom = y + self.title_h + row_h
+            if under:
+                bottom = max(bottom, fy - CHIP_GAP)
+            notes = ()
+            if it.notes or it.nat:
+                nw, nh = self.size(it.notes + it.nat)
+                ny = bottom + (CHIP_GAP if row_h or under else 0)
+                notes = (Note("notes", Rect(x0 + BOX_PAD, ny, nw, nh), tuple(it.notes + it.nat)),)
+                bottom = ny + nh
+            bottom = max(bottom, fy - CHIP_GAP)
+            self.add(it, Rect(x0, y, col_w, bottom + BOX_PAD - y), placed, notes)
+            y = bottom + BOX_PAD + ROW_GAP
+        self.right = x0 + col_w if items else self.right
+
+    def host(self, host: _Ns, column: list, hidden_in: dict, world: _Ns | None) -> None:
+        """Columns L (ports facing containers), M (lo, bridges, others; notes), R (uplinks, NAT)."""
+        hx, htop = self.right + BOX_GAP, self.top + self.title_h
+        col: dict[str, list] = {"L": [], "M": [], "R": []}
+        runs: dict[int, list] = {}
+        names = {v.name for v in column}
+        for i in host.ifs:
+            side = i.peer[0] if i.peer else None
+            if side in hidden_in:
+                runs.setdefault(hidden_in[side], []).append(i)
+            else:
+                col["L" if side in names else "R" if world and side == world.name else "M"].append(i)
+        size = {i.name: self.size(i.lines) for i in host.ifs}
+        summaries = {k: _summary_lines([i.name for i in r], "veths") for k, r in runs.items()}
+        nat_w, nat_h = self.size(host.nat) if host.nat else (0, 0)
+        note_w, note_h = self.size(host.notes) if host.notes else (0, 0)
+        widths = {"L": max([size[i.name][0] for i in col["L"]]
+                           + [self.size(s)[0] for s in summaries.values()], default=0),
+                  "M": max([size[i.name][0] for i in col["M"]] + [note_w]),
+                  "R": max([size[i.name][0] for i in col["R"]] + [nat_w])}
+        xs, x = {}, hx + BOX_PAD
+        for c, w in widths.items():
+            xs[c] = x
+            x += w + (COL_GAP if w else 0)
+        host_w = max(x - COL_GAP - hx + BOX_PAD, (len(host.name) + self.marks) * TITLE_CHAR
+                     + 2 * BOX_PAD)
+        placed = []
+
+        def stack(want, c, w=None) -> float:
+            y = htop
+            for ytop, i in _stack(want, htop):
+                if isinstance(i, int):              # a summary of hidden veths
+                    rect = Rect(xs[c], ytop, widths[c], self.size(summaries[i])[1])
+                    masters = {p.master for p in runs[i]}
+                    placed.append(Chip(host.name, f"\u2026{i}", "summary", rect, summaries[i],
+                                       SAME, (f"\u2026{i}", ""),
+                                       masters.pop() if len(masters) == 1 else None))
+                    self.chips[(host.name, f"\u2026{i}")] = rect
+                else:
+                    rect = Rect(xs[c], ytop, w or size[i.name][0], size[i.name][1])
+                    placed.append(self.chip(host.name, i, rect))
+                y = rect.bottom + CHIP_GAP
+            return y
+
+        def centred(cy: float, h: float) -> float:
+            return cy - h / 2
+
+        want = [(centred(self.chips[i.peer].cy, size[i.name][1]) if i.peer in self.chips
+                 else htop, size[i.name][1], i) for i in col["L"]]
+        want += [(centred(self.chips[(f"\u2026{k}", "")].cy, self.size(s)[1]), self.size(s)[1], k)
+                 for k, s in summaries.items()]
+        stack(want, "L", widths["L"])
+        ports = list(placed)
+        want = []
+        for i in col["M"]:
+            ys = [c.rect.cy for c in ports if c.master == i.name]
+            pref = centred(sum(ys) / len(ys), size[i.name][1]) if ys and i.kind == "bridge" else htop
+            want.append((pref if i.kind != "loopback" else htop - 1, size[i.name][1], i))
+        y = stack(want, "M")
+        notes = [Note("notes", Rect(xs["M"], y, note_w, note_h), tuple(host.notes))] \
+            if host.notes else []
+        bridges = [c for c in placed if c.kind == "bridge"]
+        mid = (bridges[0].rect.cy if bridges else
+               sum(c.rect.cy for c in ports) / len(ports) if ports else htop)
+        y = stack([(centred(mid, size[i.name][1]), size[i.name][1], i) for i in col["R"]], "R")
+        if host.nat:
+            notes.append(Note("nat", Rect(xs["R"], y, nat_w, nat_h), tuple(host.nat)))
+        bottom = max([c.rect.bottom for c in placed] + [n.rect.bottom for n in notes] + [htop])
+        self.add(host, Rect(hx, self.top, host_w, bottom + BOX_PAD - self.top), placed, notes)
+
+    def world(self, world: _Ns) -> None:
+        """Chips stacked, the one facing the host level with its peer; then notes."""
+        wx = self.right + BOX_GAP
+        ordered = sorted(world.ifs, key=lambda i: not (i.peer and i.peer in self.chips))
+        sizes = [self.size(i.lines) for i in ordered]
+        notes = world.notes + world.nat
+        ww = max([w for w, _ in sizes] + [self.size(notes)[0] if notes else 0])
+        ww = max(ww + 2 * BOX_PAD, (len(world.name) + self.marks) * TITLE_CHAR + 2 * BOX_PAD)
+        wtop = self.top
+        if ordered and ordered[0].peer in self.chips:
+            wtop = max(self.top, self.chips[ordered[0].peer].cy - sizes[0][1] / 2 - self.title_h)
+        y, placed = wtop + self.title_h, []
+        for i, (w, h) in zip(ordered, sizes):
+            placed.append(self.chip(world.name, i, Rect(wx + BOX_PAD, y, w, h)))
+            y += h + CHIP_GAP
+        blocks = ()
+        if notes:
+            nw, nh = self.size(notes)
+            blocks = (Note("notes", Rect(wx + BOX_PAD, y, nw, nh), tuple(notes)),)
+            y += nh + CHIP_GAP
+        self.add(world, Rect(wx, wtop, ww, y - CHIP_GAP + BOX_PAD - wtop), placed, blocks)
+
+
 def layout(topology: Topology, previous: Topology | None = None) -> Layout:
     """Lay out `topology` as boxes, chips and edges, marked against `previous` if given."""
     compared = previous is not None
-    marks = 2 if compared else 0
     views = _views(topology, previous)
     host = next((v for v in views if v.role == "host"), None)
-    world = next((v for v in views if v.role == "world" and v is not host), None)
+    world = next((v for v in views if v.role == "world"), None)
     column = [v for v in views if v is not host and v is not world]
     n = len([v for v in column if v.role == "container"])
     lab = f"lab {topology.lab}" if topology.lab else "default lab"
     title = "  \u00b7  ".join([f"stage {topology.stage}" if topology.stage else "live topology",
                                 lab, f"{n} container{'s' if n != 1 else ''}"])
     top = MARGIN + TITLE_LINE + 0.15
-    title_h = BOX_PAD + TITLE_LINE
-
-    # which containers to draw; runs of hidden ones become summaries
-    items = list(column)
-    if len(column) > SUMMARY_ABOVE:
-        keep = set(range(HEAD)) | set(range(len(column) - TAIL, len(column)))
-        keep |= set([i for i, v in enumerate(column) if v.changed and i not in keep][:EXTRA])
-        items, run = [], []
-        for i, v in enumerate(column):
-            if i in keep:
-                if run:
-                    items.append(run)
-                    run = []
-                items.append(v)
-            else:
-                run.append(v)
-    hidden_in = {v.name: k for k, it in enumerate(items) if isinstance(it, list) for v in it}
-
-    # container column: left part = title, other chips (lo), notes; right part = facing chips
-    def facing(i) -> bool:
-        return bool(host) and i.peer is not None and i.peer[0] == host.name
-
-    shown = [it for it in items if not isinstance(it, list)]
-    sizes = {(v.name, i.name): _size(i.lines, marks) for v in shown for i in v.ifs}
-    face_w = max((sizes[(v.name, i.name)][0] for v in shown for i in v.ifs if facing(i)), default=0)
-    left_w, note_w = 0.0, 0.0                       # notes go under the left part if they fit
-    for it in items:
-        if isinstance(it, list):
-            lines = _summary_lines([v.name for v in it], "containers")
-            left_w = max(left_w, max(len(ln.text) for ln in lines) * CHAR)
-            continue
-        ws = [sizes[(it.name, i.name)][0] for i in it.ifs if not facing(i)]
-        left_w = max(left_w, sum(ws) + CHIP_GAP * max(len(ws) - 1, 0),
-                     (len(it.name) + marks) * TITLE_CHAR)
-        note_w = max(note_w, _size(it.notes + it.nat, marks)[0] if it.notes or it.nat else 0)
-    under = note_w > left_w                         # else beside the facing chips
-    col_w = 2 * BOX_PAD + left_w + (COL_GAP / 2 + face_w if face_w else 0)
-    col_w = max(col_w, note_w + 2 * BOX_PAD)
-
-    boxes, chips, y = [], {}, top + TITLE_LINE
-    for k, it in enumerate(items):
-        if isinstance(it, list):
-            names = [v.name for v in it]
-            lines = _summary_lines(names, "containers")
-            rect = Rect(MARGIN, y, col_w, title_h + LINE + 2 * BOX_PAD)
-            boxes.append(Box(f"\u2026{k}", "summary", rect, lines[0], (),
-                             (Note("notes", Rect(MARGIN + BOX_PAD, y + title_h, left_w, LINE + PAD),
-                                   lines[1:]),), SAME, tuple(names)))
-            chips[(f"\u2026{k}", "")] = rect
-            y = rect.bottom + ROW_GAP
-            continue
-        placed, x, row_h = [], MARGIN + BOX_PAD, 0.0
-        for i in (i for i in it.ifs if not facing(i)):
-            w, h = sizes[(it.name, i.name)]
-            placed.append(Chip(it.name, i.name, i.kind, Rect(x, y + title_h, w, h),
-                               tuple(i.lines), i.status, i.peer, i.master))
-            x, row_h = x + w + CHIP_GAP, max(row_h, h)
-        fy = y + BOX_PAD
-        for i in (i for i in it.ifs if facing(i)):
-            h = sizes[(it.name, i.name)][1]
-            placed.append(Chip(it.name, i.name, i.kind,
-                               Rect(MARGIN + col_w - BOX_PAD - face_w, fy, face_w, h),
-                               tuple(i.lines), i.status, i.peer, i.master))
-            fy += h + CHIP_GAP
-        bottom = y + title_h + row_h
-        if under:
-            bottom = max(bottom, fy - CHIP_GAP)
-        notes = ()
-        if it.notes or it.nat:
-            nw, nh = _size(it.notes + it.nat, marks)
-            ny = bottom + (CHIP_GAP if row_h or under else 0)
-            notes = (Note("notes", Rect(MARGIN + BOX_PAD, ny, nw, nh), tuple(it.notes + it.nat)),)
-            bottom = ny + nh
-        bottom = max(bottom, fy - CHIP_GAP)
-        rect = Rect(MARGIN, y, col_w, bottom + BOX_PAD - y)
-        boxes.append(Box(it.name, it.role, rect, Line(it.name, it.status, True),
-                         tuple(placed), notes, it.status))
-        chips.update({(c.namespace, c.name): c.rect for c in placed})
-        y = rect.bottom + ROW_GAP
-
-    # host: L = ports facing the container column, M = lo, bridges, others; R = uplinks, NAT
-    right = MARGIN + col_w if items else MARGIN - BOX_GAP
+    geo = _Geometry(2 if compared else 0, top)
+    items = _runs(column)
+    geo.containers(items, host.name if host else None)
     if host:
-        hx, htop = right + BOX_GAP, top + title_h
-        col = {"L": [], "M": [], "R": []}
-        runs: dict = {}
-        for i in host.ifs:
-            side = i.peer[0] if i.peer else None
-            if side in hidden_in:
-                runs.setdefault(hidden_in[side], []).append(i)
-            elif i.peer and any(v.name == side for v in column):
-                col["L"].append(i)
-            elif i.peer and world and side == world.name:
-                col["R"].append(i)
-            else:
-                col["M"].append(i)
-        size = {i.name: _size(i.lines, marks) for i in host.ifs}
-        summaries = {k: _summary_lines([i.name for i in r], "veths") for k, r in runs.items()}
-        w_l = max([size[i.name][0] for i in col["L"]]
-                  + [_size(s, marks)[0] for s in summaries.values()], default=0)
-        nat_w, nat_h = _size(host.nat, marks) if host.nat else (0, 0)
-        note_w, note_h = _size(host.notes, marks) if host.notes else (0, 0)
-        w_m = max([size[i.name][0] for i in col["M"]] + [note_w], default=0)
-        w_r = max([size[i.name][0] for i in col["R"]] + [nat_w], default=0)
-        xs, x = {}, hx + BOX_PAD
-        for c, w in (("L", w_l), ("M", w_m), ("R", w_r)):
-            xs[c] = x
-            x += w + (COL_GAP if w else 0)
-        host_w = max(x - COL_GAP - hx + BOX_PAD, (len(host.name) + marks) * TITLE_CHAR + 2 * BOX_PAD)
-        placed = []
-
-        def put(i, ytop, c, w=None):
-            w0, h = size[i.name]
-            rect = Rect(xs[c], ytop, w or w0, h)
-            placed.append(Chip(host.name, i.name, i.kind, rect, tuple(i.lines), i.status,
-                               i.peer, i.master))
-            chips[(host.name, i.name)] = rect
-
-        want = [(chips[i.peer].cy - size[i.name][1] / 2 if i.peer in chips else htop,
-                 size[i.name][1], i) for i in col["L"]]
-        for k, lines in summaries.items():
-            h = _size(lines, marks)[1]
-            want.append((chips[(f"\u2026{k}", "")].cy - h / 2, h, (k, lines)))
-        for ytop, it in _stack(want, htop):
-            if isinstance(it, tuple):
-                k, lines = it
-                r = runs[k]
-                rect = Rect(xs["L"], ytop, w_l, _size(lines, marks)[1])
-                masters = {i.master for i in r}
-                placed.append(Chip(host.name, f"\u2026{k}", "summary", rect, lines, SAME,
-                                   (f"\u2026{k}", ""), masters.pop() if len(masters) == 1 else None))
-                chips[(host.name, f"\u2026{k}")] = rect
-            else:
-                put(it, ytop, "L", w_l)
-        ports = [c for c in placed]
-        want = []
-        for i in col["M"]:
-            ys = [c.rect.cy for c in ports if c.master == i.name]
-            pref = sum(ys) / len(ys) - size[i.name][1] / 2 if ys and i.kind == "bridge" else htop
-            want.append((pref if i.kind != "loopback" else htop - 1, size[i.name][1], i))
-        notes, y = [], htop
-        for ytop, it in _stack(want, htop):
-            put(it, ytop, "M")
-            y = ytop + size[it.name][1] + CHIP_GAP
-        if host.notes:
-            notes.append(Note("notes", Rect(xs["M"], y, note_w, note_h), tuple(host.notes)))
-        bridges = [c for c in placed if c.kind == "bridge"]
-        mid = (bridges[0].rect.cy if bridges else
-               (sum(c.rect.cy for c in ports) / len(ports) if ports else htop))
-        want = [(mid - size[i.name][1] / 2, size[i.name][1], i) for i in col["R"]]
-        y = htop
-        for ytop, it in _stack(want, htop):
-            put(it, ytop, "R")
-            y = ytop + size[it.name][1] + CHIP_GAP
-        if host.nat:
-            notes.append(Note("nat", Rect(xs["R"], y, nat_w, nat_h), tuple(host.nat)))
-        bottom = max([c.rect.bottom for c in placed] + [n.rect.bottom for n in notes] + [htop])
-        boxes.append(Box(host.name, host.role, Rect(hx, top, host_w, bottom + BOX_PAD - top),
-                         Line(host.name, host.status, True), tuple(placed), tuple(notes),
-                         host.status))
-        right = hx + host_w
-
+        hidden_in = {v.name: k for k, it in enumerate(items) if isinstance(it, list) for v in it}
+        geo.host(host, column, hidden_in, world)
     if world:
-        wx = right + BOX_GAP
-        ordered = sorted(world.ifs, key=lambda i: not (i.peer and i.peer in chips))
-        sizes_w = [_size(i.lines, marks) for i in ordered]
-        ww = max([w for w, _ in sizes_w] + [_size(world.notes + world.nat, marks)[0]
-                                            if world.notes or world.nat else 0])
-        ww = max(ww + 2 * BOX_PAD, (len(world.name) + marks) * TITLE_CHAR + 2 * BOX_PAD)
-        first = ordered[0] if ordered else None
-        wtop = (chips[first.peer].cy - sizes_w[0][1] / 2 - title_h
-                if first and first.peer in chips else top)
-        y, placed = wtop + title_h, []
-        for i, (w, h) in zip(ordered, sizes_w):
-            placed.append(Chip(world.name, i.name, i.kind, Rect(wx + BOX_PAD, y, w, h),
-                               tuple(i.lines), i.status, i.peer, i.master))
-            chips[(world.name, i.name)] = placed[-1].rect
-            y += h + CHIP_GAP
-        notes = ()
-        if world.notes or world.nat:
-            nw, nh = _size(world.notes + world.nat, marks)
-            notes = (Note("notes", Rect(wx + BOX_PAD, y, nw, nh), tuple(world.notes + world.nat)),)
-            y += nh + CHIP_GAP
-        boxes.append(Box(world.name, world.role, Rect(wx, wtop, ww, y - CHIP_GAP + BOX_PAD - wtop),
-                         Line(world.name, world.status, True), tuple(placed), notes, world.status))
-        right = wx + ww
+        geo.world(world)
 
-    edges = _edges(topology, previous, boxes, chips)
+    boxes = tuple(geo.boxes)
+    edges = _edges(topology, previous, boxes, geo.chips)
     changed = compared and (any(v.changed for v in views) or any(e.status != SAME for e in edges))
-    bottom = max([b.rect.bottom for b in boxes] + [top])
     kinds = {e.kind for e in edges}
     legend = tuple(Line(f"\u2500\u2500 {text}", SAME, False, kind) for kind, text in
                    (("veth", "veth pair"), ("port", "bridge port")) if kind in kinds)
@@ -537,15 +547,12 @@ def layout(topology: Topology, previous: Topology | None = None) -> Layout:
                    if changed else (Line("nothing changed since the previous drawing"),))
     if not boxes:
         legend += (Line("nothing to draw: the lab has no namespaces (is it up?)"),)
+    bottom = max([b.rect.bottom for b in boxes] + [top])
     height = bottom + (0.15 + LINE if legend else 0) + MARGIN
-    width = max(right + MARGIN, len(title) * TITLE_CHAR + 2 * MARGIN,
+    width = max(geo.right + MARGIN, len(title) * TITLE_CHAR + 2 * MARGIN,
                 sum(len(ln.text) + 3 for ln in legend) * CHAR + 2 * MARGIN)
-    shift = min([b.rect.y for b in boxes] + [top]) - top
-    if shift < 0:                                   # a box reaches above the title row
-        return _shifted(Layout(title, width, height, tuple(boxes), edges, legend, compared,
-                               changed), -shift)
-    return Layout(title, round(width, 3), round(height, 3), tuple(boxes), edges, legend,
-                  compared, changed)
+    return Layout(title, round(width, 3), round(height, 3), boxes, edges, legend, compared,
+                  changed)
 
 
 def _edges(topology, previous, boxes, chips) -> tuple[Edge, ...]:
@@ -580,20 +587,6 @@ def _edges(topology, previous, boxes, chips) -> tuple[Edge, ...]:
                     edges.append(Edge("summary", (c.namespace, c.name), (c.namespace, c.master),
                                       points))
     return tuple(edges)
-
-
-def _shifted(lay: Layout, dy: float) -> Layout:
-    def r(x: Rect) -> Rect:
-        return Rect(x.x, x.y + dy, x.w, x.h)
-    boxes = tuple(Box(b.name, b.role, r(b.rect), b.title,
-                      tuple(Chip(c.namespace, c.name, c.kind, r(c.rect), c.lines, c.status, c.peer,
-                                 c.master) for c in b.chips),
-                      tuple(Note(n.kind, r(n.rect), n.lines) for n in b.notes), b.status, b.hidden)
-                  for b in lay.boxes)
-    edges = tuple(Edge(e.kind, e.a, e.b, tuple((x, y + dy) for x, y in e.points), e.curve, e.status)
-                  for e in lay.edges)
-    return Layout(lay.title, round(lay.width, 3), round(lay.height + dy, 3), boxes, edges,
-                  lay.legend, lay.compared, lay.changed)
 
 
 # ---- rendering (matplotlib, imported here only) ---------------------------------------------
@@ -677,45 +670,36 @@ def _figure(lay: Layout):
     return fig
 
 
-def render(what: Layout | Topology, fmt: str = "png", dpi: int = DPI) -> bytes | str:
-    """PNG bytes or SVG text of a Layout (or of a Topology, laid out without marks).
+def figure_bytes(make, fmt: str, dpi: int = DPI) -> bytes | str:
+    """PNG bytes or SVG text of the Figure that `make()` returns (Agg; SVG text stays text).
 
-    The SVG keeps every label as text (svg.fonttype none) and repeats byte for byte.
-    """
+    Output repeats byte for byte: no dates or versions in it, fixed SVG ids."""
     if fmt not in ("png", "svg"):
         raise BadValue(f"cannot render format {fmt!r}: use 'png' or 'svg'")
-    lay = what if isinstance(what, Layout) else layout(what)
     import io
 
     import matplotlib
     with matplotlib.rc_context(_rc()):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        fig = _figure(lay)
+        fig = make()
+        FigureCanvasAgg(fig)
         buf = io.BytesIO()
         if fmt == "png":
-            FigureCanvasAgg(fig)
             fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
             return buf.getvalue()
         fig.savefig(buf, format="svg", metadata={"Date": None})
         return buf.getvalue().decode()
 
 
+def render(what: Layout | Topology, fmt: str = "png", dpi: int = DPI) -> bytes | str:
+    """PNG bytes or SVG text of a Layout (or of a Topology, laid out without marks)."""
+    lay = what if isinstance(what, Layout) else layout(what)
+    return figure_bytes(lambda: _figure(lay), fmt, dpi)
+
+
 def draw(topology: Topology, path, previous: Topology | None = None):
     """Write the diagram of `topology` to `path`, PNG or SVG by its extension; return the path."""
-    from pathlib import Path
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in ("png", "svg"):
-        raise BadValue(f"cannot draw to {str(path)!r}: name the file .png or .svg")
-    out = render(layout(topology, previous), fmt)
-    try:
-        if fmt == "png":
-            path.write_bytes(out)
-        else:
-            path.write_text(out)
-    except OSError as e:
-        raise BadValue(f"cannot write {str(path)!r}: {e.strerror}; choose a writable path") from None
-    return path
+    return TopologyView(topology, previous).save(path)
 
 
 def cli_draw(topology: Topology, path) -> str:
@@ -725,7 +709,58 @@ def cli_draw(topology: Topology, path) -> str:
     return f"wrote {path} ({len(topology.namespaces)} namespaces, {n} interfaces)"
 
 
-# ---- text and Jupyter display ---------------------------------------------------------------
+class Display:
+    """Base of things that draw themselves: PNG, SVG or HTML in Jupyter, text in a terminal.
+
+    Subclasses give `_render(fmt)` and `__str__`; each format is rendered once."""
+    css = "labkit-figure"
+
+    def _render(self, fmt: str) -> bytes | str:
+        raise NotImplementedError
+
+    def _get(self, fmt: str):
+        cache = self.__dict__.setdefault("_out", {})
+        if fmt not in cache:
+            cache[fmt] = self._render(fmt)
+        return cache[fmt]
+
+    def png(self) -> bytes:
+        return self._get("png")
+
+    def svg(self) -> str:
+        return self._get("svg")
+
+    def save(self, path):
+        """Write a .png or .svg file (by its extension); return its path."""
+        from pathlib import Path
+        path = Path(path)
+        fmt = path.suffix.lower().lstrip(".")
+        if fmt not in ("png", "svg"):
+            raise BadValue(f"cannot draw to {str(path)!r}: name the file .png or .svg")
+        try:
+            path.write_bytes(self.png()) if fmt == "png" else path.write_text(self.svg())
+        except OSError as e:
+            raise BadValue(f"cannot write {str(path)!r}: {e.strerror}; choose a writable "
+                           f"path") from None
+        return path
+
+    def _repr_png_(self) -> bytes:
+        return self.png()
+
+    def _repr_svg_(self) -> str:
+        return self.svg()
+
+    def _repr_html_(self) -> str:
+        import html
+        svg = self.svg()
+        return (f'<div class="{self.css}">{svg[svg.index("<svg"):]}<details><summary>as text'
+                f"</summary><pre>{html.escape(str(self))}</pre></details></div>")
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+# ---- text ---------------------------------------------------------------------------------
 
 def _ascii(s: str) -> str:
     return s.replace("\u2026", "...").replace("\u2192", "->").replace("\u00b7", "-")
@@ -758,15 +793,13 @@ def text(lay: Layout) -> str:
     return "\n".join(out)
 
 
-class TopologyView:
-    """A topology that shows itself: SVG, PNG or HTML in Jupyter, a text tree in a terminal.
-
-    With `previous`, what changed since then is marked. Renders once per format (cached).
-    """
+class TopologyView(Display):
+    """A topology that shows itself (see Display); with `previous`, changes since then marked."""
+    css = "labkit-topology"
 
     def __init__(self, topology: Topology, previous: Topology | None = None):
         self.topology, self.previous = topology, previous
-        self._layout, self._out = None, {}
+        self._layout = None
 
     @property
     def layout(self) -> Layout:
@@ -774,37 +807,11 @@ class TopologyView:
             self._layout = layout(self.topology, self.previous)
         return self._layout
 
-    def png(self) -> bytes:
-        if "png" not in self._out:
-            self._out["png"] = render(self.layout, "png")
-        return self._out["png"]
-
-    def svg(self) -> str:
-        if "svg" not in self._out:
-            self._out["svg"] = render(self.layout, "svg")
-        return self._out["svg"]
-
-    def save(self, path):
-        """Write a .png or .svg file; return its path."""
-        return draw(self.topology, path, self.previous)
-
-    def _repr_png_(self) -> bytes:
-        return self.png()
-
-    def _repr_svg_(self) -> str:
-        return self.svg()
-
-    def _repr_html_(self) -> str:
-        import html
-        svg = self.svg()
-        svg = svg[svg.index("<svg"):]
-        return (f'<div class="labkit-topology">{svg}<details><summary>as text</summary>'
-                f"<pre>{html.escape(str(self))}</pre></details></div>")
+    def _render(self, fmt: str) -> bytes | str:
+        return render(self.layout, fmt)
 
     def __str__(self) -> str:
         return text(self.layout)
-
-    __repr__ = __str__
 
 
 _drawn: dict[str, Topology] = {}

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import plan
-from .diagram import (BOX_PAD, CHAR, DPI, EDGE, FILL, FONT, INK, MARGIN, PAD, TITLE_CHAR,
-                      TITLE_FONT, TITLE_LINE, _rc)
+from .diagram import (CHAR, DPI, EDGE, FILL, FONT, INK, MARGIN, PAD, TITLE_CHAR, TITLE_FONT,
+                      TITLE_LINE, Display, figure_bytes)
 from .errors import BadValue
 
 LIMIT = 30                         # packets drawn; the rest are counted
@@ -277,8 +277,7 @@ def _figure(lad: Ladder):
                 color=NAT_INK if nat else ("#555555" if r.kind == "more" else INK["same"]), zorder=3)
     for a in lad.arrows:
         color = NAT_INK if a.nat else "#303030"
-        (xa, ya), (xb, yb) = a.start, a.end
-        style = f"arc3,rad={-0.6 if xb >= xa else 0.6}" if xa == xb else "arc3,rad=0"
+        style = "arc3,rad=-0.6" if a.start[0] == a.end[0] else "arc3,rad=0"   # same point: loop
         ax.add_patch(FancyArrowPatch(a.start, a.end, arrowstyle="-|>", mutation_scale=9,
                                      shrinkA=3, shrinkB=3, connectionstyle=style, color=color,
                                      linewidth=2.0 if a.nat else 1.1, zorder=4))
@@ -297,22 +296,8 @@ def _figure(lad: Ladder):
 
 def render(what, fmt: str = "png", dpi: int = DPI) -> bytes | str:
     """PNG bytes or SVG text of a Ladder (or of what `layout` accepts)."""
-    if fmt not in ("png", "svg"):
-        raise BadValue(f"cannot render format {fmt!r}: use 'png' or 'svg'")
     lad = what if isinstance(what, Ladder) else layout(what)
-    import io
-
-    import matplotlib
-    with matplotlib.rc_context(_rc()):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        fig = _figure(lad)
-        FigureCanvasAgg(fig)
-        buf = io.BytesIO()
-        if fmt == "png":
-            fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-            return buf.getvalue()
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-        return buf.getvalue().decode()
+    return figure_bytes(lambda: _figure(lad), fmt, dpi)
 
 
 def text(lad: Ladder) -> str:
@@ -333,53 +318,18 @@ def text(lad: Ladder) -> str:
     return "\n".join(out)
 
 
-class LadderView:
-    """Packets that show themselves as a ladder: SVG, PNG or HTML in Jupyter, text elsewhere."""
+class LadderView(Display):
+    """Packets that show themselves as a ladder (see diagram.Display): SVG, PNG, HTML, text."""
+    css = "labkit-ladder"
 
     def __init__(self, what, points=None, limit: int = LIMIT, **flow):
         self.ladder = layout(what, points, limit, **flow)
-        self._out = {}
 
-    def png(self) -> bytes:
-        if "png" not in self._out:
-            self._out["png"] = render(self.ladder, "png")
-        return self._out["png"]
-
-    def svg(self) -> str:
-        if "svg" not in self._out:
-            self._out["svg"] = render(self.ladder, "svg")
-        return self._out["svg"]
-
-    def save(self, path):
-        """Write a .png or .svg file; return its path."""
-        from pathlib import Path
-        path = Path(path)
-        fmt = path.suffix.lower().lstrip(".")
-        if fmt not in ("png", "svg"):
-            raise BadValue(f"cannot draw to {str(path)!r}: name the file .png or .svg")
-        try:
-            path.write_bytes(self.png()) if fmt == "png" else path.write_text(self.svg())
-        except OSError as e:
-            raise BadValue(f"cannot write {str(path)!r}: {e.strerror}; choose a writable path") \
-                from None
-        return path
-
-    def _repr_png_(self) -> bytes:
-        return self.png()
-
-    def _repr_svg_(self) -> str:
-        return self.svg()
-
-    def _repr_html_(self) -> str:
-        import html
-        svg = self.svg()
-        return (f'<div class="labkit-ladder">{svg[svg.index("<svg"):]}<details><summary>as '
-                f"text</summary><pre>{html.escape(str(self))}</pre></details></div>")
+    def _render(self, fmt: str) -> bytes | str:
+        return render(self.ladder, fmt)
 
     def __str__(self) -> str:
         return text(self.ladder)
-
-    __repr__ = __str__
 
 
 def ladder(what, points=None, limit: int = LIMIT, **flow) -> LadderView:
