@@ -440,7 +440,7 @@ class _Geometry:
         note_w, note_h = self.size(host.notes) if host.notes else (0, 0)
         widths = {"L": max([size[i.name][0] for i in col["L"]]
                            + [self.size(s)[0] for s in summaries.values()], default=0),
-                  "M": max([size[i.name][0] for i in col["M"]] + [note_w]),
+                  "M": max([size[i.name][0] for i in col["M"]] + [note_w + 2 * PAD]),
                   "R": max([size[i.name][0] for i in col["R"]] + [nat_w])}
         xs, x = {}, hx + BOX_PAD
         for c, w in widths.items():
@@ -481,7 +481,7 @@ class _Geometry:
             pref = centred(sum(ys) / len(ys), size[i.name][1]) if ys and i.kind == "bridge" else htop
             want.append((pref if i.kind != "loopback" else htop - 1, size[i.name][1], i))
         y = stack(want, "M")
-        notes = [Note("notes", Rect(xs["M"], y, note_w, note_h), tuple(host.notes))] \
+        notes = [Note("notes", Rect(xs["M"] + 2 * PAD, y, note_w, note_h), tuple(host.notes))] \
             if host.notes else []
         bridges = [c for c in placed if c.kind == "bridge"]
         mid = (bridges[0].rect.cy if bridges else
