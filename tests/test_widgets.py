@@ -158,3 +158,12 @@ def test_traffic_tester_on_a_live_lab_shows_the_masquerade(lab):
     t.points.value = tuple(OUTWARD)
     assert t.send() is True
     assert "src 172.18.0.10 -&gt; 10.0.2.15" in t.ladder.value
+
+
+@pytest.mark.kernel
+def test_stepper_on_a_live_lab_draws_what_the_kernel_holds(lab):
+    s = widgets.StageStepper(lab)
+    assert s.go("two-veths") and "veth1" in s.diagram.value
+    assert s.go("bridge")
+    assert s.view.topology.namespace("host").interface("br0") is not None
+    assert s.view.layout.chip("host", "br0").status == "added"
