@@ -94,8 +94,7 @@ def cmd_capture(args) -> int:
 def cmd_draw(args) -> int:
     from . import diagram
     topology = _lab(args).inspect()
-    diagram.draw(topology, args.output)
-    print(f"wrote {args.output}")
+    print(diagram.cli_draw(topology, args.output) if args.output else diagram.TopologyView(topology))
     return 0
 
 
@@ -146,7 +145,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("-c", dest="count", type=int, metavar="COUNT", help="stop after COUNT packets")
     sp = add("draw", cmd_draw, "draw the live topology to a PNG or SVG file")
     lab_arg(sp)
-    sp.add_argument("-o", dest="output", required=True, metavar="FILE.png|FILE.svg")
+    sp.add_argument("-o", dest="output", metavar="FILE.png|FILE.svg",
+                    help="file to write (without it: a text tree)")
     sp = add("handout", cmd_handout, "execute the notebooks and write HTML and PDF handouts")
     sp.add_argument("-o", dest="output", default="handouts", metavar="DIR")
     sp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")

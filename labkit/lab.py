@@ -114,6 +114,12 @@ class Lab:
         return dataclasses.replace(live, nat=entries, nat_backend=backend,
                                    services=service.running(self.name, self.journal))
 
+    def diagram(self):
+        """The live topology as a diagram (Jupyter shows it; str() is a text tree), with what
+        changed since this lab's previous diagram marked."""
+        from . import diagram
+        return diagram.follow(self.inspect())
+
     def exec(self, role: str, argv: list[str], *, check: bool = False,
              timeout: float | None = 60) -> subprocess.CompletedProcess:
         """Run `argv` in namespace `role` and wait; returns the completed process (text output)."""
