@@ -3,15 +3,28 @@
 Used by every stage: `up STAGE` converges from any state (nothing, another stage, a lab a
 student edited by hand), so running it twice changes nothing the second time. Namespaces
 are journaled before they are created. Only the lab's own namespaces are touched.
+
+Two passes over the namespaces, in the topology's order: links (delete what is extra,
+create bridges, then veth pairs from the side whose namespace comes first), then settings
+(MAC, master, state, addresses, routes, sysctls), each read back from the kernel. Cost stays
+linear in the containers: a namespace made in this run is known to hold only `lo` and is
+not read before its links are made; a link is made whole (MAC, master and state in the
+creating request); requests go out in batches on one socket per namespace, and at most
+MAX_SOCKETS sockets are open at once (1000 containers fit a 1024-descriptor limit).
 """
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from . import netns, plan, sysctl
 from .errors import KernelError
 from .journal import Journal
-from .model import Interface, Namespace, Topology
+from .model import Namespace, Topology
 from .netlink import Netlink
 from .stages import IPV6_OFF
+
+MAX_SOCKETS = 32
+_LOOPBACK_INDEX = 1  # the kernel gives lo index 1 in every namespace
 
 
 def converge(topology: Topology, journal: Journal) -> None:
@@ -26,104 +39,159 @@ def converge(topology: Topology, journal: Journal) -> None:
     missing = [n for n in wanted if not netns.exists(n)]
     journal.add_namespaces(list(wanted))
     for name in missing:
-        netns.create(name)
-        for key, value in IPV6_OFF:  # before any interface exists, so none gets IPv6
-            sysctl.write(name, key, value)
-    fresh = set(missing)
-    sockets: dict[str, Netlink] = {}
+        netns.create(name, sysctls=IPV6_OFF)  # before any interface exists, so none gets IPv6
+    run = _Run(lab, wanted, set(missing))
     try:
         for name in wanted:
-            sockets[name] = Netlink(name)
-        state = {name: ([] if name in fresh else sockets[name].links()) for name in wanted}
+            run.converge_links(name)
         for name in wanted:
-            _converge_links(lab, name, wanted, sockets, state)
-        for name, ns in wanted.items():
-            _converge_settings(name, ns, sockets[name], fresh=name in fresh)
+            run.converge_settings(name)
     finally:
-        for s in sockets.values():
-            s.close()
+        run.close()
 
 
-def _converge_links(lab: str, name: str, wanted: dict[str, Namespace],
-                    sockets: dict[str, Netlink], state: dict[str, list[dict]]) -> None:
-    """Create, recreate or delete this namespace's links; veth pairs are made from this side
-    when the peer's namespace comes later in the topology (the host makes its containers' pairs)."""
-    nl, ns = sockets[name], wanted[name]
-    order = list(wanted)
-    links = {link["name"]: link for link in state[name]}
-    wanted_names = {itf.name for itf in ns.interfaces}
-    made_peers: set[str] = set()
-    for link_name, link in links.items():
-        if link_name not in wanted_names and link["kind"] is not None:
-            nl.delete_link(link_name)
-    for itf in ns.interfaces:
-        have = links.get(itf.name)
-        if itf.kind == "bridge" and (have is None or have["kind"] != "bridge"):
-            if have is not None:
-                nl.delete_link(itf.name)
-            nl.add_bridge(itf.name, itf.mac)
-        elif itf.kind == "veth" and itf.peer:
-            peer_ns = plan.namespace_name(lab, itf.peer[0])
-            if order.index(peer_ns) < order.index(name):
-                continue  # made by the peer's side
-            if have is not None and _pair_ok(have, peer_ns, itf.peer[1], sockets):
-                continue
-            if have is not None:
-                nl.delete_link(itf.name)
-            sockets[peer_ns].delete_link(itf.peer[1])
-            peer = wanted[peer_ns].interface(itf.peer[1])
-            nl.add_veth(itf.name, itf.mac, itf.peer[1], peer_ns, peer.mac if peer else None)
-            made_peers.add(peer_ns)
-    for other in made_peers:  # their link lists are stale now
-        state[other] = sockets[other].links()
+class _Run:
+    """One convergence: sockets, and what is known of each namespace's links."""
 
+    def __init__(self, lab: str, wanted: dict[str, Namespace], fresh: set[str]):
+        self.lab, self.wanted, self.fresh = lab, wanted, fresh
+        self.order = {name: i for i, name in enumerate(wanted)}
+        self.sockets: OrderedDict[str, Netlink] = OrderedDict()
+        self.known: dict[str, dict[str, dict]] = {}   # namespace -> link name -> links() entry
+        self.sysctls_set = {name: dict(IPV6_OFF) for name in fresh}
 
-def _pair_ok(have: dict, peer_ns: str, peer_name: str, sockets: dict[str, Netlink]) -> bool:
-    if have["kind"] != "veth" or have["link_netnsid"] is None:
-        return False
-    peer_index = sockets[peer_ns].index(peer_name)
-    return peer_index is not None and have["link"] == peer_index
+    def close(self) -> None:
+        while self.sockets:
+            self.sockets.popitem()[1].close()
 
+    def nl(self, name: str) -> Netlink:
+        """The namespace's socket (opened on first use; the least recently used one is closed
+        when MAX_SOCKETS are open)."""
+        sock = self.sockets.get(name)
+        if sock is None:
+            idle = [n for n, s in self.sockets.items() if not s.batching]
+            if len(self.sockets) >= MAX_SOCKETS and idle:
+                self.sockets.pop(idle[0]).close()
+            sock = self.sockets[name] = Netlink(name)
+        self.sockets.move_to_end(name)
+        return sock
 
-def _converge_settings(name: str, ns: Namespace, nl: Netlink, fresh: bool) -> None:
-    """Masters, MACs, link state, addresses, routes and sysctls of one namespace."""
-    links = {link["name"]: link for link in nl.links()}
-    by_index = {link["index"]: link["name"] for link in links.values()}
-    for itf in ns.interfaces:
-        link = links.get(itf.name)
-        if link is None:
-            raise KernelError(f"interface {itf.name} is missing in namespace {name!r} after "
-                              f"creating it; run `labkit up` again or `labkit down` to reset")
-        changes = {}
-        if itf.mac and link["mac"] != itf.mac:
-            changes["mac"] = itf.mac
-        master = by_index.get(link["master"]) if link["master"] else None
-        if master != itf.master:
-            changes["master"] = itf.master
-        if link["up"] != itf.up:
-            changes["up"] = itf.up
-        if changes:
-            nl.set_link(itf.name, **changes)
-    have_addrs: dict[str, set[str]] = {}
-    for index, cidr in ([] if fresh else nl.addresses()):
-        if not cidr.startswith("127."):
-            have_addrs.setdefault(by_index.get(index, "?"), set()).add(cidr)
-    for itf in ns.interfaces:
-        want = set(itf.addresses)
-        have = have_addrs.pop(itf.name, set())
-        for cidr in sorted(have - want):
-            nl.del_address(itf.name, cidr)
-        for cidr in sorted(want - have):
-            nl.add_address(itf.name, cidr)
-    wanted_routes = {(r.dst, r.gateway, r.dev) for r in ns.routes}
-    for r in ([] if fresh else nl.routes(static_only=True)):
-        dev = None if r["gateway"] else by_index.get(r["dev"])
-        key = (r["dst"], r["gateway"], dev)
-        if key in wanted_routes:
-            wanted_routes.discard(key)
-        else:
-            nl.del_route(r["dst"], r["gateway"], r["dev"])
-    for dst, gateway, dev in sorted(wanted_routes, key=str):
-        nl.add_route(dst, gateway, dev)
-    for key, value in ns.sysctls:
-        sysctl.write(name, key, value)
+    def drop(self, name: str) -> None:
+        """Close the namespace's socket (done with it)."""
+        sock = self.sockets.pop(name, None)
+        if sock is not None:
+            sock.close()
+
+    def links(self, name: str) -> dict[str, dict]:
+        """The namespace's links by name: read from the kernel, or only `lo` if made in this run."""
+        if name not in self.known:
+            if name in self.fresh:
+                self.known[name] = {"lo": {"index": _LOOPBACK_INDEX, "name": "lo", "kind": None,
+                                           "mac": None, "up": False, "master": None, "link": None,
+                                           "link_netnsid": None}}
+            else:
+                self.known[name] = {link["name"]: link for link in self.nl(name).links()}
+        return self.known[name]
+
+    def delete(self, name: str, link_name: str) -> None:
+        """Delete a link; a veth's peer goes with it, so other namespaces must be read again."""
+        link = self.links(name).pop(link_name, None)
+        self.nl(name).delete_link(link_name)
+        if link is None or link["link_netnsid"] is not None:
+            for other in list(self.known):
+                if other != name and other not in self.fresh:
+                    del self.known[other]
+
+    def converge_links(self, name: str) -> None:
+        """Create, recreate or delete this namespace's links; veth pairs are made from this side
+        when the peer's namespace comes later in the topology (the host makes its containers' pairs)."""
+        ns = self.wanted[name]
+        wanted_names = {itf.name for itf in ns.interfaces}
+        for link_name, link in list(self.links(name).items()):
+            if link_name not in wanted_names and link["kind"] is not None:
+                self.delete(name, link_name)
+        for itf in ns.interfaces:  # bridges first: ports are enslaved as they are made
+            have = self.links(name).get(itf.name)
+            if itf.kind == "bridge" and (have is None or have["kind"] != "bridge"):
+                if have is not None:
+                    self.delete(name, itf.name)
+                self.nl(name).add_bridge(itf.name, itf.mac, up=itf.up)
+        with self.nl(name).batch():  # the pairs go out together; deletions elsewhere come first
+            for itf in ns.interfaces:
+                if itf.kind == "veth" and itf.peer:
+                    self._make_pair(name, itf)
+
+    def _make_pair(self, name: str, itf) -> None:
+        """Make veth `itf` and its peer unless the pair is there; from the earlier namespace."""
+        peer_ns = plan.namespace_name(self.lab, itf.peer[0])
+        if self.order[peer_ns] < self.order[name]:
+            return  # made by the peer's side
+        have = self.links(name).get(itf.name)
+        if have is not None and self._pair_ok(have, peer_ns, itf.peer[1]):
+            return
+        if have is not None:
+            self.delete(name, itf.name)
+        if itf.peer[1] in self.links(peer_ns):
+            self.delete(peer_ns, itf.peer[1])
+        peer = self.wanted[peer_ns].interface(itf.peer[1])
+        master = itf.master if itf.master and self._is_bridge(name, itf.master) else None
+        self.nl(name).add_veth(itf.name, itf.mac, itf.peer[1], peer_ns, peer.mac if peer else None,
+                               master=master, up=itf.up)
+
+    def _is_bridge(self, name: str, link_name: str) -> bool:
+        have = self.links(name).get(link_name)
+        return have is None or have["kind"] == "bridge"  # None: made in this pass
+
+    def _pair_ok(self, have: dict, peer_ns: str, peer_name: str) -> bool:
+        if have["kind"] != "veth" or have["link_netnsid"] is None:
+            return False
+        peer = self.links(peer_ns).get(peer_name)
+        return peer is not None and peer["index"] is not None and have["link"] == peer["index"]
+
+    def converge_settings(self, name: str) -> None:
+        """Masters, MACs, link state, addresses, routes and sysctls of one namespace."""
+        ns, nl, fresh = self.wanted[name], self.nl(name), name in self.fresh
+        links = {link["name"]: link for link in nl.links()}
+        by_index = {link["index"]: link["name"] for link in links.values()}
+        with nl.batch():
+            for itf in ns.interfaces:
+                link = links.get(itf.name)
+                if link is None:
+                    raise KernelError(f"interface {itf.name} is missing in namespace {name!r} after "
+                                      f"creating it; run `labkit up` again or `labkit down` to reset")
+                changes = {}
+                if itf.mac and link["mac"] != itf.mac:
+                    changes["mac"] = itf.mac
+                master = by_index.get(link["master"]) if link["master"] else None
+                if master != itf.master:
+                    changes["master"] = itf.master
+                if link["up"] != itf.up:
+                    changes["up"] = itf.up
+                if changes:
+                    nl.set_link(itf.name, **changes)
+            have_addrs: dict[str, set[str]] = {}
+            for index, cidr in ([] if fresh else nl.addresses()):
+                if not cidr.startswith("127."):
+                    have_addrs.setdefault(by_index.get(index, "?"), set()).add(cidr)
+            for itf in ns.interfaces:
+                want = set(itf.addresses)
+                have = have_addrs.pop(itf.name, set())
+                for cidr in sorted(have - want):
+                    nl.del_address(itf.name, cidr)
+                for cidr in sorted(want - have):
+                    nl.add_address(itf.name, cidr)
+            wanted_routes = {(r.dst, r.gateway, r.dev) for r in ns.routes}
+            for r in ([] if fresh else nl.routes(static_only=True)):
+                dev = None if r["gateway"] else by_index.get(r["dev"])
+                key = (r["dst"], r["gateway"], dev)
+                if key in wanted_routes:
+                    wanted_routes.discard(key)
+                else:
+                    nl.del_route(r["dst"], r["gateway"], r["dev"])
+            for dst, gateway, dev in sorted(wanted_routes, key=str):
+                nl.add_route(dst, gateway, dev)
+        self.drop(name)
+        done = self.sysctls_set.get(name, {})
+        for key, value in ns.sysctls:
+            if done.get(key) != value:
+                sysctl.write(name, key, value)

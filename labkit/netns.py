@@ -80,8 +80,11 @@ def _is_namespace(p: str) -> bool:
 _dir_shared = set()
 
 
-def create(name: str) -> None:
-    """Create namespace `name`; a no-op if it exists. Undo: `delete(name)`."""
+def create(name: str, sysctls: tuple[tuple[str, str], ...] = ()) -> None:
+    """Create namespace `name`; a no-op if it exists. Undo: `delete(name)`.
+
+    `sysctls` (("net.ipv6.conf.all.disable_ipv6", "1"), ...) are written inside the new
+    namespace before anything else exists in it (saves entering it again to set them)."""
     if exists(name):
         return
     directory = netns_dir()
@@ -99,6 +102,7 @@ def create(name: str) -> None:
             raise _oserror("unshare(CLONE_NEWNET)", name)
         if _libc.mount(b"/proc/thread-self/ns/net", p.encode(), b"none", MS_BIND, None) != 0:
             raise _oserror("bind-mounting", name)
+        failed = _write_sysctls(sysctls)
     except KernelError:
         with contextlib.suppress(OSError):
             os.unlink(p)
@@ -107,6 +111,20 @@ def create(name: str) -> None:
         if _libc.setns(orig, CLONE_NEWNET) != 0:  # pragma: no cover - cannot happen with a valid fd
             raise _oserror("switching back to the original namespace", name)
         os.close(orig)
+    if failed:
+        raise KernelError(f"setting {failed} in the new namespace {name!r} failed "
+                          f"(it exists now: `labkit down` removes it)")
+
+
+def _write_sysctls(sysctls) -> str | None:
+    """Write sysctls in the calling thread's namespace; the first that failed, as key=value, or None."""
+    for key, value in sysctls:
+        try:
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(str(value))
+        except OSError as e:
+            return f"{key}={value} ({e.strerror})"
+    return None
 
 
 def inode(name: str) -> int | None:
