@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import plan
-from .diagram import (CHAR, DPI, EDGE, FILL, FONT, INK, MARGIN, PAD, TITLE_CHAR, TITLE_FONT,
-                      TITLE_LINE, Display, figure_bytes)
 from .errors import BadValue
+from .figure import (CHAR, DPI, EDGE, FILL, FONT, INK, LINE, MARGIN, PAD, SAME, TITLE_CHAR, TOP,
+                     WARN, Display, canvas, figure_bytes)
 
 LIMIT = 30                         # packets drawn; the rest are counted
 ROW, HEAD_ROW, GROUP_GAP = 0.26, 0.30, 0.10
@@ -192,8 +192,7 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None, **fl
     col_w = max([COL_MIN] + [(len(c) + 1) * CHAR + 2 * PAD for c in cols])
     x0 = text_x + text_w + COL_GAP + col_w / 2
     xs = {c: round(x0 + k * (col_w + COL_GAP), 3) for k, c in enumerate(cols)}
-    header_h = 2 * (FONT * 1.45 / 72) + 2 * PAD
-    top = MARGIN + TITLE_LINE + 0.15 + header_h
+    top = TOP + 2 * LINE + 2 * PAD                  # under the column headers
     y = top + 0.15
 
     out_rows, dots, arrows, last = [], [], [], {}
@@ -236,16 +235,10 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None, **fl
 
 
 def _figure(lad: Ladder):
-    from matplotlib.figure import Figure
     from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
 
-    fig = Figure(figsize=(lad.width, lad.height))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, lad.width)
-    ax.set_ylim(lad.height, 0)
-    ax.axis("off")
-    ax.text(MARGIN, MARGIN, lad.title, fontsize=TITLE_FONT + 1, fontweight="bold", va="top")
-    header_h = lad.top - (MARGIN + TITLE_LINE + 0.15)
+    fig, ax = canvas(lad.width, lad.height, lad.title)
+    header_h = lad.top - TOP
     col_w = min((b.x - a.x for a, b in zip(lad.columns, lad.columns[1:])), default=COL_MIN + COL_GAP)
     col_w -= COL_GAP
     bands = {}
@@ -259,22 +252,21 @@ def _figure(lad: Ladder):
                                    facecolor="#f5f5f5", edgecolor="none", zorder=0))
     for c in lad.columns:
         role = c.role if c.role in ("host", "world") else "container"
-        y0 = MARGIN + TITLE_LINE + 0.15
-        ax.add_patch(FancyBboxPatch((c.x - col_w / 2, y0), col_w, header_h,
+        ax.add_patch(FancyBboxPatch((c.x - col_w / 2, TOP), col_w, header_h,
                                     "round,pad=0,rounding_size=0.05", facecolor=FILL[role],
                                     edgecolor=EDGE[role], linewidth=1.0, zorder=2))
-        ax.text(c.x, y0 + PAD, c.point, ha="center", va="top", fontsize=FONT, fontweight="bold",
+        ax.text(c.x, TOP + PAD, c.point, ha="center", va="top", fontsize=FONT, fontweight="bold",
                 color=EDGE[role], zorder=3)
-        ax.text(c.x, y0 + PAD + FONT * 1.45 / 72, f"{c.seen} seen" if c.seen else "nothing seen",
+        ax.text(c.x, TOP + PAD + LINE, f"{c.seen} seen" if c.seen else "nothing seen",
                 ha="center", va="top", fontsize=FONT - 1, zorder=3,
-                color="#b3261e" if not c.seen else "#555555")
+                color=WARN if not c.seen else "#555555")
         ax.plot([c.x, c.x], [lad.top, lad.height - MARGIN], color="#b0b0b0", linewidth=0.8,
                 linestyle=(0, (3, 3)), zorder=1)
     for r in lad.rows:
         nat = bool(r.nat)
         ax.text(lad.text_x, r.y, r.text, va="center", ha="left", fontsize=FONT,
                 fontweight="bold" if r.kind == "packet" or nat else "normal",
-                color=NAT_INK if nat else ("#555555" if r.kind == "more" else INK["same"]), zorder=3)
+                color=NAT_INK if nat else ("#555555" if r.kind == "more" else INK[SAME]), zorder=3)
     for a in lad.arrows:
         color = NAT_INK if a.nat else "#303030"
         style = "arc3,rad=-0.6" if a.start[0] == a.end[0] else "arc3,rad=0"   # same point: loop
@@ -319,7 +311,7 @@ def text(lad: Ladder) -> str:
 
 
 class LadderView(Display):
-    """Packets that show themselves as a ladder (see diagram.Display): SVG, PNG, HTML, text."""
+    """Packets that show themselves as a ladder (see figure.Display): SVG, PNG, HTML, text."""
     css = "labkit-ladder"
 
     def __init__(self, what, points=None, limit: int = LIMIT, **flow):

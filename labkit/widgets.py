@@ -15,8 +15,9 @@ import ipywidgets as w
 
 from . import diagram, ladder, stages
 from .errors import LabkitError
+from .figure import WARN, inline_svg
 
-OK, FAIL = "#138a36", "#b3261e"
+OK, FAIL = "#138a36", WARN
 DEFAULT_POINTS = ("netns0:ceth0", "host:veth0", "host:br0", "host:veth1", "netns1:ceth1",
                   "host:ens18", "world:wan0")
 PROTOS = ("all", "icmp", "tcp", "udp", "arp")
@@ -24,10 +25,6 @@ PROTOS = ("all", "icmp", "tcp", "udp", "arp")
 
 def _say(text: str, color: str = "#333") -> str:
     return f'<span style="color:{color};font-family:monospace">{html.escape(text)}</span>'
-
-
-def _inline(svg: str) -> str:
-    return svg[svg.index("<svg"):] if "<svg" in svg else svg
 
 
 class _Shown:
@@ -111,7 +108,7 @@ class StageStepper(_Shown):
             return False
         self.view = diagram.TopologyView(topology, self.previous)
         self.previous = topology
-        self.diagram.value = _inline(self.view.svg())
+        self.diagram.value = inline_svg(self.view.svg())
         return True
 
 
@@ -188,7 +185,7 @@ class TrafficTester(_Shown):
         self.status.value = _say(said, OK if ok else FAIL)
         if self.packets is not None:
             self.table.value = self.packets._repr_html_()
-            self.ladder.value = _inline(ladder.render(ladder.layout(self.packets), "svg"))
+            self.ladder.value = inline_svg(ladder.render(ladder.layout(self.packets), "svg"))
         else:
             self.table.value = self.ladder.value = ""
         return ok
@@ -244,6 +241,6 @@ class CaptureViewer(_Shown):
         self.status.value = _say(f"{len(self.shown)} of {len(self.packets)} packets")
         self.table.value = self.shown._repr_html_()
         # the ladder keeps whole paths that match anywhere: hops after NAT rewrote the address
-        self.ladder.value = _inline(ladder.render(ladder.layout(at, limit=self.limit, **flow),
-                                                  "svg"))
+        lad = ladder.layout(at, limit=self.limit, **flow)
+        self.ladder.value = inline_svg(ladder.render(lad, "svg"))
         return len(self.shown)
