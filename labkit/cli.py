@@ -39,11 +39,28 @@ def cmd_status(args) -> int:
     lab = _lab(args)
     topology = lab.inspect()
     nat = _nat_status(lab)
+    drift = lab.drift(topology)
     if args.json:
-        print(status.as_json(topology, {"nat_rules": nat}))
+        print(status.as_json(topology, {"nat_rules": nat, "drift": drift}))
     else:
         print(status.text(topology, nat))
+        section = _drift_text(lab, drift)
+        if section:
+            print(section)
     return 0
+
+
+def _drift_text(lab, drift: list[str]) -> str:
+    """The status section that compares the lab with the stage it was brought to."""
+    stage = lab.stage
+    if not lab.journal.exists():
+        return ""
+    if not drift:
+        return f"matches stage {stage}: nothing was changed by hand"
+    target = f"stage {stage}" if stage else "the stage"
+    return "\n".join([f"differs from {target} (changed by hand? `labkit up {stage or 'STAGE'}"
+                      f"{' --lab ' + lab.name if lab.name else ''}` brings it back):"]
+                     + [f"  {line}" for line in drift])
 
 
 def _nat_status(lab) -> list[str]:
@@ -87,6 +104,8 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_capture(args) -> int:
+    from . import privilege
+    privilege.require()  # packet sockets inside lab namespaces
     from . import capture
     return capture.cli_capture(args)
 
@@ -99,6 +118,8 @@ def cmd_draw(args) -> int:
 
 
 def cmd_handout(args) -> int:
+    from . import privilege
+    privilege.require()  # the notebooks are run for real before they are printed
     from . import handout
     for path in handout.build(args.output, notebooks=args.notebooks or None):
         print(f"wrote {path}")

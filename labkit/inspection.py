@@ -119,6 +119,12 @@ def _name_peers(ns: Namespace, indexes: dict[str, dict[int, str]]) -> Namespace:
     return dataclasses.replace(ns, interfaces=tuple(interfaces))
 
 
+def route_text(route: Route) -> str:
+    """A route as `ip route` writes it ("default via 172.18.0.1")."""
+    return route.dst + (f" via {route.gateway}" if route.gateway else "") \
+        + (f" dev {route.dev}" if route.dev else "")
+
+
 def differences(want: Topology, have: Topology) -> list[str]:
     """What differs between a plan and the live lab, one line each ("" list: they match).
 
@@ -135,17 +141,20 @@ def differences(want: Topology, have: Topology) -> list[str]:
             if got is None:
                 lines.append(f"{ns.name}: {itf.name} missing")
                 continue
-            for attr in ("kind", "addresses", "mac", "peer", "master", "up"):
+            for attr in ("kind", "mac", "peer", "master", "up"):
                 a, b = getattr(itf, attr), getattr(got, attr)
-                if attr == "addresses":
-                    a, b = tuple(sorted(a)), tuple(sorted(b))
                 if a is not None and a != b:
                     lines.append(f"{ns.name}: {itf.name} {attr} is {b!r}, the stage wants {a!r}")
+            for cidr in sorted(set(got.addresses) - set(itf.addresses)):
+                lines.append(f"{ns.name}: {itf.name} addresses: {cidr} is not part of the stage")
+            for cidr in sorted(set(itf.addresses) - set(got.addresses)):
+                lines.append(f"{ns.name}: {itf.name} addresses: {cidr} missing")
         for extra in sorted({i.name for i in live.interfaces} - {i.name for i in ns.interfaces}):
             lines.append(f"{ns.name}: {extra} is not part of the stage")
-        if set(ns.routes) != set(live.routes):
-            lines.append(f"{ns.name}: routes are {sorted(map(str, live.routes))}, "
-                         f"the stage wants {sorted(map(str, ns.routes))}")
+        for route in sorted(set(ns.routes) - set(live.routes), key=route_text):
+            lines.append(f"{ns.name}: route {route_text(route)} missing")
+        for route in sorted(set(live.routes) - set(ns.routes), key=route_text):
+            lines.append(f"{ns.name}: route {route_text(route)} is not part of the stage")
         live_sysctls = dict(live.sysctls)
         for key, value in ns.sysctls:
             if live_sysctls.get(key) != value:

@@ -13,6 +13,7 @@ import os
 import shutil
 
 from . import netns
+from .errors import NotPrivileged
 
 
 def run_dir() -> str:
@@ -38,6 +39,12 @@ class Journal:
                 data = json.load(f)
         except (FileNotFoundError, json.JSONDecodeError):
             data = {}
+        except PermissionError:
+            from . import privilege
+            privilege.require()  # the usual cause: not root; says how to run labkit
+            raise NotPrivileged(f"cannot read the lab journal {self.path}: permission denied; "
+                                f"run labkit as the user that made the lab (root: sudo labkit ...)"
+                                ) from None
         data.setdefault("lab", self.lab)
         data.setdefault("namespaces", [])
         data.setdefault("paths", [])
@@ -117,6 +124,12 @@ def labs() -> list[str]:
         entries = sorted(os.listdir(run_dir()))
     except FileNotFoundError:
         return []
+    except PermissionError:
+        from . import privilege
+        privilege.require()
+        raise NotPrivileged(f"cannot list the lab journals in {run_dir()}: permission denied; "
+                            f"run labkit as the user that made the labs (root: sudo labkit ...)"
+                            ) from None
     found = []
     for entry in entries:
         if entry.endswith(".json"):

@@ -17,7 +17,7 @@ import sys
 
 from . import journal as journal_mod
 from . import netns, plan, privilege, stages
-from .errors import BadAddress, LabkitError, UnknownName
+from .errors import BadAddress, BadName, KernelError, LabkitError, UnknownName
 from .model import Topology
 
 
@@ -25,6 +25,8 @@ class Lab:
     """A named lab; nothing is created until `up` (a context manager: leaving it runs `down`)."""
 
     def __init__(self, name: str = ""):
+        if not isinstance(name, str):
+            raise BadName(f"lab name must be a string of 1 to 6 characters a-z and 0-9, got {name!r}")
         self.name = plan.check_lab_name(name)
 
     def __repr__(self) -> str:
@@ -74,8 +76,10 @@ class Lab:
         from . import nat, service
         backend = nat.choose_backend(self.journal, backend, want.nat)
         privilege.require()
-        from .converge import converge
         journal = self.journal
+        self._check_not_foreign(want, journal)
+        from .converge import converge
+        journal.data["records"]["goal"] = stage  # status names an `up` that did not finish
         journal.record("stage", None)
         converge(want, journal)
         service.write_resolver(want, journal)
@@ -85,6 +89,19 @@ class Lab:
         journal.record("stage", stage)
         journal.record("containers", len(want.containers))
         return dataclasses.replace(want, nat_backend=backend)
+
+    def _check_not_foreign(self, want: Topology, journal: journal_mod.Journal) -> None:
+        """Refuse a namespace the stage needs that exists but this lab did not create
+        (made by hand, or by another tool): labkit would take it over and later delete it."""
+        ours = set(journal.namespaces)
+        foreign = [name for name in (plan.namespace_name(self.name, ns.name) for ns in want.namespaces)
+                   if name not in ours and netns.exists(name)]
+        if foreign:
+            raise KernelError(
+                f"namespace(s) {', '.join(foreign)} exist but lab {self.name or '(default)'!r} did "
+                f"not create them, and labkit only changes what it made: delete them if they are "
+                f"yours to lose ({'; '.join(f'sudo ip netns delete {n}' for n in foreign)}) "
+                f"or use another lab name (--lab NAME)")
 
     def down(self) -> list[str]:
         """Remove everything the lab created (namespaces, processes in them, files); safe twice."""
@@ -98,16 +115,17 @@ class Lab:
             capture.stop_all(journal.namespaces)
         with contextlib.suppress(LabkitError):
             nat.remove(self.name, journal)  # exact, though deleting the namespaces would do
+        service.stop_recorded(journal)  # also those in a namespace deleted by hand
         removed = journal.undo()
         service.tidy_etc_dir()
         return removed
 
     def inspect(self) -> Topology:
         """The lab as the kernel holds it now (hand edits included)."""
-        from .inspection import inspect
         if not self.journal.exists():
             return Topology(self.name, None)
         privilege.require()
+        from .inspection import inspect
         live = inspect(self.name, self.journal.namespaces, self.stage)
         from . import nat, service
         backend, entries = nat.read(self.name) if live.namespace("host") else (None, ())
@@ -119,6 +137,29 @@ class Lab:
         changed since this lab's previous diagram marked."""
         from . import diagram
         return diagram.follow(self.inspect())
+
+    def drift(self, live: Topology | None = None) -> list[str]:
+        """How the lab differs from the stage it was brought to, one line each ([]: it matches).
+
+        Names hand edits (links, addresses, routes, sysctls), NAT rules and servers, and an
+        `up` that did not finish. Empty for a lab that is down."""
+        journal = self.journal
+        if not journal.exists():
+            return []
+        stage = journal.get("stage")
+        if stage is None:
+            goal = journal.get("goal")
+            return [f"the last `labkit up{' ' + goal if goal else ''}` did not finish (interrupted "
+                    f"or failed): run it again, or `labkit down`"]
+        want = self.plan(stage, journal.get("containers"))
+        live = live if live is not None else self.inspect()
+        from . import nat, service
+        from .inspection import differences
+        lines = differences(want, live)
+        if live.namespace("host") is not None:
+            lines += nat.drift(self.name, want.nat, journal)
+        lines += service.drift(self.name, want.services)
+        return lines
 
     def exec(self, role: str, argv: list[str], *, check: bool = False,
              timeout: float | None = 60) -> subprocess.CompletedProcess:
@@ -157,7 +198,9 @@ def clean() -> dict[str, list[str]]:
     capture = sys.modules.get(f"{__package__}.capture")
     if capture is not None:
         capture.stop_all()
-    removed = journal_mod.clean_all()
     from . import service
+    for lab in journal_mod.labs():
+        service.stop_recorded(journal_mod.Journal(lab))
+    removed = journal_mod.clean_all()
     service.tidy_etc_dir()
     return removed

@@ -35,7 +35,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from . import netns, plan
-from .errors import BadAddress, BadValue, UnknownName
+from .errors import BadAddress, BadName, BadValue, UnknownName
 from .model import Masquerade, PortMapping
 
 BACKENDS = ("nftables", "iptables")
@@ -254,7 +254,11 @@ def check_backend(name: str | None) -> str:
 # -- the lab's NAT in the kernel -------------------------------------------------------------------
 
 def _lab_name(lab) -> str:
-    return lab if isinstance(lab, str) else lab.name
+    """The name of `lab` (a Lab or a lab name); BadName for anything else."""
+    name = lab if isinstance(lab, str) else getattr(lab, "name", None)
+    if not isinstance(name, str):
+        raise BadName(f"{lab!r} is not a lab: pass a Lab or a lab name (e.g. 't1')")
+    return plan.check_lab_name(name)
 
 
 def _journal(lab):
@@ -430,6 +434,9 @@ def unpublish(lab, port: int, *, address: str = plan.HOST_ADDRESS,
               proto: str = "tcp") -> PortMapping | None:
     """Remove the mapping of `address`:`port`; returns it, or None if it was not published."""
     check_port(port)
+    plan.parse_address(address)
+    if proto not in PROTOCOLS:
+        raise BadValue(f"protocol {proto!r} is not supported: use tcp or udp")
     found = [e for e in entries_of(lab) if isinstance(e, PortMapping)
              and (e.address, e.port, e.proto) == (address, port, proto)]
     if found:
@@ -480,6 +487,41 @@ def read(lab) -> tuple[str | None, tuple]:
     recorded = backend_of(lab)
     name = recorded if recorded in live else next(iter(live))
     return name, entries_from_rules(live[name])
+
+
+def _rule_text(backend: str, rule) -> str:
+    if not isinstance(rule, Rule):
+        return str(rule)
+    if backend == "iptables":
+        return "iptables " + shell_words(rule.iptables())
+    from . import nftables
+    return nftables.rule_command(rule)
+
+
+def drift(lab, entries, journal=None) -> list[str]:
+    """How the NAT in the lab's host namespace differs from `entries` (a stage's), one line
+    each: rules missing, rules that are not the stage's (either tool), sysctls changed."""
+    journal = journal or _journal(lab)
+    backend = state(journal).get("backend") or DEFAULT_BACKEND
+    ns = host_namespace(lab)
+    want = rules_for(entries)
+    mod = backend_module(backend)
+    if want and not mod.available():
+        return [f"host: cannot compare the NAT rules: {mod.TOOL} is not installed "
+                f"(apt-get install {mod.PACKAGE})"]
+    live = live_rules(lab)
+    have = live.get(backend, [])
+    lines = [f"host: NAT rule missing ({backend}): {r.why}: {_rule_text(backend, r)}"
+             for r in want if r not in have]
+    for name, rules in live.items():
+        lines += [f"host: NAT rule not part of the stage ({name}): {_rule_text(name, r)}"
+                  for r in rules if name != backend or r not in want]
+    from . import sysctl
+    for key, value in sysctls_for(entries).items():
+        now = sysctl.read(ns, key)
+        if now is not None and now != value:
+            lines.append(f"host: {key} is {now}, the stage wants {value}")
+    return lines
 
 
 def status_lines(lab) -> list[str]:

@@ -144,11 +144,13 @@ def _tail(log: str | None) -> str:
 # -- processes -----------------------------------------------------------------------------------
 
 def _start_time(pid: int) -> str | None:
+    """Start time of process `pid` (its identity with the pid); None if it is gone or a zombie."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1].split()[19]
+            fields = f.read().rsplit(") ", 1)[1].split()
     except (OSError, IndexError):
         return None
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 def services_dir(lab: str) -> str:
@@ -243,7 +245,8 @@ def converge(topology: Topology, journal) -> None:
     kept = []
     for record in journal.get("services", []):
         alive = _start_time(record["pid"]) == record["start"]
-        if alive and any(_same(record, s) for s in wanted):
+        home = plan.namespace_name(lab, record["namespace"])
+        if alive and any(_same(record, s) for s in wanted) and _runs_in(record["pid"], home):
             kept.append(record)
         else:
             stop(record["pid"], record["start"])
@@ -253,6 +256,27 @@ def converge(topology: Topology, journal) -> None:
         if service.address and service.port and is_listening(kernel, service.address, service.port):
             continue
         start(lab, service, journal)
+
+
+def _runs_in(pid: int, kernel: str) -> bool:
+    """True if process `pid` is in namespace `kernel` (not in one deleted by hand and remade)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == netns.inode(kernel)
+    except OSError:
+        return False
+
+
+def stop_recorded(journal) -> int:
+    """End every server the journal says labkit started (still the same process); returns how
+    many were running. Needed when a namespace was deleted by hand (`ip netns del` does not
+    end its processes), so deleting the lab's namespaces would not reach them."""
+    records = journal.get("services", [])
+    ended = 0
+    for record in records:
+        if _start_time(record["pid"]) == record["start"]:
+            stop(record["pid"], record["start"])
+            ended += 1
+    return ended
 
 
 def running(lab: str, journal) -> tuple[Service, ...]:
@@ -267,6 +291,17 @@ def running(lab: str, journal) -> tuple[Service, ...]:
             continue
         found.append(Service(r["namespace"], tuple(r["argv"]), r["address"], r["port"]))
     return tuple(found)
+
+
+def drift(lab: str, services) -> list[str]:
+    """The `services` (a stage's) that nothing listens for now, one line each."""
+    lines = []
+    for s in services:
+        kernel = plan.namespace_name(lab, s.namespace)
+        if s.address and s.port and netns.exists(kernel) and not is_listening(kernel, s.address, s.port):
+            lines.append(f"{s.namespace}: nothing listens on {s.address}:{s.port} (the stage "
+                         f"runs `{' '.join(s.argv)}` there)")
+    return lines
 
 
 def world_server_argv(address: str = plan.PUBLIC_SERVER, port: int = 80) -> tuple[str, ...]:
