@@ -194,7 +194,7 @@ _exercise(
      "172.18.0.10": "Right address; write it with the port, ADDRESS:PORT."},
     "read the destination of the SYN at netns0:ceth0 in the capture above.")
 _exercise(
-    "hairpin-chain", lambda lab: "output",
+    "hairpin-chain", lambda lab: "OUTPUT",
     "a connection opened on the host itself never passes PREROUTING: its first nat hook is "
     "OUTPUT, which is why the seed (and this stage) add a DNAT rule there too.",
     {"prerouting": "PREROUTING sees packets that arrive on an interface. A packet the host "

@@ -486,9 +486,19 @@ def watch(lab, points, *, ping: tuple[str, str] | None = None, http: tuple[str, 
         answered = probe(lab, source, target, timeout)
     packets = cap.packets
     paths = distinct(packets.paths(), keep)
+    if http is not None:
+        paths = _own_connections(paths)
     action = f"{'ping' if ping else 'HTTP GET'} from {source} to {target}"
     return Trace(action, "answered" if answered else "NO ANSWER",
                  tuple(p.label for p in cap.points), tuple(paths), packets)
+
+
+def _own_connections(paths: list) -> list:
+    """TCP paths of the connections this capture saw open (a SYN), so that a server's late
+    retransmission for an older connection does not show up; other protocols as they are."""
+    opened = {(h.src, h.sport) for p in paths if describe(p.hops[0]) == "SYN" for h in p.hops}
+    return [p for p in paths if p.proto != "tcp" or describe(p.hops[0]) == "SYN"
+            or any((h.dst, h.dport) in opened for h in p.hops)]
 
 
 def _default_keep(is_ping: bool) -> Callable:

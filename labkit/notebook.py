@@ -5,8 +5,9 @@ run labs (Binder, a laptop without sudo), it says so once, plainly, and every la
 needs them prints one short line instead of a traceback.
 
 `python -m labkit.notebook clean FILE...` strips what a notebook picks up from being run
-(execution counts, timing and UI metadata, widget state) and keeps outputs, which nbval
-compares; `check FILE...` exits 1 if a notebook is not clean.
+(timing and UI metadata, widget state; execution counts are renumbered 1, 2, 3... because
+nbval only compares cells that have one) and keeps outputs, which nbval compares;
+`check FILE...` exits 1 if a notebook is not clean.
 """
 from __future__ import annotations
 
@@ -64,15 +65,19 @@ def clean(nb: dict) -> dict:
     nb["metadata"] = {k: meta[k] for k in KEEP_NOTEBOOK_METADATA if k in meta}
     if "language_info" in nb["metadata"]:
         nb["metadata"]["language_info"] = {"name": nb["metadata"]["language_info"].get("name", "python")}
+    count = 0
     for cell in nb.get("cells", []):
         cell["metadata"] = {k: cell["metadata"][k] for k in KEEP_CELL_METADATA
                             if k in cell.get("metadata", {})}
         cell.pop("id", None) if nb.get("nbformat_minor", 0) < 5 else None
         if cell["cell_type"] == "code":
-            cell["execution_count"] = None
+            # nbval compares only cells with an execution count (an "unrun" cell with outputs
+            # is an error), so counts stay, renumbered 1, 2, 3... in order: runs leave no trace
+            count += 1
+            cell["execution_count"] = count
             for output in cell.get("outputs", []):
                 if "execution_count" in output:
-                    output["execution_count"] = None
+                    output["execution_count"] = count
                 output.get("metadata", {}).clear() if output.get("output_type") != "stream" else None
                 data = output.get("data", {})
                 data.pop("application/vnd.jupyter.widget-view+json", None)

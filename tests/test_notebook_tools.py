@@ -31,7 +31,8 @@ def test_clean_strips_execution_noise_and_keeps_outputs():
                                   "data": {"text/plain": "2"}, "metadata": {}}]}]}
     out = notebook.clean(nb)
     cell = out["cells"][0]
-    assert cell["execution_count"] is None and cell["metadata"] == {"tags": ["keep"]}
+    assert cell["execution_count"] == 1 and cell["metadata"] == {"tags": ["keep"]}
+    assert cell["outputs"][0]["execution_count"] == 1       # renumbered: nbval needs a count
     assert cell["outputs"][0]["data"] == {"text/plain": "2"}
     assert out["metadata"] == {"kernelspec": {"name": "python3"}, "language_info": {"name": "python"}}
     assert notebook.clean(out) == out
