@@ -14,6 +14,8 @@ MAX_SOCKETS sockets are open at once (1000 containers fit a 1024-descriptor limi
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from collections import OrderedDict
 
 from . import netns, plan, sysctl
@@ -38,8 +40,7 @@ def converge(topology: Topology, journal: Journal) -> None:
         journal.forget_namespaces(extra)
     missing = [n for n in wanted if not netns.exists(n)]
     journal.add_namespaces(list(wanted))
-    for name in missing:
-        netns.create(name, sysctls=IPV6_OFF)  # before any interface exists, so none gets IPv6
+    _create(lab, missing, journal)
     run = _Run(lab, wanted, set(missing))
     try:
         for name in wanted:
@@ -48,6 +49,28 @@ def converge(topology: Topology, journal: Journal) -> None:
             run.converge_settings(name)
     finally:
         run.close()
+
+
+def _create(lab: str, names: list[str], journal: Journal) -> None:
+    """Create namespaces `names` (already journaled) with IPv6 off before any interface exists.
+
+    Many at once: their mount points are hard links of one empty file, journaled first and
+    removed after (see netns.create)."""
+    template = None
+    if len(names) > 2:
+        template = os.path.join(netns.prepare_dir(), f".labkit-{lab or 'default'}-mountpoint")
+        journal.add_path(template)
+        try:
+            os.close(os.open(template, os.O_RDONLY | os.O_CREAT, 0))
+        except OSError:
+            template = None
+    try:
+        for name in names:
+            netns.create(name, sysctls=IPV6_OFF, like=template)
+    finally:
+        if template:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(template)
 
 
 class _Run:

@@ -80,22 +80,37 @@ def _is_namespace(p: str) -> bool:
 _dir_shared = set()
 
 
-def create(name: str, sysctls: tuple[tuple[str, str], ...] = ()) -> None:
-    """Create namespace `name`; a no-op if it exists. Undo: `delete(name)`.
-
-    `sysctls` (("net.ipv6.conf.all.disable_ipv6", "1"), ...) are written inside the new
-    namespace before anything else exists in it (saves entering it again to set them)."""
-    if exists(name):
-        return
+def prepare_dir() -> str:
+    """Make `netns_dir()` exist as a shared mount point (once per process); returns it."""
     directory = netns_dir()
     if directory not in _dir_shared:
         _share_dir(directory)
         _dir_shared.add(directory)
+    return directory
+
+
+def create(name: str, sysctls: tuple[tuple[str, str], ...] = (), like: str | None = None) -> None:
+    """Create namespace `name`; a no-op if it exists. Undo: `delete(name)`.
+
+    `sysctls` (("net.ipv6.conf.all.disable_ipv6", "1"), ...) are written inside the new
+    namespace before anything else exists in it (saves entering it again to set them).
+    `like`: an empty file in `netns_dir()` whose hard link becomes the mount point instead
+    of a new file (where /run/netns is on disk a new inode costs ~0.4 ms, a link ~5 us;
+    mounts attach to the name, so the links stay independent)."""
+    if exists(name):
+        return
+    prepare_dir()
     p = path(name)
-    try:
-        os.close(os.open(p, os.O_RDONLY | os.O_CREAT, 0))
-    except OSError as e:
-        raise KernelError(f"cannot create {p}: {e.strerror}") from None
+    linked = False
+    if like is not None:
+        with contextlib.suppress(OSError):  # EXDEV, EMLINK, EEXIST...: make a file as usual
+            os.link(like, p)
+            linked = True
+    if not linked:
+        try:
+            os.close(os.open(p, os.O_RDONLY | os.O_CREAT, 0))
+        except OSError as e:
+            raise KernelError(f"cannot create {p}: {e.strerror}") from None
     orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         if _libc.unshare(CLONE_NEWNET) != 0:
