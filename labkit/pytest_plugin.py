@@ -5,14 +5,18 @@
 - `@pytest.mark.kernel` marks tests that need root and real namespaces; without privileges
   they fail with a message saying so (they are never skipped silently).
 - After a session that ran kernel tests, the machine's own namespace (links, addresses,
-  routes, rules, nftables and iptables rules, the sysctls labkit touches) must be exactly as
-  before, and no lab namespace or journal may be left: otherwise the session fails.
+  routes and rules of IPv4 and IPv6, the nftables ruleset, every iptables and ip6tables
+  table, the sysctls labkit touches) must be exactly as before, and no namespace, journal or
+  /etc/netns entry may be left: otherwise the session fails (`machine_snapshot`,
+  `snapshot_differences`).
 """
 from __future__ import annotations
 
 import itertools
 import os
 import random
+import re
+import shutil
 import string
 import subprocess
 
@@ -36,38 +40,85 @@ def unique_lab_name() -> str:
             return name
 
 
+SYSCTL_GLOBS = ("net/ipv4/ip_forward", "net/ipv4/conf/*/route_localnet", "net/ipv4/conf/*/forwarding",
+                "net/ipv6/conf/*/disable_ipv6", "net/ipv6/conf/*/forwarding", "net/bridge/bridge-nf-call-*")
+
+
 def machine_snapshot() -> dict[str, str]:
-    """The machine's own (root) network namespace as text, to compare before and after."""
+    """The machine's own (root) network namespace, and labkit's files, as text to compare
+    before and after (`snapshot_differences`). Volatile numbers (address lifetimes, route
+    expiry, rule counters) are left out, so only a real change shows."""
+    import glob
+
+    from labkit import netns
+    from labkit.journal import run_dir
+
     def run(*argv):
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         except FileNotFoundError:
             return f"{argv[0]} not installed"
+        return result.stdout + (f"(exit {result.returncode}: {result.stderr.strip()})"
+                                if result.returncode else "")
+
+    def listing(directory):
+        return "\n".join(sorted(os.listdir(directory))) if os.path.isdir(directory) else "(none)"
+
     snap = {
         "links": run("ip", "-o", "link", "show"),
-        "addresses": run("ip", "-o", "address", "show"),
+        "addresses": re.sub(r"valid_lft \S+ preferred_lft \S+", "", run("ip", "-o", "address", "show")),
         "routes": run("ip", "route", "show", "table", "all"),
+        "routes6": re.sub(r"expires \S+", "", run("ip", "-6", "route", "show", "table", "all")),
         "rules": run("ip", "rule", "show"),
-        "nftables": run("nft", "list", "ruleset"),
-        "iptables": _strip_counters(run("iptables-save")),
-        "namespaces": run("ip", "netns", "list"),
+        "rules6": run("ip", "-6", "rule", "show"),
+        "nftables": re.sub(r"(counter|quota) packets \d+ bytes \d+|expires \S+", r"\1",
+                           run("nft", "list", "ruleset")),
     }
-    from labkit.journal import run_dir
-    snap["etc_netns"] = "\n".join(sorted(os.listdir("/etc/netns"))) if os.path.isdir("/etc/netns") else ""
-    snap["journals"] = "\n".join(sorted(os.listdir(run_dir()))) if os.path.isdir(run_dir()) else ""
-    for key in ("net/ipv4/ip_forward", "net/ipv4/conf/all/route_localnet",
-                "net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6"):
-        try:
-            with open(f"/proc/sys/{key}") as f:
-                snap[key] = f.read().strip()
-        except OSError:
-            snap[key] = "absent"
+    for tool in ("iptables", "ip6tables"):  # every table that exists: filter, nat, raw, mangle, ...
+        if shutil.which(f"{tool}-save"):
+            for table, text in _tables(run(f"{tool}-save")).items():
+                snap[f"{tool} {table}"] = text
+        else:
+            snap[tool] = "not installed"
+    for pattern in SYSCTL_GLOBS:
+        for path in sorted(glob.glob(f"/proc/sys/{pattern}")):
+            try:
+                with open(path) as f:
+                    snap[path[len("/proc/sys/"):]] = f.read().strip()
+            except OSError as e:
+                snap[path[len("/proc/sys/"):]] = f"unreadable: {e.strerror}"
+    for directory in sorted({netns.netns_dir(), "/run/netns", "/etc/netns", run_dir(), "/run/labkit"}):
+        snap[directory] = listing(directory)
     return snap
 
 
-def _strip_counters(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.startswith("#")
-                     ).replace("[0:0]", "")
+def _tables(save_text: str) -> dict[str, str]:
+    """iptables-save output split by table, without comments and counters."""
+    tables: dict[str, list[str]] = {}
+    current = None
+    for line in save_text.splitlines():
+        if line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            current = line[1:]
+            tables[current] = []
+        elif current is not None:
+            tables[current].append(re.sub(r"\[\d+:\d+\]", "", line))
+        else:
+            tables.setdefault("?", []).append(line)
+    return {table: "\n".join(lines) for table, lines in tables.items()}
+
+
+def snapshot_differences(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """What changed between two `machine_snapshot`s, one text block per changed key."""
+    import difflib
+    out = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key, "(absent)"), after.get(key, "(absent)")
+        if a != b:
+            diff = difflib.unified_diff(a.splitlines(), b.splitlines(), "before", "after", lineterm="", n=0)
+            out.append(f"{key} changed:\n" + "\n".join(list(diff)[2:]))
+    return out
 
 
 def _privileged() -> bool:
@@ -92,12 +143,10 @@ def pytest_sessionfinish(session, exitstatus):
     before = _state.pop("before", None)
     if before is None:
         return
-    after = machine_snapshot()
-    changed = [key for key in before if before[key] != after.get(key)]
+    changed = snapshot_differences(before, machine_snapshot())
     if changed:
         lines = ["labkit leak check: the machine's own network state changed during the tests:"]
-        for key in changed:
-            lines.append(f"--- {key} before:\n{before[key]}\n+++ {key} after:\n{after.get(key)}")
+        lines += changed
         session.config.pluginmanager.get_plugin("terminalreporter").write_line("\n".join(lines),
                                                                                red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
