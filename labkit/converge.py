@@ -34,8 +34,7 @@ def converge(topology: Topology, journal: Journal) -> None:
     lab = topology.lab
     wanted = {plan.namespace_name(lab, ns.name): ns for ns in topology.namespaces}
     extra = [n for n in journal.namespaces if n not in wanted]
-    for name in reversed(extra):
-        netns.delete(name)
+    netns.delete_many(list(reversed(extra)))
     if extra:
         journal.forget_namespaces(extra)
     missing = [n for n in wanted if not netns.exists(n)]

@@ -155,21 +155,32 @@ def pids(name: str) -> list[int]:
     ino = inode(name)
     if ino is None:
         return []
-    found = []
+    return _pids_in({ino}).get(ino, [])
+
+
+def _pids_in(inodes: set[int]) -> dict[int, list[int]]:
+    """One scan of /proc: namespace inode -> the processes in it, for the given inodes."""
+    found: dict[int, list[int]] = {}
+    if not inodes:
+        return found
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino == ino:
-                found.append(int(entry))
+            ino = os.stat(f"/proc/{entry}/ns/net").st_ino
         except OSError:
             continue
+        if ino in inodes:
+            found.setdefault(ino, []).append(int(entry))
     return found
 
 
 def kill_processes(name: str, timeout: float = 5.0) -> int:
     """SIGKILL every process in namespace `name` and wait for them to go; returns how many."""
-    victims = [p for p in pids(name) if p != os.getpid()]
+    return _kill([p for p in pids(name) if p != os.getpid()], timeout)
+
+
+def _kill(victims: list[int], timeout: float) -> int:
     for pid in victims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -200,6 +211,23 @@ def delete(name: str) -> None:
     if not os.path.exists(p):
         return
     kill_processes(name)
+    _unmount(p)
+
+
+def delete_many(names: list[str], timeout: float = 5.0) -> list[str]:
+    """Delete namespaces `names` as `delete` does each, in order, finding the processes of all
+    of them in one scan of /proc (`delete` scans once per namespace: 0.5 ms each here).
+    Returns the names that existed."""
+    present = [n for n in names if os.path.exists(path(n))]
+    inodes = {ino for ino in map(inode, present) if ino is not None}
+    found = _pids_in(inodes)
+    _kill([p for group in found.values() for p in group if p != os.getpid()], timeout)
+    for name in present:
+        _unmount(path(name))
+    return present
+
+
+def _unmount(p: str) -> None:
     _libc.umount2(p.encode(), MNT_DETACH)  # EINVAL: not mounted (half-made); unlink anyway
     with contextlib.suppress(FileNotFoundError):
         os.unlink(p)
