@@ -164,6 +164,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("-w", dest="write", metavar="FILE.pcap", help="write a pcap file")
     sp.add_argument("-f", dest="filter", metavar="BPF", help="capture filter (tcpdump syntax)")
     sp.add_argument("-c", dest="count", type=int, metavar="COUNT", help="stop after COUNT packets")
+    sp.add_argument("-q", dest="quiet", action="store_true", help="print only the per-point counts")
     sp = add("draw", cmd_draw, "draw the live topology to a PNG or SVG file")
     lab_arg(sp)
     sp.add_argument("-o", dest="output", metavar="FILE.png|FILE.svg",
