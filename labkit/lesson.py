@@ -183,8 +183,9 @@ def _pending(lab, role: str) -> list[str]:
     import json
     out = lab.exec(role, ["ip", "-j", "link", "show"]).stdout
     links = json.loads(out or "[]")
-    return [l["ifname"] for l in links
-            if {"UP", "LOWER_UP"} <= set(l.get("flags", ())) and l.get("operstate") not in ("UP", "UNKNOWN")]
+    return [link["ifname"] for link in links
+            if {"UP", "LOWER_UP"} <= set(link.get("flags", ())) and link.get("operstate") != "UP"
+            and link.get("link_type") != "loopback"]      # lo stays UNKNOWN; a new veth starts so
 
 
 def settle(lab, timeout: float = 3.0) -> list[str]:
