@@ -133,6 +133,9 @@ def check_port(port, what: str = "port") -> int:
 def check_entry(entry):
     """Validate one Masquerade or PortMapping; returns it, or raises BadValue/BadAddress."""
     if isinstance(entry, Masquerade):
+        if not isinstance(entry.source, str):
+            raise BadAddress(f"masquerade source {entry.source!r} is not an IPv4 network: "
+                             f"write it like {plan.BRIDGE_NET}")
         plan.parse_cidr(entry.source if "/" in entry.source else entry.source + "/32")
         if entry.not_out is not None:
             plan.check_kernel_name(entry.not_out)
@@ -142,11 +145,19 @@ def check_entry(entry):
         check_port(entry.to_port, "target port")
         if entry.proto not in PROTOCOLS:
             raise BadValue(f"protocol {entry.proto!r} is not supported: use tcp or udp")
+        for text in (entry.address, entry.to_address):
+            if not isinstance(text, str):
+                raise BadAddress(f"{text!r} is not an IPv4 address: write it as text, like "
+                                 f"{plan.HOST_ADDRESS}")
         address = plan.parse_address(entry.address)
-        plan.parse_address(entry.to_address)
         if address.is_unspecified or address.is_multicast or str(address).endswith(".255"):
             raise BadAddress(f"cannot publish on {address}: name one address of the host "
                              f"(e.g. {plan.HOST_ADDRESS} or 127.0.0.1)")
+        target = plan.parse_address(entry.to_address)
+        if target.is_unspecified or target.is_multicast or target.is_loopback \
+                or str(target).endswith(".255"):
+            raise BadAddress(f"cannot forward to {target}: name a container's address "
+                             f"(e.g. {plan.container_address(0)})")
         return entry
     raise BadValue(f"{entry!r} is not a NAT entry (Masquerade or PortMapping)")
 
