@@ -132,13 +132,31 @@ def create(name: str, sysctls: tuple[tuple[str, str], ...] = (), like: str | Non
 
 
 def _write_sysctls(sysctls) -> str | None:
-    """Write sysctls in the calling thread's namespace; the first that failed, as key=value, or None."""
-    for key, value in sysctls:
-        try:
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(str(value))
-        except OSError as e:
-            return f"{key}={value} ({e.strerror})"
+    """Write sysctls in the calling thread's namespace; the first that failed, as key=value, or None.
+
+    Paths are opened relative to their common directory, looked up once: each lookup under
+    /proc/sys/net walks one dentry per namespace that used that name (0.1 ms at 1000)."""
+    sysctls = tuple(sysctls)
+    if not sysctls:
+        return None
+    paths = ["/proc/sys/" + key.replace(".", "/") for key, _ in sysctls]
+    base = os.path.dirname(os.path.commonprefix([os.path.dirname(p) + "/" for p in paths]))
+    try:
+        dirfd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        return f"{sysctls[0][0]}={sysctls[0][1]} ({e.strerror})"
+    try:
+        for (key, value), p in zip(sysctls, paths):
+            try:
+                fd = os.open(os.path.relpath(p, base), os.O_WRONLY, dir_fd=dirfd)
+                try:
+                    os.write(fd, str(value).encode())
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                return f"{key}={value} ({e.strerror})"
+    finally:
+        os.close(dirfd)
     return None
 
 
