@@ -114,11 +114,12 @@ class Commands:
     def _repr_html_(self) -> str:
         shell = "\n".join(f"# {where}\n{text}" for where, text in self.blocks)
         note = f"<br><small>{html.escape(self.note)}</small>" if self.note else ""
+        pre = '<pre style="font-family:monospace;text-align:left;margin:0">'
+        cell = '<td style="text-align:left;vertical-align:top">'
         return ('<table class="labkit-commands"><thead><tr><th style="text-align:left">'
                 f"the seed's shell commands (stage {html.escape(self.stage)}){note}</th>"
                 '<th style="text-align:left">labkit</th></tr></thead><tbody><tr>'
-                f'<td style="text-align:left;vertical-align:top"><pre>{html.escape(shell)}</pre></td>'
-                f'<td style="text-align:left;vertical-align:top"><pre>{html.escape(self.call)}'
+                f"{cell}{pre}{html.escape(shell)}</pre></td>{cell}{pre}{html.escape(self.call)}"
                 "</pre></td></tr></tbody></table>")
 
 
