@@ -72,16 +72,32 @@ def root_rules() -> str:
     return "\n".join(out)
 
 
-def lab_inodes(lab: str) -> set[int]:
-    """Inodes (namespace identities) of the lab's namespaces mounted now."""
-    found = set()
+def lab_inodes(lab: str, held: dict[int, int] | None = None) -> dict[int, int]:
+    """Inode (namespace identity) -> an open fd, for each of the lab's namespaces mounted now,
+    added to `held`. The fd keeps the namespace alive until `release(held)`, so its inode
+    cannot be reused by someone else's new namespace before the leftovers are checked."""
+    held = {} if held is None else held
     for name in os.listdir(netns.netns_dir()):
         if name.startswith(lab + "-") and netns.exists(name):
-            found.add(netns.inode(name))
-    return found
+            try:
+                fd = os.open(netns.path(name), os.O_RDONLY)
+            except OSError:
+                continue
+            ino = os.fstat(fd).st_ino
+            if ino in held:
+                os.close(fd)
+            else:
+                held[ino] = fd
+    return held
 
 
-def lab_processes(inodes: set[int], run_dir: str) -> list[str]:
+def release(held: dict[int, int]) -> None:
+    for fd in held.values():
+        os.close(fd)
+    held.clear()
+
+
+def lab_processes(inodes, run_dir: str) -> list[str]:
     """Processes in one of the namespaces `inodes`, or working in the lab's run dir (its
     servers: http.server and the world's whoami run from there)."""
     found = []
@@ -106,7 +122,7 @@ def lab_processes(inodes: set[int], run_dir: str) -> list[str]:
     return found
 
 
-def leftovers(lab: str, run_dir: str, inodes: set[int], rules_before: str) -> list[str]:
+def leftovers(lab: str, run_dir: str, inodes, rules_before: str) -> list[str]:
     """Everything of lab `lab` still on the machine."""
     found = [f"namespace file {n}" for n in os.listdir(netns.netns_dir()) if n.startswith(lab + "-")]
     if os.path.isdir(run_dir):
@@ -177,15 +193,15 @@ def phase(lab: str, run_dir: str) -> str:
 
 # -- the tests ------------------------------------------------------------------------------------
 
-def kill_during(argv: list[str], env: dict, trigger, lab: str) -> tuple[bool, set[int]]:
+def kill_during(argv: list[str], env: dict, trigger, lab: str) -> tuple[bool, dict[int, int]]:
     """Start `argv`, SIGKILL it when `trigger()` is true; returns (still running at the kill?,
-    the lab namespaces' inodes seen)."""
+    the lab namespaces seen, held as by `lab_inodes`)."""
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
-    inodes: set[int] = set()
+    held: dict[int, int] = {}
     try:
         while proc.poll() is None and not trigger():
-            inodes |= lab_inodes(lab)
+            lab_inodes(lab, held)
             time.sleep(0.0005)
         running = proc.poll() is None
         if running:
@@ -193,13 +209,16 @@ def kill_during(argv: list[str], env: dict, trigger, lab: str) -> tuple[bool, se
     finally:
         proc.wait(30)
         proc.stderr.close()
-    return running, inodes | lab_inodes(lab)
+    return running, lab_inodes(lab, held)
 
 
-def clean_and_check(env, lab: str, run_dir: str, inodes: set[int], rules_before: str, where: str):
-    result = labkit_cli(env, "clean")
-    assert result.returncode == 0 and "Traceback" not in result.stderr, (where, result.stderr)
-    left = leftovers(lab, run_dir, inodes, rules_before)
+def clean_and_check(env, lab: str, run_dir: str, held: dict[int, int], rules_before: str, where: str):
+    try:
+        result = labkit_cli(env, "clean")
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (where, result.stderr)
+        left = leftovers(lab, run_dir, set(held), rules_before)
+    finally:
+        release(held)
     FIGURES["leftovers found"] = FIGURES.get("leftovers found", 0) + len(left)
     assert not left, f"after a kill at {where} and `labkit clean` (seed {SEED}): {left}"
 
@@ -254,19 +273,21 @@ def crash_loop(rng, env, lab, run_dir, build_time, rules_before) -> tuple[int, i
         if isinstance(point, float):
             deadline = time.monotonic() + point
             point = lambda deadline=deadline: time.monotonic() >= deadline  # noqa: E731
-        running, inodes = kill_during([*up, "--backend", backend], env, point, lab)
+        running, held = kill_during([*up, "--backend", backend], env, point, lab)
         tried += 1
         mid_build += running
-        if running:
-            reached = phase(lab, run_dir)
-            PHASES[reached] = PHASES.get(reached, 0) + 1
-        if running and mid_build <= 3 and os.path.exists(os.path.join(run_dir, f"{lab}.json")):
-            said = labkit_cli(env, "status", "--lab", lab)   # before cleaning: what does it say?
-            assert said.returncode == 0 and "Traceback" not in said.stderr, said.stderr
-            if _journal(run_dir, lab).get("records", {}).get("stage") is None:
-                assert "the last `labkit up publish` did not finish" in said.stdout, said.stdout
-        clean_and_check(env, lab, run_dir, inodes, rules_before,
-                        f"{where} ({backend}{', over a lab at publish' if over_a_lab else ''})")
+        try:
+            if running:
+                reached = phase(lab, run_dir)
+                PHASES[reached] = PHASES.get(reached, 0) + 1
+            if running and mid_build <= 3 and os.path.exists(os.path.join(run_dir, f"{lab}.json")):
+                said = labkit_cli(env, "status", "--lab", lab)   # before cleaning: what does it say?
+                assert said.returncode == 0 and "Traceback" not in said.stderr, said.stderr
+                if _journal(run_dir, lab).get("records", {}).get("stage") is None:
+                    assert "the last `labkit up publish` did not finish" in said.stdout, said.stdout
+        finally:
+            clean_and_check(env, lab, run_dir, held, rules_before,
+                            f"{where} ({backend}{', over a lab at publish' if over_a_lab else ''})")
         over_a_lab = False
         if running and fresh < FRESH_UPS and i % 5 == 4:
             fresh_up_serves_the_page(env, lab, backend)
@@ -289,26 +310,28 @@ def test_kill_9_of_a_jupyter_kernel_mid_cell(tmp_path, monkeypatch):
         km.start_kernel(env=env, cwd=str(tmp_path))
         client = km.client()
         client.start_channels()
-        inodes: set[int] = set()
+        inodes: dict[int, int] = {}
+        killed = False
         try:
             client.wait_for_ready(timeout=60)
             client.execute(f"from labkit import Lab\nLab({lab!r}).up('publish')\n")
             poll(observables(lab, run_dir)[name], 30, name)
-            inodes = lab_inodes(lab)
+            lab_inodes(lab, inodes)
             os.kill(km.provisioner.process.pid, signal.SIGKILL)
             poll(lambda: not km.is_alive(), 10, "the kernel to die")
-            inodes |= lab_inodes(lab)
+            lab_inodes(lab, inodes)
             assert inodes, "killed too late: nothing to clean"
+            killed = True
         finally:
             client.stop_channels()
             if km.is_alive():
                 km.shutdown_kernel(now=True)
             km.cleanup_resources()
-            if not inodes:
+            if not killed:
                 labkit_cli(env, "clean")
+                release(inodes)
         clean_and_check(env, lab, run_dir, inodes, rules_before, f"a kernel killed when {name} appeared")
     FIGURES["kernel kills"] = 3
-
 
 
 def test_stopping_a_server_whose_parent_lives_on_does_not_wait(tmp_path):
