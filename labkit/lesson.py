@@ -6,8 +6,9 @@
     lesson.reachability(lab, [("host", "172.18.0.10", True), ...])
                                                 real pings / HTTP requests; AssertionError when
                                                 reality differs from what the lesson expects
-    lesson.watch(lab, points, ping=("host", "172.18.0.20"))
-                                                a capture while something happens, as packet paths
+    lesson.watch(lab, points, ping=("host", "172.18.0.20")).show()
+                                                a capture while something happens, as packet
+                                                paths in text and as a ladder diagram
     lesson.check("two-veths-route", answer, lab)  an exercise: right, or a hint aimed at the mistake
 
 Everything a helper prints is deterministic on purpose (nbval compares stored outputs): no
@@ -429,6 +430,12 @@ class Trace:
         return [p for p in self.paths if (proto is None or p.proto == proto)
                 and text in describe(p.hops[0])]
 
+    def show(self) -> None:
+        """Display the packet paths as text, then as a ladder diagram (in one notebook cell)."""
+        from IPython.display import display
+        display(self)
+        display(self.ladder())
+
     def ladder(self):
         """The paths as a ladder diagram (labkit.ladder), a PNG image for a notebook."""
         from . import ladder
@@ -557,7 +564,9 @@ def neighbour_syn(lab, target: str = "127.0.0.1", port: int = 5000, timeout: flo
     if not arrived:
         raise AssertionError("the control SYN to 10.0.2.15 never reached netns0: is the stage up?")
     syns = lambda p: p.proto == "tcp" and describe(p.hops[0]) == "SYN" and p.hops[0].sport in (31001, 31002)
-    paths = distinct(cap.packets.paths(), syns)
+    # in probe order: two frames sent one after the other may still be received out of order
+    # (each send queues its frame on the CPU the sender happens to run on)
+    paths = sorted(distinct(cap.packets.paths(), syns), key=lambda p: p.hops[0].sport)
     reached = any(h.point == "netns0:ceth0" and h.sport == 31001 for p in paths for h in p.hops)
     outcome = (f"the SYN to {target} REACHED netns0" if reached
                else f"the SYN to {target} was dropped in the host")

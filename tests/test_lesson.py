@@ -313,3 +313,12 @@ def test_the_route_localnet_guard_drops_a_neighbours_syn_to_127(lab):
     trace = lesson.neighbour_syn(lab)
     assert trace.outcome == "the SYN to 127.0.0.1 was dropped in the host"
     assert "nothing seen" not in str(trace)            # both points saw the control SYN
+
+
+def test_show_displays_the_paths_then_the_ladder(capsys):
+    trace = trace_of(masqueraded_ping(), ["netns0:ceth0", "host:br0", "host:ens18"])
+    trace.show()                                        # outside IPython: printed reprs
+    out = capsys.readouterr().out
+    assert out.startswith("ping from netns0 to 203.0.113.80: answered")
+    assert "IPython.core.display.Image" in out
+    assert trace.ladder().data.startswith(b"\x89PNG")
