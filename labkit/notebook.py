@@ -1,8 +1,8 @@
 """Notebook support: the first-cell setup, and keeping stored notebooks free of execution noise.
 
 In a notebook, start with `labkit.notebook.setup()`: where the kernel lacks the privileges to
-run labs (Binder, a laptop without sudo), it says so once, plainly, and every later cell that
-needs them prints one short line instead of a traceback.
+run labs (Binder, a laptop without sudo), it says so once, plainly, and every later cell is
+skipped with one short line instead of failing with a traceback, so "Run All" goes through.
 
 `python -m labkit.notebook clean FILE...` strips what a notebook picks up from being run
 (timing and UI metadata, widget state; execution counts are renumbered 1, 2, 3... because
@@ -25,12 +25,14 @@ _state = {"told": False}
 def setup(quiet: bool = False) -> bool:
     """Prepare an IPython kernel for labkit; returns True if labs can run here.
 
-    Without privileges, prints once what is needed and turns later NotPrivileged errors
-    into one-line notes."""
+    Without privileges, prints once what is needed; later cells are then skipped, each
+    with a one-line note (none fails, so "Run All" goes through)."""
     missing = privilege.missing_capabilities()
     shell = _shell()
     if shell is not None:
         shell.set_custom_exc((NotPrivileged,), _short_note)
+        if missing and _skip_cell not in shell.input_transformers_post:
+            shell.input_transformers_post.append(_skip_cell)
     if missing and not _state["told"]:
         _state["told"] = True
         print("labkit needs a privileged Linux VM to run these cells for real (root with "
@@ -50,12 +52,22 @@ def _shell():
     return get_ipython()
 
 
+SKIPPED = "(skipped: this cell needs a privileged VM; see the first cell)"
+
+
+def _skip_cell(lines: list[str]) -> list[str]:
+    """IPython input transformer: replace a cell by the one-line note (unprivileged kernels)."""
+    if any("labkit.notebook.setup(" in line for line in lines):
+        return lines
+    return [f"print({SKIPPED!r})\n"]
+
+
 def _short_note(shell, etype, value, tb, tb_offset=None):
     if not _state["told"]:
         _state["told"] = True
         print(f"labkit: {value}")
     else:
-        print("(skipped: this cell needs a privileged VM; see the first cell)")
+        print(SKIPPED)
 
 
 def clean(nb: dict) -> dict:
