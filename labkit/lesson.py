@@ -190,7 +190,7 @@ def _pending(lab, role: str) -> list[str]:
             and link.get("link_type") != "loopback"]      # lo stays UNKNOWN; a new veth starts so
 
 
-def settle(lab, timeout: float = 3.0) -> list[str]:
+def settle(lab, timeout: float = 10.0) -> list[str]:
     """Wait (polling) until every lab interface that is up with carrier is reported UP, so
     `ip` prints the same states (and no stale `linkdown` on routes) every time; returns the
     interfaces still pending after `timeout` seconds (none, normally)."""
