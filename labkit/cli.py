@@ -119,9 +119,10 @@ def cmd_draw(args) -> int:
 
 def cmd_handout(args) -> int:
     from . import privilege
-    privilege.require()  # the notebooks are run for real before they are printed
+    if not args.stored:
+        privilege.require()  # the notebooks are run for real before they are printed
     from . import handout
-    for path in handout.build(args.output, notebooks=args.notebooks or None):
+    for path in handout.build(args.output, notebooks=args.notebooks or None, run=not args.stored):
         print(f"wrote {path}")
     return 0
 
@@ -171,6 +172,8 @@ def parser() -> argparse.ArgumentParser:
                     help="file to write (without it: a text tree)")
     sp = add("handout", cmd_handout, "execute the notebooks and write HTML and PDF handouts")
     sp.add_argument("-o", dest="output", default="handouts", metavar="DIR")
+    sp.add_argument("--stored", action="store_true",
+                    help="print the stored outputs instead of running the notebooks (no root needed)")
     sp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
     return p
 
