@@ -89,6 +89,14 @@ def ping(ns: str, address: str) -> bool:
     return False
 
 
+def run_script(text: str, what: str) -> float:
+    """Run a generated shell script (a file: 8000 lines do not fit one argument); wall seconds."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="bn-") as f:
+        f.write(text)
+        f.flush()
+        return common.run_timed(["bash", f.name]).check(what).seconds
+
+
 class Tool:
     """One way to bring the lab up and down; remembers the namespaces it made."""
     name = ""
@@ -177,10 +185,10 @@ class Seed(Tool):
         return "".join(f"ip netns delete {c}\n" for c in [*self.containers, self.host])
 
     def up(self) -> float:
-        return common.run_timed(["bash", "-c", self.script_up()]).check("seed script").seconds
+        return run_script(self.script_up(), "seed script")
 
     def down(self) -> float:
-        return common.run_timed(["bash", "-c", self.script_down()]).check("seed teardown").seconds
+        return run_script(self.script_down(), "seed teardown")
 
     def verify(self) -> bool:
         return (ping(self.containers[0], plan.container_address(self.n - 1))
@@ -215,14 +223,14 @@ class Cni(Tool):
         lines = ["set -e", f"ip netns add {self.host}"]
         for k, c in enumerate(self.containers):
             lines += [f"ip netns add {c}", self._plugin("ADD", k)]
-        return common.run_timed(["bash", "-c", "\n".join(lines)]).check("CNI ADD").seconds
+        return run_script("\n".join(lines), "CNI ADD")
 
     def down(self) -> float:
         lines = ["set -e"]
         for k, c in enumerate(self.containers):
             lines += [self._plugin("DEL", k), f"ip netns delete {c}"]
         lines += [f"ip netns delete {self.host}", f"rm -rf {self.data_dir}"]
-        return common.run_timed(["bash", "-c", "\n".join(lines)]).check("CNI DEL").seconds
+        return run_script("\n".join(lines), "CNI DEL")
 
     def verify(self) -> bool:
         addr = subprocess.run(["ip", "-n", self.containers[-1], "-4", "-o", "addr", "show", "eth0"],

@@ -81,6 +81,9 @@ class _Run:
         self.sockets: OrderedDict[str, Netlink] = OrderedDict()
         self.known: dict[str, dict[str, dict]] = {}   # namespace -> link name -> links() entry
         self.sysctls_set = {name: dict(IPV6_OFF) for name in fresh}
+        self.made_here: set[str] = set()              # namespaces that made links of their own
+        self.made_into: dict[str, list[dict]] = {}    # fresh namespace -> peers made into it
+        self.echo_wanted: dict[str, list[dict]] = {}  # namespace -> those peers it made
 
     def close(self) -> None:
         while self.sockets:
@@ -138,16 +141,23 @@ class _Run:
                 if have is not None:
                     self.delete(name, itf.name)
                 self.nl(name).add_bridge(itf.name, itf.mac, up=itf.up)
+                self.made_here.add(name)
+        pairs = [itf for itf in ns.interfaces if itf.kind == "veth" and itf.peer
+                 and self.order[plan.namespace_name(self.lab, itf.peer[0])] >= self.order[name]]
+        if not pairs:
+            return  # the peers' side makes them (no socket needed here)
         with self.nl(name).batch():  # the pairs go out together; deletions elsewhere come first
-            for itf in ns.interfaces:
-                if itf.kind == "veth" and itf.peer:
-                    self._make_pair(name, itf)
+            for itf in pairs:
+                self._make_pair(name, itf)
+        created = self.nl(name).created
+        for peer in self.echo_wanted.pop(name, []):  # the kernel's echo names each peer's index
+            echo = created.get(peer["by"])
+            if echo is not None and echo["link_netnsid"] is not None:
+                peer["index"] = echo["link"]
 
     def _make_pair(self, name: str, itf) -> None:
-        """Make veth `itf` and its peer unless the pair is there; from the earlier namespace."""
+        """Make veth `itf` and its peer (in a later namespace) unless the pair is there."""
         peer_ns = plan.namespace_name(self.lab, itf.peer[0])
-        if self.order[peer_ns] < self.order[name]:
-            return  # made by the peer's side
         have = self.links(name).get(itf.name)
         if have is not None and self._pair_ok(have, peer_ns, itf.peer[1]):
             return
@@ -157,8 +167,30 @@ class _Run:
             self.delete(peer_ns, itf.peer[1])
         peer = self.wanted[peer_ns].interface(itf.peer[1])
         master = itf.master if itf.master and self._is_bridge(name, itf.master) else None
+        fresh_peer = peer_ns in self.fresh and peer_ns not in self.made_here
         self.nl(name).add_veth(itf.name, itf.mac, itf.peer[1], peer_ns, peer.mac if peer else None,
-                               master=master, up=itf.up)
+                               master=master, up=itf.up, echo=fresh_peer)
+        self.made_here.add(name)
+        if fresh_peer:
+            entry = {"by": itf.name, "name": itf.peer[1], "index": None,
+                     "mac": peer.mac if peer else None}
+            self.made_into.setdefault(peer_ns, []).append(entry)
+            self.echo_wanted.setdefault(name, []).append(entry)
+
+    def _made_here_only(self, name: str) -> dict[str, dict] | None:
+        """The links of a namespace made in this run that holds only `lo` and peers made from
+        elsewhere whose indexes the kernel echoed (none read back); None if not known so."""
+        if name in self.made_here:
+            return None
+        peers = self.made_into.get(name, [])
+        if any(p["index"] is None for p in peers):
+            return None
+        links = {"lo": dict(self.links(name)["lo"])}
+        for p in peers:
+            links[p["name"]] = {"index": p["index"], "name": p["name"], "kind": "veth",
+                                "mac": p["mac"], "up": False, "master": None, "link": None,
+                                "link_netnsid": None}
+        return links
 
     def _is_bridge(self, name: str, link_name: str) -> bool:
         have = self.links(name).get(link_name)
@@ -173,7 +205,12 @@ class _Run:
     def converge_settings(self, name: str) -> None:
         """Masters, MACs, link state, addresses, routes and sysctls of one namespace."""
         ns, nl, fresh = self.wanted[name], self.nl(name), name in self.fresh
-        links = {link["name"]: link for link in nl.links()}
+        links = self._made_here_only(name) if fresh else None
+        if links is None:
+            links = {link["name"]: link for link in nl.links()}
+        else:
+            for link in links.values():
+                nl.remember(link["name"], link["index"])
         by_index = {link["index"]: link["name"] for link in links.values()}
         with nl.batch():
             for itf in ns.interfaces:

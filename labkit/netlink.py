@@ -31,10 +31,11 @@ RT_TABLE_MAIN = 254
 
 # netlink(7), rtnetlink(7): message types, flags and attributes used here
 NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE = 1, 2, 3
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x2, 0x4, 0x300
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_ECHO, NLM_F_DUMP = 0x1, 0x2, 0x4, 0x8, 0x300
 NLM_F_EXCL, NLM_F_CREATE, NLM_F_ACK_TLVS = 0x200, 0x400, 0x200
 NLMSGERR_ATTR_MSG = 1
 SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
+SO_RCVBUFFORCE = 33
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
@@ -120,10 +121,12 @@ class Netlink:
             self.sock.close()
             raise
         self._seq = 0
-        self._queue: list | None = None       # (seq, what, ok, fd to close) while batching
+        self._queue: list | None = None       # (seq, what, ok, fd to close, echo) while batching
         self._queued: list[bytes] = []
-        self._queued_bytes = 0
+        self._queued_bytes = self._queued_echoes = 0
+        self._echo_room = 0                   # echoed links that fit the receive buffer at once
         self._index: dict[str, int] = {}
+        self.created: dict[str, dict] = {}    # links made with echo=True, as the kernel reported them
 
     def close(self) -> None:
         """Close the socket (a batch still queued is dropped)."""
@@ -148,9 +151,9 @@ class Netlink:
             raise KernelError(f"sending netlink requests in namespace {self.ns!r} failed: "
                               f"{e.strerror} (errno {e.errno})") from None
 
-    def _replies(self, seq: int, earlier_errors: bool = False):
-        """Yield (type, flags, data, offset, end) of each reply to `seq` (and, if asked, of the
-        errors answering earlier requests) until `seq`'s ack or end of dump."""
+    def _replies(self, seq: int, earlier: bool = False):
+        """Yield (type, flags, data, offset, end) of each reply to `seq` (and, if asked, to the
+        requests sent before it: a batch) until `seq`'s ack or end of dump."""
         while True:
             try:
                 data = self.sock.recv(1 << 17)
@@ -163,7 +166,7 @@ class Netlink:
                 if size < 16:
                     break
                 end = off + size
-                if rseq == seq or (earlier_errors and kind == NLMSG_ERROR):
+                if rseq == seq or (earlier and rseq < seq):
                     yield kind, flags, data, off + 16, end
                     if rseq == seq and (kind in (NLMSG_DONE, NLMSG_ERROR) or not flags & NLM_F_MULTI):
                         return  # an ack, the end of a dump, or the one answer to a get
@@ -183,14 +186,20 @@ class Netlink:
         return KernelError(f"{what} in namespace {self.ns!r} failed: "
                            f"{os.strerror(code)} (errno {code}){extra}")
 
-    def _do(self, what: str, kind: int, flags: int, body: bytes, ok=(), fd: int | None = None) -> None:
-        """Run a request that returns nothing: now, or queued if a batch is open."""
+    def _do(self, what: str, kind: int, flags: int, body: bytes, ok=(), fd: int | None = None,
+            echo: str | None = None) -> None:
+        """Run a request that returns nothing: now, or queued if a batch is open. With `echo`
+        (a link's name), the kernel's copy of the link it made is kept in `self.created`."""
+        if echo is not None:
+            flags |= NLM_F_ECHO
         if self._queue is not None:
             seq, msg = self._message(kind, flags, body)
-            self._queue.append((seq, what, ok, fd))
+            self._queue.append((seq, what, ok, fd, echo))
             self._queued.append(msg)
             self._queued_bytes += len(msg)
-            if len(self._queue) >= BATCH_MESSAGES or self._queued_bytes >= BATCH_BYTES:
+            self._queued_echoes += echo is not None
+            if (len(self._queue) >= BATCH_MESSAGES or self._queued_bytes >= BATCH_BYTES
+                    or (echo is not None and self._queued_echoes >= self._echo_limit())):
                 self._flush()
             return
         try:
@@ -204,13 +213,15 @@ class Netlink:
                 code, reason = self._error(mflags, data, off, end)
                 if code and code not in ok:
                     raise self._fail(what, code, reason)
+            elif mkind == RTM_NEWLINK and echo is not None:
+                self.created[echo] = self._link(data, off, end)
 
     def _flush(self) -> None:
         """Send the queued requests and a closing no-op; raise the first failure not allowed."""
         queue, messages = self._queue, self._queued
         if not queue:
             return
-        self._queue, self._queued, self._queued_bytes = [], [], 0
+        self._queue, self._queued, self._queued_bytes, self._queued_echoes = [], [], 0, 0
         seq, noop = self._message(NLMSG_NOOP, NLM_F_ACK, b"")
         try:
             self._send(b"".join(messages) + noop)
@@ -218,23 +229,42 @@ class Netlink:
             for item in queue:
                 if item[3] is not None:
                     os.close(item[3])
-        failed = {}
-        for mkind, mflags, data, off, end in self._replies(seq, earlier_errors=True):
+        failed, echoes = {}, {item[0]: item[4] for item in queue if item[4] is not None}
+        for mkind, mflags, data, off, end in self._replies(seq, earlier=True):
             if mkind == NLMSG_ERROR:
                 code, reason = self._error(mflags, data, off, end)
                 if code:
                     failed[_HDR.unpack_from(data, off + 4)[3]] = (code, reason)
-        for qseq, what, ok, _ in queue:
+            elif mkind == RTM_NEWLINK:
+                rseq = _HDR.unpack_from(data, off - 16)[3]
+                if rseq in echoes:
+                    self.created[echoes[rseq]] = self._link(data, off, end)
+        for qseq, what, ok, _, _ in queue:
             code, reason = failed.get(qseq, (0, ""))
             if code and code not in ok:
                 raise self._fail(what, code, reason)
+
+    def _echo_limit(self) -> int:
+        """How many echoed links (~4 KiB each in the receive buffer) one send may ask for: the
+        kernel drops an echo that does not fit, and the socket reports ENOBUFS."""
+        if not self._echo_room:
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 22)
+            except OSError:
+                pass  # not privileged: keep the buffer the system allows
+            self._echo_room = max(8, self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 8192)
+        return self._echo_room
+
+    def flush(self) -> None:
+        """Inside `batch()`: send what is queued now (and raise its first failure)."""
+        self._flush()
 
     def _drop_queue(self) -> None:
         for item in self._queue or ():
             if item[3] is not None:
                 os.close(item[3])
         if self._queue is not None:
-            self._queue, self._queued, self._queued_bytes = [], [], 0
+            self._queue, self._queued, self._queued_bytes, self._queued_echoes = [], [], 0, 0
 
     @property
     def batching(self) -> bool:
@@ -250,7 +280,7 @@ class Netlink:
         if self._queue is not None:
             yield self
             return
-        self._queue, self._queued, self._queued_bytes = [], [], 0
+        self._queue, self._queued, self._queued_bytes, self._queued_echoes = [], [], 0, 0
         try:
             yield self
             self._flush()
@@ -311,6 +341,10 @@ class Netlink:
         self._index.pop(name, None)
         return None
 
+    def remember(self, name: str, index: int) -> None:
+        """Note that link `name` has index `index` here (learned elsewhere: saves a lookup)."""
+        self._index[name] = index
+
     def index(self, name: str) -> int | None:
         """Interface index of `name`, or None if there is no such link."""
         if name not in self._index:
@@ -318,11 +352,14 @@ class Netlink:
         return self._index.get(name)
 
     def add_veth(self, name: str, mac: str | None, peer: str, peer_ns: str | None,
-                 peer_mac: str | None, *, master: str | None = None, up: bool = False) -> None:
+                 peer_mac: str | None, *, master: str | None = None, up: bool = False,
+                 echo: bool = False) -> None:
         """Create veth `name` here with its peer `peer` in namespace `peer_ns` (None: here).
 
         `master` (a bridge here) and `up` are set in the same request; the peer starts down
-        (the kernel cannot bring it up before the pair is joined: ENOTCONN).
+        (the kernel cannot bring it up before the pair is joined: ENOTCONN). With `echo`, the
+        new link as the kernel reports it (its "link" is the peer's index in its namespace)
+        lands in `self.created[name]` once sent, if the kernel echoes (Linux 6.2 and later).
         Undo: delete_link(name) (removes both ends)."""
         peer_attrs = _name(IFLA_IFNAME, peer) + (_mac(IFLA_ADDRESS, peer_mac) if peer_mac else b"")
         fd = None
@@ -341,7 +378,7 @@ class Netlink:
                 os.close(fd)
             raise
         self._do(f"creating veth pair {name} <-> {peer}", RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
-                 body, fd=fd)
+                 body, fd=fd, echo=name if echo else None)
         self._index.pop(name, None)
 
     def add_bridge(self, name: str, mac: str | None, *, up: bool = False) -> None:
