@@ -55,6 +55,7 @@ def main() -> int:
     else:
         status |= script("bridge.py", "--readme")
         status |= script("phases.py", "--readme")
+    status |= script("kernel.py", "--readme", *(["--rounds", "1"] if args.quick else []))
     status |= script("startup.py", "--readme")
     status |= captures()
     status |= script("notebooks.py", "--readme")
