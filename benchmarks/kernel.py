@@ -12,6 +12,8 @@ made in steps, each step timed per chunk of --chunk containers (ms per chunk, me
 3. veth pairs host <-> container, no bridge
 4. veth pairs made as ports of an up bridge, host end up
 5. the container ends brought up (carrier on: the bridge enables the port)
+
+Between steps the script waits a second (untimed) for the kernel's deferred work.
 """
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ def one_round(n: int, size: int) -> dict[str, list[float]]:
         result[STEPS[0]] = chunks(n, size, make((), "a"))
         netns.delete_many([m for m in made if f"{base}a" in m])
         common.wait_kernel_quiet()
+        time.sleep(1)
         result[STEPS[1]] = chunks(n, size, make(IPV6_OFF, "c"))
         host = f"{base}h"
         made.append(host)
@@ -74,10 +77,13 @@ def one_round(n: int, size: int) -> dict[str, list[float]]:
             with nl.batch():
                 for k in range(n):
                     nl.delete_link(f"v{k}")
+            time.sleep(1)
             nl.add_bridge("br0", None, up=True)
             with nl.batch():
                 result[STEPS[3]] = chunks(n, size, lambda k: nl.add_veth(
                     f"v{k}", None, f"c{k}", containers[k], None, master="br0", up=True), nl.flush)
+        time.sleep(1)  # let the kernel's deferred work of the step before (link events) finish
+
         def up(k):
             with Netlink(containers[k]) as c:
                 c.set_link(f"c{k}", up=True)
