@@ -380,6 +380,8 @@ class Netlink:
         self._do(f"creating veth pair {name} <-> {peer}", RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
                  body, fd=fd, echo=name if echo else None)
         self._index.pop(name, None)
+        if fd is None:
+            self._index.pop(peer, None)
 
     def add_bridge(self, name: str, mac: str | None, *, up: bool = False) -> None:
         """Create bridge `name` (`up` in the same request). Undo: delete_link(name)."""
@@ -395,7 +397,7 @@ class Netlink:
         if idx is not None:
             self._do(f"deleting {name}", RTM_DELLINK, 0,
                      _IFINFO.pack(socket.AF_UNSPEC, 0, idx, 0, 0), ok=(errno.ENODEV,))
-            self._index.pop(name, None)
+            self._index.clear()  # a veth's peer goes too; ports of a bridge change
 
     def set_link(self, name: str, **attrs) -> None:
         """Set link attributes: up=bool, mac=str, master=name or None (nomaster)."""
