@@ -83,8 +83,14 @@ class Journal:
 
     def add_path(self, path: str) -> None:
         """Record a file or directory about to be created (removed on undo)."""
-        if path not in self.data["paths"]:
-            self.data["paths"].append(path)
+        self.add_paths([path])
+
+    def add_paths(self, paths: list[str]) -> None:
+        """Record files or directories about to be created, in one write of the journal."""
+        known = set(self.data["paths"])
+        new = [p for p in dict.fromkeys(paths) if p not in known]
+        if new:
+            self.data["paths"].extend(new)
             self._save()
 
     def record(self, key: str, value) -> None:
@@ -98,11 +104,7 @@ class Journal:
 
     def undo(self) -> list[str]:
         """Delete every namespace and path recorded, in reverse, then the journal; returns what went."""
-        gone = []
-        for name in reversed(self.data["namespaces"]):
-            if os.path.exists(netns.path(name)):
-                netns.delete(name)
-                gone.append(name)
+        gone = netns.delete_many(list(reversed(self.data["namespaces"])))
         for path in reversed(self.data["paths"]):
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)

@@ -348,8 +348,8 @@ def remove(lab, journal=None) -> None:
     if not old or not netns.exists(name):
         return
     backend = old.get("backend")
-    if backend and backend_module(backend).available():
-        backend_module(backend).remove(name, old, journal)
+    if backend and old.get("entries") and backend_module(backend).available():
+        backend_module(backend).remove(name, old, journal)  # no rules ever: no tool to run
     _set_sysctls(name, {}, journal)
     journal.record(JOURNAL_KEY, None)
 

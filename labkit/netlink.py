@@ -25,6 +25,7 @@ from . import netns
 from .errors import KernelError
 
 IFF_UP = 1
+REPLY_TIMEOUT = 30.0
 RT_PROTO_KERNEL = 2
 RT_PROTO_STATIC = 4
 RT_TABLE_MAIN = 254
@@ -117,6 +118,7 @@ class Netlink:
         try:  # a batch (64 KiB at most) and its error replies fit the default buffers
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)   # errors without our request
             self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)   # ... but with the kernel's reason
+            self.sock.settimeout(REPLY_TIMEOUT)  # the kernel answers at once; never hang a notebook
         except OSError:
             self.sock.close()
             raise
@@ -157,6 +159,10 @@ class Netlink:
         while True:
             try:
                 data = self.sock.recv(1 << 17)
+            except TimeoutError:
+                raise KernelError(f"the kernel did not answer a netlink request in namespace "
+                                  f"{self.ns!r} within {REPLY_TIMEOUT} s; run `labkit up` "
+                                  f"again, or `labkit down` to reset") from None
             except OSError as e:
                 raise KernelError(f"reading netlink replies in namespace {self.ns!r} failed: "
                                   f"{e.strerror} (errno {e.errno})") from None

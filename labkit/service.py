@@ -65,25 +65,34 @@ def write_resolver(topology: Topology, journal) -> list[str]:
     if netns.netns_dir() != "/run/netns":
         return []  # nsenter, not `ip netns exec`: /etc/netns is not used
     files = {"hosts": hosts_text(topology), "resolv.conf": RESOLV_CONF}
-    written = []
+    directories, paths, journaled = [], [], []
     for ns in topology.namespaces:
-        kernel = plan.namespace_name(topology.lab, ns.name)
-        directory = os.path.join(etc_dir(), kernel)
+        directory = os.path.join(etc_dir(), plan.namespace_name(topology.lab, ns.name))
         ours = directory in journal.data["paths"]
         if not os.path.isdir(directory):
-            journal.add_path(directory)
-            os.makedirs(directory, exist_ok=True)
+            directories.append(directory)
+            journaled.append(directory)
             ours = True
-        for fname, text in files.items():
+        for fname in files:
             path = os.path.join(directory, fname)
-            if not ours:
-                if os.path.lexists(path) and path not in journal.data["paths"]:
-                    continue
-                journal.add_path(path)
-            with open(path, "w") as f:
-                f.write(text)
-            written.append(path)
-    return written
+            if ours:
+                paths.append(path)  # goes with its directory
+            elif not os.path.lexists(path) or path in journal.data["paths"]:
+                paths.append(path)
+                journaled.append(path)
+    journal.add_paths(journaled)  # one journal write for the whole lab, before anything is made
+    for directory in directories:
+        os.makedirs(directory, exist_ok=True)
+    first: dict[str, str] = {}
+    for path in paths:
+        fname = os.path.basename(path)
+        if fname in first and not os.path.lexists(path):
+            os.link(first[fname], path)  # one copy per lab; `ip netns exec` bind-mounts it
+            continue
+        with open(path, "w") as f:
+            f.write(files[fname])
+        first.setdefault(fname, path)
+    return paths
 
 
 def tidy_etc_dir() -> None:

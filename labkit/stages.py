@@ -83,7 +83,8 @@ def build(stage: str, lab: str = "", containers: int | None = None) -> Topology:
     if bridged:
         host_ifs.append(Interface("br0", "bridge", (f"{plan.BRIDGE_ADDRESS}/{prefix}",),
                                   _mac("host", "br0", plan.BRIDGE_ADDRESS)))
-    host_sysctls = IPV6_OFF + ((("net.ipv4.ip_forward", "1"),) if routed else ())
+    # listed in every stage, so going back from `outside` turns forwarding off again
+    host_sysctls = IPV6_OFF + (("net.ipv4.ip_forward", "1" if routed else "0"),)
     host = Namespace("host", "host", tuple(host_ifs),
                      (Route("default", plan.WORLD_ADDRESS),), host_sysctls)
     nat, services = _nat_and_services(stage)
