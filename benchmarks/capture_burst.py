@@ -32,29 +32,6 @@ from labkit.capture import Capture  # noqa: E402
 from labkit.lab import Lab  # noqa: E402
 
 FILTER = "udp and dst port 9"
-SENDER = r"""
-import socket, struct, sys, time
-iface, dst_mac, src_ip, dst_ip, n = sys.argv[1:6]
-n = int(n)
-src_mac = open(f"/sys/class/net/{iface}/address").read().strip()
-def csum(b):
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    s = (s >> 16) + (s & 0xffff)
-    return ~(s + (s >> 16)) & 0xffff
-eth = bytes.fromhex(dst_mac.replace(":", "") + src_mac.replace(":", "")) + b"\x08\x00"
-frames = []
-for i in range(n):
-    udp = struct.pack("!HHHH", 40000, 9, 26, 0) + struct.pack("!I", i) + b"x" * 14
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff, 0, 64, 17, 0,
-                     socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
-    frames.append(eth + ip[:10] + struct.pack("!H", csum(ip)) + ip[12:] + udp)
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-s.bind((iface, 0))
-print(time.time(), flush=True)
-for f in frames:
-    s.send(f)
-print(time.time(), flush=True)
-"""
 SNIFFER = r"""
 import sys, threading, time
 from scapy.all import AsyncSniffer
@@ -78,7 +55,7 @@ print(len(sniffer.results), since, flush=True)
 def send(lab: Lab, n: int) -> tuple[float, float]:
     """Send the burst; returns (first frame sent, last frame sent) as epoch seconds."""
     mac = lab.exec("host", ["cat", "/sys/class/net/veth0/address"], check=True).stdout.strip()
-    out = lab.exec("netns0", [sys.executable, "-c", SENDER, "ceth0", mac, "172.18.0.10",
+    out = lab.exec("netns0", [sys.executable, "-m", "labkit.frames", "burst", "ceth0", mac, "172.18.0.10",
                               "172.18.0.11", str(n)], check=True, timeout=300).stdout.split()
     return float(out[0]), float(out[1])
 

@@ -25,11 +25,11 @@ import html
 import logging
 import re
 import shlex
-import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
 from . import plan, privilege
+from .frames import syn_frame
 
 # ---- the seed's commands, stage by stage -----------------------------------------------------
 
@@ -514,29 +514,6 @@ def _default_keep(is_ping: bool) -> Callable:
     if is_ping:
         return lambda p: p.proto in ("arp", "icmp")
     return lambda p: p.proto == "tcp" and describe(p.hops[0]) in ("SYN", "SYN-ACK")
-
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def syn_frame(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int,
-              seq: int = 1) -> bytes:
-    """An Ethernet frame carrying a TCP SYN from src:sport to dst:dport, checksums and all."""
-    import socket
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 64240, 0, 0)
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
-    tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), seq & 0xFFFF, 0, 64, 6, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))
-    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
-    return (bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", ""))
-            + b"\x08\x00" + ip + tcp)
 
 
 def neighbour_syn(lab, target: str = "127.0.0.1", port: int = 5000, timeout: float = 3.0) -> Trace:

@@ -22,36 +22,13 @@ pytestmark = pytest.mark.kernel
 C0, C1, HOST, PUBLIC = "172.18.0.10", "172.18.0.20", "10.0.2.15", "203.0.113.80"
 BRIDGE_POINTS = ["netns0:ceth0", "host:veth0", "host:br0", "host:veth1", "netns1:ceth1"]
 
-# Sends N prebuilt Ethernet/IPv4/UDP frames (distinct IP ids) out of IFACE with a raw packet
-# socket: exactly N frames reach the wire, as fast as Python can send them.
-BURST_SENDER = r"""
-import socket, struct, sys
-iface, dst_mac, src_ip, dst_ip, n = sys.argv[1:6]
-n = int(n)
-src_mac = open(f"/sys/class/net/{iface}/address").read().strip()
-def csum(b):
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    s = (s >> 16) + (s & 0xffff)
-    return ~(s + (s >> 16)) & 0xffff
-eth = bytes.fromhex(dst_mac.replace(":", "") + src_mac.replace(":", "")) + b"\x08\x00"
-frames = []
-for i in range(n):
-    udp = struct.pack("!HHHH", 40000, 9, 26, 0) + struct.pack("!I", i) + b"x" * 14
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff, 0, 64, 17, 0,
-                     socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
-    frames.append(eth + ip[:10] + struct.pack("!H", csum(ip)) + ip[12:] + udp)
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-s.bind((iface, 0))
-for f in frames:
-    s.send(f)
-"""
 
 
 def send_burst(lab, n: int, role="netns0", iface="ceth0", peer=("host", "veth0"),
                src=C0, dst="172.18.0.11"):
     """Send `n` UDP frames from `role`:`iface` to the lab address `dst` on the peer's MAC."""
     mac = lab.exec(peer[0], ["cat", f"/sys/class/net/{peer[1]}/address"], check=True).stdout.strip()
-    lab.exec(role, [sys.executable, "-c", BURST_SENDER, iface, mac, src, dst, str(n)],
+    lab.exec(role, [sys.executable, "-m", "labkit.frames", "burst", iface, mac, src, dst, str(n)],
              check=True, timeout=120)
 
 

@@ -9,7 +9,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
-from labkit import exercises, lesson, plan, stages
+from labkit import exercises, frames, lesson, plan, stages
 from labkit.capture import Packet
 from labkit.errors import UnknownName
 from labkit.packetpath import follow, headers
@@ -234,14 +234,14 @@ def test_every_exercise_explains_itself_and_has_hints():
 # --- the neighbour's frame, and small things -------------------------------------------------
 
 def test_syn_frame_has_valid_checksums():
-    frame = lesson.syn_frame(MAC[WORLD], MAC[HOST], WORLD, "127.0.0.1", 31001, 5000, seq=31001)
+    frame = frames.syn_frame(MAC[WORLD], MAC[HOST], WORLD, "127.0.0.1", 31001, 5000, seq=31001)
     h = headers(frame)
     assert (h.proto, h.src, h.dst, h.sport, h.dport, h.tcp_flags) == ("tcp", WORLD, "127.0.0.1", 31001, 5000, "S")
     ip = frame[14:34]
-    assert lesson._csum(ip) == 0
+    assert frames.checksum(ip) == 0
     tcp = frame[34:]
     pseudo = socket.inet_aton(WORLD) + socket.inet_aton("127.0.0.1") + struct.pack("!BBH", 0, 6, len(tcp))
-    assert lesson._csum(pseudo + tcp) == 0
+    assert frames.checksum(pseudo + tcp) == 0
 
 
 def test_said_shows_without_quotes():

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from labkit import nat, netns, plan, service
+from labkit.frames import syn_frame
 from labkit.errors import BadAddress, BadValue, MissingTool, UnknownName
 from labkit.model import PortMapping, Service
 
@@ -71,27 +72,6 @@ def test_publish(lab, backend):
 
 
 # -- the route_localnet hole (moby#41872) --------------------------------------------------------
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def syn_frame(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int) -> bytes:
-    """An Ethernet frame carrying a TCP SYN, checksums and all."""
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
-    tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))
-    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
-    return bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) \
-        + b"\x08\x00" + ip + tcp
-
 
 def syns_reaching_netns0(lab, probes: dict[int, str], control: int, timeout: float = 3.0) -> set[int]:
     """Send from `world`, straight to the host's ens18 MAC, a SYN for port 5000 to each
