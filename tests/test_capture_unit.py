@@ -12,21 +12,9 @@ from labkit.capture import Capture, Packet, Packets, PointStats, parse_point
 from labkit.errors import BadName, BadValue, LabkitError
 from labkit.packetpath import Change, follow
 from labkit.pcap import headers
+from synthetic import frame, seen
 
 C0, C1, BR, HOST, WORLD, PUBLIC = "172.18.0.10", "172.18.0.20", "172.18.0.1", "10.0.2.15", "10.0.2.2", "203.0.113.80"
-T0 = 1_700_000_000_000_000_000
-
-
-def frame(*layers) -> bytes:
-    pkt = layers[0]
-    for layer in layers[1:]:
-        pkt = pkt / layer
-    return bytes(pkt)
-
-
-def seen(at_us, point, direction, data, upper=False) -> Packet:
-    return Packet(T0 + int(at_us * 1000), point, direction, "outgoing" if direction == "out" else "host",
-                  data, len(data), upper)
 
 
 # --- capture points -------------------------------------------------------------------------

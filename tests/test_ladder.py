@@ -7,25 +7,13 @@ from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
 from labkit import ladder
-from labkit.capture import Packet, Packets, PointStats
+from labkit.capture import Packets, PointStats
 from labkit.errors import BadValue
 from labkit.packetpath import follow
+from synthetic import frame, seen
 
 C0, C1, HOST, WORLD, PUBLIC = "172.18.0.10", "172.18.0.20", "10.0.2.15", "10.0.2.2", "203.0.113.80"
-T0 = 1_700_000_000_000_000_000
 OUTWARD = ["netns0:ceth0", "host:veth0", "host:br0", "host:ens18", "world:wan0"]
-
-
-def frame(*layers) -> bytes:
-    pkt = layers[0]
-    for layer in layers[1:]:
-        pkt = pkt / layer
-    return bytes(pkt)
-
-
-def seen(at_us, point, direction, data, upper=False) -> Packet:
-    return Packet(T0 + int(at_us * 1000), point, direction,
-                  "outgoing" if direction == "out" else "host", data, len(data), upper)
 
 
 def masqueraded_ping() -> Packets:
