@@ -235,6 +235,7 @@ class Capture:
         self._ready.wait()
         if self._error is not None:
             self._thread.join()
+            self._close_wake()
             error, self._error = self._error, None
             raise error
         _live.add(self)
@@ -250,15 +251,18 @@ class Capture:
             with contextlib.suppress(OSError):
                 os.write(self._wake[1], b"x")
         self._thread.join()
+        self._close_wake()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self.packets
+
+    def _close_wake(self) -> None:
         if self._wake is not None:
             for fd in self._wake:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._wake = None
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-        return self.packets
 
     def wait(self, count: int | None = None, timeout: float = 10.0,
              until: Callable[[Packets], bool] | None = None) -> bool:

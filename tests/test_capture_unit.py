@@ -1,4 +1,5 @@
 """Captures without root: capture points, header decoding, paths across NAT, tables, pcap files."""
+import os
 import subprocess
 import sys
 
@@ -301,3 +302,16 @@ def test_scapy_dissection_on_demand():
 
 def test_errors_are_labkit_errors():
     assert issubclass(BadName, LabkitError) and issubclass(BadValue, LabkitError)
+
+
+def test_a_start_that_fails_leaves_no_descriptor_open():
+    """start() raises for a point whose namespace does not exist, and closes everything it
+    opened (its wake-up pipe included): a notebook cell re-run many times must not leak."""
+    def fds():
+        return set(os.listdir("/proc/self/fd"))
+    before = fds()
+    for _ in range(3):
+        cap = Capture("netns0:ceth0", lab="zz9qx")
+        with pytest.raises(LabkitError, match="does not exist"):
+            cap.start()
+    assert fds() - before == set()
