@@ -6,6 +6,7 @@ import shutil
 from dataclasses import dataclass
 
 from . import privilege
+from .errors import LabkitError
 
 
 @dataclass(frozen=True)
@@ -17,11 +18,24 @@ class Check:
     fix: str = ""
 
 
+def _unused_name() -> str:
+    """A namespace name for the probe that nothing uses (a namespace of that name that
+    exists is someone else's, or a probe left by a doctor killed earlier: never ours to delete)."""
+    from . import netns
+    base = f"lkdoc{os.getpid() % 100000}"
+    for i in range(100):
+        name = f"{base}-{i}" if i else base
+        if not os.path.lexists(netns.path(name)):
+            return name
+    raise LabkitError(f"namespaces {base} to {base}-99 all exist: delete the old probes "
+                      f"(sudo ip netns delete NAME) and run labkit doctor again")
+
+
 def _kernel_feature(kind: str) -> tuple[bool, str]:
     """Try creating a `kind` link in a throwaway namespace (needs privileges)."""
     from . import netns
     from .netlink import Netlink
-    name = f"lkdoc{os.getpid() % 100000}"
+    name = _unused_name()
     try:
         netns.create(name)
         with Netlink(name) as nl:

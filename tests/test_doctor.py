@@ -1,0 +1,23 @@
+"""`labkit doctor`: its kernel probes touch only what they create."""
+import os
+
+import pytest
+
+from labkit import doctor, netns
+
+pytestmark = pytest.mark.kernel
+
+
+def test_doctor_never_deletes_a_namespace_it_did_not_create():
+    """A namespace that happens to have the probe's name (someone else's, or a probe left by a
+    doctor killed earlier under the same pid) is not taken over, emptied or deleted."""
+    name = f"lkdoc{os.getpid() % 100000}"
+    assert not netns.exists(name)
+    netns.create(name)
+    try:
+        results = {c.name: c for c in doctor.checks()}
+        assert results["kernel veth"].ok and results["kernel bridge"].ok
+        assert netns.exists(name), "doctor deleted a namespace it did not create"
+    finally:
+        netns.delete(name)
+    assert not any(n.startswith("lkdoc") for n in netns.names())
