@@ -304,6 +304,9 @@ def run(name: str, argv: list[str], *, check: bool = True, timeout: float | None
     except FileNotFoundError as e:
         from .errors import MissingTool
         raise MissingTool(f"{e.filename} is not installed: apt-get install iproute2") from None
+    except subprocess.TimeoutExpired:  # subprocess.run has killed it
+        raise KernelError(f"`{' '.join(argv)}` in namespace {name!r} did not finish within "
+                          f"{timeout} s and was stopped") from None
     if check and result.returncode != 0:
         raise KernelError(f"`{' '.join(argv)}` in namespace {name!r} failed "
                           f"(exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}")

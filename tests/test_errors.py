@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from labkit import Lab, journal, netns
-from labkit.errors import BadAddress, BadName, BadValue, LabkitError, MissingTool, UnknownName
+from labkit.errors import BadAddress, BadName, BadValue, KernelError, LabkitError, MissingTool, UnknownName
 
 pytestmark = pytest.mark.kernel
 
@@ -217,3 +217,12 @@ def test_kill_9_during_up_then_clean_leaves_nothing(tmp_path):
 def test_errors_are_labkit_errors():
     for cls in (BadAddress, BadName, BadValue, MissingTool, UnknownName):
         assert issubclass(cls, LabkitError)
+
+
+def test_a_command_that_outlives_its_timeout_is_a_labkit_error(lab):
+    """lab.exec with a timeout that runs out: a KernelError naming the command (not
+    subprocess.TimeoutExpired), and the command is ended."""
+    lab.up("veth")
+    with pytest.raises(KernelError, match="did not finish within"):
+        lab.exec("netns0", ["sleep", "30"], timeout=0.3)
+    assert netns.pids(lab.ns("netns0")) == []
