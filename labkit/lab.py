@@ -164,6 +164,7 @@ class Lab:
     def exec(self, role: str, argv: list[str], *, check: bool = False,
              timeout: float | None = 60) -> subprocess.CompletedProcess:
         """Run `argv` in namespace `role` and wait; returns the completed process (text output)."""
+        privilege.require()  # else `ip netns exec` fails and a ping reads as "no answer"
         privilege.require_tool(argv[0]) if argv else None
         return netns.run(self.ns(role), list(argv), check=check, timeout=timeout)
 

@@ -226,3 +226,20 @@ def test_a_command_that_outlives_its_timeout_is_a_labkit_error(lab):
     with pytest.raises(KernelError, match="did not finish within"):
         lab.exec("netns0", ["sleep", "30"], timeout=0.3)
     assert netns.pids(lab.ns("netns0")) == []
+
+
+def test_ping_without_privileges_says_so_instead_of_answering_false(lab, tmp_path):
+    """Lab.ping / Lab.exec from a process without CAP_SYS_ADMIN (a notebook kernel started
+    without sudo, on a lab brought up as root) cannot enter the namespace: NotPrivileged,
+    not a ping that 'fails' as if the address were unreachable."""
+    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
+    lab.up("veth")
+    assert lab.ping("netns0", "172.18.0.11")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(journal.__file__))),
+           "HOME": str(tmp_path)}
+    code = (f"from labkit import Lab\nfrom labkit.errors import NotPrivileged\n"
+            f"try:\n    print(Lab({lab.name!r}).ping('netns0', '172.18.0.11'))\n"
+            f"except NotPrivileged:\n    print('NotPrivileged')\n")
+    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.stdout.strip() == "NotPrivileged", result.stdout + result.stderr
