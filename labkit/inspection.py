@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import netns, plan, sysctl
+from . import netns, plan
 from .model import Interface, Namespace, Route, Topology
 from .netlink import Netlink
 from .stages import SYSCTLS_TOUCHED

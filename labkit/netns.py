@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
 import signal
 import subprocess
@@ -50,13 +49,6 @@ def _share_dir(directory: str) -> None:
         raise _oserror("bind-mounting the namespace directory", directory)
     if _libc.mount(b"", directory.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
         raise _oserror("sharing the namespace directory", directory)
-
-
-def _is_mountpoint(p: str) -> bool:
-    try:
-        return os.stat(p).st_dev != os.stat(os.path.dirname(p)).st_dev or os.path.ismount(p)
-    except FileNotFoundError:
-        return False
 
 
 def exists(name: str) -> bool:
@@ -318,11 +310,3 @@ def spawn(name: str, argv: list[str], **popen_kwargs) -> subprocess.Popen:
     popen_kwargs.setdefault("stdin", subprocess.DEVNULL)
     popen_kwargs.setdefault("start_new_session", True)
     return subprocess.Popen(command(name, argv), **popen_kwargs)
-
-
-def current_inode() -> int:
-    """Inode of the calling thread's network namespace."""
-    return os.stat("/proc/thread-self/ns/net").st_ino
-
-
-_ = errno  # errno kept for callers that compare KernelError causes

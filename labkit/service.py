@@ -313,11 +313,6 @@ def drift(lab: str, services) -> list[str]:
     return lines
 
 
-def world_server_argv(address: str = plan.PUBLIC_SERVER, port: int = 80) -> tuple[str, ...]:
-    """The command that runs the world's public server."""
-    return ("python3", "-m", "labkit.service", "whoami", address, str(port))
-
-
 # -- the world's server ----------------------------------------------------------------------------
 
 def serve_whoami(address: str, port: int) -> None:

@@ -1,0 +1,31 @@
+"""No dead code in the package: every private module-level function is called somewhere, and
+(where pyflakes is installed) nothing is imported without being used."""
+import ast
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "labkit"
+
+
+def test_every_private_function_is_used():
+    sources = {p: p.read_text() for p in PACKAGE.glob("*.py")}
+    everything = "\n".join(sources.values())
+    unused = []
+    for path, text in sources.items():
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_") \
+                    and not node.name.startswith("__"):
+                if len(re.findall(rf"\b{node.name}\b", everything)) < 2:
+                    unused.append(f"{path.name}: {node.name}")
+    assert not unused, f"never called: {unused}"
+
+
+def test_no_unused_imports():
+    pytest.importorskip("pyflakes")
+    result = subprocess.run([sys.executable, "-m", "pyflakes", *map(str, sorted(PACKAGE.glob("*.py")))],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
