@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import plan, privilege
+from .errors import BadValue
 from .frames import syn_frame
 
 # ---- the seed's commands, stage by stage -----------------------------------------------------
@@ -481,7 +482,7 @@ def watch(lab, points, *, ping: tuple[str, str] | None = None, http: tuple[str, 
     privilege.require()
     from .capture import Capture
     if (ping is None) == (http is None):
-        raise ValueError("give exactly one of ping=(role, address) or http=(role, url)")
+        raise BadValue("give exactly one of ping=(role, address) or http=(role, url)")
     source, target = ping or http
     lab.ns(source)
     if fresh:

@@ -313,16 +313,19 @@ def write_pcapng(path: str, records: Iterable[Record], snaplen: int = DEFAULT_SN
 
 def read_pcap(path: str) -> list[Record]:
     """Read a classic pcap file (either byte order, us or ns timestamps) into records."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise BadValue(f"cannot read {path}: {e.strerror}") from None
     if len(raw) < 24:
-        raise ValueError(f"{path} is not a pcap file (too short)")
+        raise BadValue(f"{path} is not a pcap file (too short)")
     for endian in "<>":
         magic = struct.unpack_from(endian + "I", raw, 0)[0]
         if magic in (PCAP_MAGIC_NS, PCAP_MAGIC_US):
             break
     else:
-        raise ValueError(f"{path} is not a classic pcap file (pcapng? read it with tshark)")
+        raise BadValue(f"{path} is not a classic pcap file (pcapng? read it with tshark)")
     scale = 1 if magic == PCAP_MAGIC_NS else 1000
     records, off = [], 24
     while off + 16 <= len(raw):

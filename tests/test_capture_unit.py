@@ -315,3 +315,12 @@ def test_a_start_that_fails_leaves_no_descriptor_open():
         with pytest.raises(LabkitError, match="does not exist"):
             cap.start()
     assert fds() - before == set()
+
+
+def test_reading_a_file_that_is_not_pcap_is_a_labkit_error(tmp_path):
+    short, ng = tmp_path / "short.pcap", tmp_path / "x.pcapng"
+    short.write_bytes(b"abc")
+    ng.write_bytes(b"\x0a\x0d\x0d\x0a" + b"\0" * 28)
+    for path in (short, ng, tmp_path / "missing.pcap"):
+        with pytest.raises(LabkitError):
+            pcap.read_pcap(str(path))

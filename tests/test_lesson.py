@@ -322,3 +322,12 @@ def test_show_displays_the_paths_then_the_ladder(capsys):
     assert out.startswith("ping from netns0 to 203.0.113.80: answered")
     assert "IPython.core.display.Image" in out
     assert trace.ladder().data.startswith(b"\x89PNG")
+
+
+def test_watch_with_both_or_neither_probe_is_a_labkit_error(monkeypatch):
+    from labkit import privilege
+    from labkit.errors import LabkitError
+    monkeypatch.setattr(privilege, "require", lambda: None)
+    for kwargs in ({}, {"ping": ("netns0", "172.18.0.20"), "http": ("netns0", "http://x/")}):
+        with pytest.raises(LabkitError, match="exactly one"):
+            lesson.watch(None, ["netns0:ceth0"], **kwargs)
