@@ -178,8 +178,11 @@ class Packets(Sequence):
             groups = {f"{stem}-{label.replace(':', '-')}{ext or '.' + fmt}": self.at(label)._items
                       for label in self.points}
         for target, items in groups.items():
-            writer(target, (pcap.Record(p.time_ns, p.data, p.wirelen, p.point, p.direction)
-                            for p in items))
+            try:
+                writer(target, (pcap.Record(p.time_ns, p.data, p.wirelen, p.point, p.direction)
+                                for p in items))
+            except OSError as e:
+                raise BadValue(f"cannot write {target}: {e.strerror}; choose a writable path") from None
         return list(groups)
 
     @property

@@ -324,3 +324,8 @@ def test_reading_a_file_that_is_not_pcap_is_a_labkit_error(tmp_path):
     for path in (short, ng, tmp_path / "missing.pcap"):
         with pytest.raises(LabkitError):
             pcap.read_pcap(str(path))
+
+
+def test_writing_where_no_file_can_be_made_is_a_labkit_error(tmp_path):
+    with pytest.raises(BadValue, match="cannot write"):
+        sample().write(str(tmp_path / "no-such-dir" / "cap.pcap"))
