@@ -235,7 +235,8 @@ class Verdict:
 
 
 def check(name: str, answer, lab=None) -> Verdict:
-    """Check `answer` to exercise `name` against the live lab: right, or a targeted hint."""
+    """Check `answer` to exercise `name` against the live lab (None: the default lab): right,
+    or a targeted hint."""
     ex = EXERCISES.get(name)
     if ex is None:
         raise UnknownName(f"no exercise {name!r}: choose one of {', '.join(EXERCISES)}")
@@ -244,6 +245,9 @@ def check(name: str, answer, lab=None) -> Verdict:
         return Verdict(name, given, False, "Not answered yet: put your answer between the quotes "
                                            "above and run the cell again.")
     privilege.require()
+    if lab is None:
+        from .lab import Lab
+        lab = Lab()  # the default lab, which the notebooks use
     truth = ex.truth(lab)
     got = ex.normalize(given)
     if got == ex.normalize(str(truth)):

@@ -1,5 +1,6 @@
 """Notebook helpers (labkit.lesson, labkit.exercises): unit tests without root, then kernel
 tests that run them against real labs (what the notebooks rely on)."""
+import dataclasses
 import socket
 import struct
 import subprocess
@@ -331,3 +332,15 @@ def test_watch_with_both_or_neither_probe_is_a_labkit_error(monkeypatch):
     for kwargs in ({}, {"ping": ("netns0", "172.18.0.20"), "http": ("netns0", "http://x/")}):
         with pytest.raises(LabkitError, match="exactly one"):
             lesson.watch(None, ["netns0:ceth0"], **kwargs)
+
+
+def test_an_exercise_checked_without_a_lab_reads_the_default_lab(unprivileged_ok, monkeypatch):
+    """check(name, answer) with the lab left out (its signature allows it) checks against the
+    default lab, as the notebooks use, instead of failing with AttributeError on None."""
+    from labkit import Lab
+    seen = []
+    ex = exercises.EXERCISES["intro-gateway"]
+    monkeypatch.setitem(exercises.EXERCISES, "intro-gateway",
+                        dataclasses.replace(ex, truth=lambda lab: seen.append(lab) or "10.0.2.2"))
+    assert lesson.check("intro-gateway", "10.0.2.2")
+    assert isinstance(seen[0], Lab) and seen[0].name == ""
