@@ -27,7 +27,7 @@ from .figure import (ADDED, BOX_PAD, CHANGED, CHAR, DPI, LINE, MARGIN, PAD, REMO
                      TITLE_CHAR, TITLE_LINE, TOP, Box, Chip, Display, Edge, Layout, Line, Note,
                      Rect, figure_bytes, layout_figure)
 from .figure import layout_text as text
-from .model import Masquerade, PortMapping, Route, Topology
+from .model import Masquerade, PortMapping, Topology, route_text
 
 SUMMARY_ABOVE, HEAD, TAIL, EXTRA = 20, 3, 1, 4
 CHIP_GAP, ROW_GAP, COL_GAP, BOX_GAP = 0.12, 0.16, 0.45, 0.55
@@ -101,11 +101,6 @@ def _if_view(ns: str, cur, prev, compared: bool) -> _If:
     return _If(ns, itf.name, itf.kind, st, lines, itf.peer, itf.master)
 
 
-def _route_text(r: Route) -> tuple[str]:
-    return (" ".join([r.dst] + ([f"via {r.gateway}"] if r.gateway else [])
-                     + ([f"dev {r.dev}"] if r.dev else [])),)
-
-
 def _conflicts(ns) -> list[tuple[str, str]]:
     """Warnings for one network on several interfaces (the two-veths lesson)."""
     nets: dict = {}
@@ -129,7 +124,7 @@ def _conflicts(ns) -> list[tuple[str, str]]:
 def _notes(ns, services) -> list[tuple]:
     if ns is None:
         return []
-    items = [_route_text(r) for r in ns.routes]
+    items = [(route_text(r),) for r in ns.routes]
     items += [(f"{k.rsplit('.', 1)[-1]}={v}",) for k, v in ns.sysctls     # what labkit turned on
               if "disable_ipv6" not in k and v != "0"]
     items += _conflicts(ns)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import netns, plan
-from .model import Interface, Namespace, Route, Topology
+from .model import Interface, Namespace, Route, Topology, route_text
 from .netlink import Netlink
 from .stages import SYSCTLS_TOUCHED
 
@@ -117,12 +117,6 @@ def _name_peers(ns: Namespace, indexes: dict[str, dict[int, str]]) -> Namespace:
             itf = dataclasses.replace(itf, peer=(itf.peer[0], name))
         interfaces.append(itf)
     return dataclasses.replace(ns, interfaces=tuple(interfaces))
-
-
-def route_text(route: Route) -> str:
-    """A route as `ip route` writes it ("default via 172.18.0.1")."""
-    return route.dst + (f" via {route.gateway}" if route.gateway else "") \
-        + (f" dev {route.dev}" if route.dev else "")
 
 
 def differences(want: Topology, have: Topology) -> list[str]:

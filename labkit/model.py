@@ -30,6 +30,12 @@ class Route:
     dev: str | None = None
 
 
+def route_text(route: Route) -> str:
+    """A route as `ip route` writes it ("default via 172.18.0.1")."""
+    return route.dst + (f" via {route.gateway}" if route.gateway else "") \
+        + (f" dev {route.dev}" if route.dev else "")
+
+
 @dataclass(frozen=True)
 class Masquerade:
     """SNAT to the outgoing interface's address for `source`, except when leaving by `not_out`."""

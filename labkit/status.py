@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .model import Topology
+from .model import Topology, route_text
 
 
 def text(topology: Topology, nat_lines: list[str] | None = None) -> str:
@@ -27,9 +27,7 @@ def text(topology: Topology, nat_lines: list[str] | None = None) -> str:
                 parts.append(" ".join(itf.addresses))
             lines.append(" ".join(parts))
         for route in ns.routes:
-            via = f" via {route.gateway}" if route.gateway else ""
-            dev = f" dev {route.dev}" if route.dev else ""
-            lines.append(f"  route {route.dst}{via}{dev}")
+            lines.append(f"  route {route_text(route)}")
         settings = [f"{k.rsplit('.', 1)[-1] if 'ipv6' not in k else k.split('.', 3)[-1]}={v}"
                     for k, v in ns.sysctls]
         if settings:
