@@ -194,8 +194,8 @@ class TrafficTester(_Shown):
         if method == "ping":
             ok = self.lab.ping(source, address)
             return ok, f"ping {source} -> {address}: " + ("answered" if ok else "no answer")
-        result = self.lab.exec(source, ["curl", "-sS", "-m", "3", "-o", "/dev/null", "-w",
-                                        "%{http_code}", url])
+        result = self.lab.exec(source, ["curl", "-sS", "-m", "3", "--noproxy", "*", "-o",
+                                        "/dev/null", "-w", "%{http_code}", url])
         code = (result.stdout or "").strip()
         ok = result.returncode == 0 and code[:1] in ("2", "3")
         why = f"HTTP {code}" if ok or code not in ("", "000") else \

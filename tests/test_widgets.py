@@ -167,3 +167,16 @@ def test_stepper_on_a_live_lab_draws_what_the_kernel_holds(lab):
     assert s.go("bridge")
     assert s.view.topology.namespace("host").interface("br0") is not None
     assert s.view.layout.chip("host", "br0").status == "added"
+
+
+@pytest.mark.kernel
+def test_traffic_tester_http_ignores_the_machines_proxy(lab, monkeypatch):
+    """A proxy set for the machine (http_proxy, common behind a company network) is not
+    reachable from inside the lab: the tester's GET goes straight to the lab address, as
+    lesson.probe's does. The 'proxy' here is a closed port on the world's own loopback."""
+    lab.up("publish")
+    for var in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    t = widgets.TrafficTester(lab, source="world", target="10.0.2.15:5000", method="http")
+    t.points.value = ()
+    assert t.send() is True, t.status.value
