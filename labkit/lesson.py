@@ -170,8 +170,13 @@ def sh(lab, role: str, command: str, *, check: bool = True) -> Shell:
 
     Raises AssertionError with the output if it fails and `check` is true."""
     privilege.require()
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise BadValue(f"cannot split the command {command!r} as a shell would: {e}") from None
+    if not argv:
+        raise BadValue("no command given: write one, e.g. sh(lab, 'host', 'ip route')")
     settle(lab)
-    argv = shlex.split(command)
     privilege.require_tool(argv[0])
     result = lab.exec(role, ["env", *(f"--unset={v}" for v in PROXY_VARIABLES), *argv])
     out = result.stdout + result.stderr

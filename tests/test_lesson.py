@@ -344,3 +344,10 @@ def test_an_exercise_checked_without_a_lab_reads_the_default_lab(unprivileged_ok
                         dataclasses.replace(ex, truth=lambda lab: seen.append(lab) or "10.0.2.2"))
     assert lesson.check("intro-gateway", "10.0.2.2")
     assert isinstance(seen[0], Lab) and seen[0].name == ""
+
+
+@pytest.mark.parametrize("command", ["", "   ", "echo 'unclosed"])
+def test_sh_with_no_command_or_broken_quoting_is_a_labkit_error(unprivileged_ok, command):
+    from labkit.errors import BadValue
+    with pytest.raises(BadValue, match="command"):
+        lesson.sh(FakeLab(), "host", command)
