@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from . import pcap
-from .errors import BadValue
+from .errors import BadValue, UnknownName
 from .pcap import Headers, headers
 
 NAT_FIELDS = ("src", "dst", "sport", "dport", "icmp_id")
@@ -161,6 +161,9 @@ class Packets(Sequence):
     def path(self, packet: Packet | int) -> Path:
         """The path of one packet (a Packet or its index here)."""
         if isinstance(packet, int):
+            if not -len(self._items) <= packet < len(self._items):
+                raise UnknownName(f"packet {packet} is not among the {len(self._items)} packets "
+                                  f"here: give an index from 0 to {len(self._items) - 1}")
             packet = self._items[packet]
         return path_of(self._items, packet)
 
@@ -364,7 +367,7 @@ def path_of(packets, packet, gap: float = 1.0) -> Path:
     for ps in _groups(packets, gap):
         if any(p is packet for p in ps):
             return _path(ps)
-    raise LookupError("the packet is not among the packets given")
+    raise UnknownName("the packet is not among the packets given: pass one of them")
 
 
 def _groups(packets, gap: float) -> list[list]:

@@ -214,6 +214,13 @@ def test_path_of_one_packet():
     assert pkts.path(pkts[-1]).points[0] == "world:wan0"
 
 
+def test_path_of_a_packet_that_is_not_there_is_a_labkit_error():
+    pkts = Packets(masqueraded_ping())
+    for missing in (len(pkts) + 5, Packets(masqueraded_ping())[0]):
+        with pytest.raises(LabkitError, match="not among"):
+            pkts.path(missing)
+
+
 # --- results --------------------------------------------------------------------------------
 
 def sample() -> Packets:
