@@ -422,6 +422,8 @@ def publish(lab, container: str, port: int, *, to_port: int | None = None,
     if proto not in PROTOCOLS:
         raise BadValue(f"protocol {proto!r} is not supported: use tcp or udp")
     plan.parse_address(address)
+    from . import privilege
+    privilege.require()  # reading the host's addresses enters its namespace
     target = _container_address(lab, container)
     entry = check_entry(PortMapping(address, port, target, port if to_port is None else to_port, proto))
     if not _is_loopback(address) and address not in _host_addresses(host_namespace(lab)):

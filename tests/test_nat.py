@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
@@ -230,3 +232,23 @@ def test_api_needs_a_lab_that_is_up(lab):
     assert nat.masquerade(lab) == nat.Masquerade(plan.BRIDGE_NET, "br0")  # no-op
     assert nat.read(lab)[1] == (nat.Masquerade(plan.BRIDGE_NET, "br0"),)
     assert host_tables(lab) == ["labkit"]
+
+
+def test_publish_without_privileges_says_so(lab, tmp_path):
+    """nat.publish from a process without CAP_SYS_ADMIN: NotPrivileged (how to run it), not a
+    KernelError about setns failing with 'Operation not permitted'."""
+    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
+    lab.up("publish")
+    code = (f"from labkit import nat\nfrom labkit.errors import NotPrivileged\n"
+            f"for call in (lambda: nat.publish({lab.name!r}, 'netns0', 8080),\n"
+            f"             lambda: nat.unpublish({lab.name!r}, 5000),\n"
+            f"             lambda: nat.masquerade({lab.name!r})):\n"
+            f"    try:\n        call()\n        print('no error')\n"
+            f"    except NotPrivileged:\n        print('NotPrivileged')\n"
+            f"    except Exception as e:\n        print(type(e).__name__, e)\n")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(nat.__file__))),
+           "HOME": str(tmp_path)}
+    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.stdout.split("\n")[:3] == ["NotPrivileged"] * 3, result.stdout + result.stderr
+    assert lab.drift() == []
