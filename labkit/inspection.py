@@ -78,34 +78,28 @@ def inspect(lab: str, kernel_names: list[str], stage: str | None = None) -> Topo
     """Live Topology of lab `lab` over the namespaces `kernel_names` that exist."""
     present = [n for n in kernel_names if netns.exists(n)]
     roles = {n: role_of(lab, n) for n in present}
-    sockets = {}
-    try:
-        for n in present:
-            sockets[n] = Netlink(n)
-        nsid_maps = _nsid_maps(sockets, roles)
-        read = [read_namespace(roles[n], n, sockets[n], nsid_maps[n]) for n in present]
-    finally:
-        for s in sockets.values():
-            s.close()
+    hubs = [n for n in present if roles[n] in ("host", "world")]
+    read = []
+    for n in present:  # one socket at a time: 1000 containers fit a 1024-descriptor limit
+        with Netlink(n) as nl:
+            others = present if roles[n] == "host" else hubs
+            read.append(read_namespace(roles[n], n, nl, _nsid_map(n, nl, others, roles)))
     indexes = {ns.name: table for ns, table in read}
     namespaces = [_name_peers(ns, indexes) for ns, _ in read]
     namespaces.sort(key=lambda ns: _order(ns.name))
     return Topology(lab, stage, tuple(namespaces))
 
 
-def _nsid_maps(sockets: dict[str, Netlink], roles: dict[str, str]) -> dict[str, dict[int, str]]:
-    """For each namespace, the ids under which it knows the others (host knows all; others host, world)."""
-    hubs = [n for n in sockets if roles[n] in ("host", "world")]
-    maps = {}
-    for name, nl in sockets.items():
-        others = [o for o in (sockets if roles[name] == "host" else hubs) if o != name]
-        mapping = {}
-        for other in others:
+def _nsid_map(name: str, nl: Netlink, others: list[str], roles: dict[str, str]) -> dict[int, str]:
+    """The ids under which namespace `name` (socket `nl`) knows `others` (the host knows
+    every namespace; the others know host and world), as id -> role."""
+    mapping = {}
+    for other in others:
+        if other != name:
             nsid = nl.netnsid_of(other)
             if nsid is not None:
                 mapping[nsid] = roles[other]
-        maps[name] = mapping
-    return maps
+    return mapping
 
 
 def _name_peers(ns: Namespace, indexes: dict[str, dict[int, str]]) -> Namespace:

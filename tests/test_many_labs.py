@@ -87,3 +87,19 @@ def test_four_labs_at_once_without_cross_talk(lab_factory):
         for lab, (stage, _, _) in list(zip(labs, SETUPS))[k + 1:]:
             assert all(netns.exists(n) for n in names[lab.name])
             works(lab, stage, f"after-{gone.name}")
+
+
+def test_inspecting_a_lab_holds_a_bounded_number_of_descriptors(lab, tmp_path):
+    """Reading a big lab back (status, diagrams, drift) opens one netlink socket at a time,
+    as `up` does: with more containers than the process may open files (1000 containers
+    against the usual limit of 1024), it still works."""
+    import subprocess
+    import sys
+    lab.up("bridge", containers=40)
+    code = ("import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))\n"
+            f"from labkit import Lab\nlive = Lab({lab.name!r}).inspect()\n"
+            "print(len(live.containers))\n")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(netns.__file__)))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.stdout.strip() == "40", result.stdout + result.stderr[-600:]
