@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import netns, plan
+from . import netns, plan, sysctl
 from .model import Interface, Namespace, Route, Topology, route_text
 from .netlink import Netlink
 from .stages import SYSCTLS_TOUCHED
@@ -145,7 +145,7 @@ def differences(want: Topology, have: Topology) -> list[str]:
             lines.append(f"{ns.name}: route {route_text(route)} is not part of the stage")
         live_sysctls = dict(live.sysctls)
         for key, value in ns.sysctls:
-            if live_sysctls.get(key) != value:
+            if live_sysctls.get(key) != value and sysctl.applies(key):
                 lines.append(f"{ns.name}: {key} is {live_sysctls.get(key)}, the stage wants {value}")
     for extra in sorted({n.name for n in have.namespaces} - {n.name for n in want.namespaces}):
         lines.append(f"{extra}: namespace is not part of the stage")

@@ -128,7 +128,8 @@ def _write_sysctls(sysctls) -> str | None:
 
     Paths are opened relative to their common directory, looked up once: each lookup under
     /proc/sys/net walks one dentry per namespace that used that name (0.1 ms at 1000)."""
-    sysctls = tuple(sysctls)
+    from .sysctl import applies
+    sysctls = tuple((key, value) for key, value in sysctls if applies(key))
     if not sysctls:
         return None
     paths = ["/proc/sys/" + key.replace(".", "/") for key, _ in sysctls]
@@ -217,11 +218,7 @@ def _reap(victims: list[int]) -> None:
 
 def delete(name: str) -> None:
     """Delete namespace `name` after ending its processes; a no-op if it is already gone."""
-    p = path(name)
-    if not os.path.exists(p):
-        return
-    kill_processes(name)
-    _unmount(p)
+    delete_many([name])
 
 
 def delete_many(names: list[str], timeout: float = 5.0) -> list[str]:
@@ -232,8 +229,17 @@ def delete_many(names: list[str], timeout: float = 5.0) -> list[str]:
     inodes = {ino for ino in map(inode, present) if ino is not None}
     found = _pids_in(inodes)
     _kill([p for group in found.values() for p in group if p != os.getpid()], timeout)
+    held = []  # keeps each namespace alive, so no new namespace can take its inode meanwhile
     for name in present:
+        with contextlib.suppress(OSError):
+            held.append(os.open(path(name), os.O_RDONLY | os.O_CLOEXEC))
         _unmount(path(name))
+    try:  # a process that entered between the scan and the unmount (it held the path open)
+        late = _pids_in(inodes)
+        _kill([p for group in late.values() for p in group if p != os.getpid()], timeout)
+    finally:
+        for fd in held:
+            os.close(fd)
     return present
 
 

@@ -1,12 +1,22 @@
 """Per-namespace sysctls, read and written through /proc/sys from inside the namespace."""
 from __future__ import annotations
 
+import os
+
 from . import netns
 from .errors import KernelError
 
+PROC_SYS = "/proc/sys"
+
 
 def _file(key: str) -> str:
-    return "/proc/sys/" + key.replace(".", "/")
+    return os.path.join(PROC_SYS, key.replace(".", "/"))
+
+
+def applies(key: str) -> bool:
+    """False for an IPv6 sysctl on a kernel booted without IPv6 (ipv6.disable=1): there is
+    nothing to set, and IPv6 is off already."""
+    return not key.startswith("net.ipv6.") or os.path.isdir(os.path.join(PROC_SYS, "net/ipv6"))
 
 
 def read(ns: str, key: str) -> str | None:
@@ -20,7 +30,11 @@ def read(ns: str, key: str) -> str | None:
 
 
 def write(ns: str, key: str, value: str) -> str | None:
-    """Set sysctl `key` in namespace `ns`; returns the old value (the undo is write(old))."""
+    """Set sysctl `key` in namespace `ns`; returns the old value (the undo is write(old)).
+
+    A no-op returning None where the key does not apply (see `applies`)."""
+    if not applies(key):
+        return None
     with netns.entered(ns):
         try:
             with open(_file(key)) as f:

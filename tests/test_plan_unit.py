@@ -115,3 +115,15 @@ def test_longest_namespace_name_fits():
     assert plan.namespace_name("abcdef", "netns999") == "abcdef-netns999"
     with pytest.raises(BadName):
         plan.namespace_name("abcdefg", "netns999")
+
+
+def test_ipv6_sysctls_do_not_apply_on_a_kernel_booted_without_ipv6(tmp_path, monkeypatch):
+    """ipv6.disable=1 removes /proc/sys/net/ipv6: labs must still come up (IPv6 is off anyway)."""
+    from labkit import sysctl
+    (tmp_path / "net" / "ipv4").mkdir(parents=True)
+    monkeypatch.setattr(sysctl, "PROC_SYS", str(tmp_path))
+    assert not sysctl.applies("net.ipv6.conf.all.disable_ipv6")
+    assert sysctl.applies("net.ipv4.ip_forward")
+    assert sysctl.write("no-such-namespace", "net.ipv6.conf.all.disable_ipv6", "1") is None
+    (tmp_path / "net" / "ipv6").mkdir()
+    assert sysctl.applies("net.ipv6.conf.all.disable_ipv6")

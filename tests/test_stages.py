@@ -96,7 +96,13 @@ def test_down_ends_processes_in_the_lab(lab):
     import subprocess
     from labkit import netns
     lab.up("veth")
-    proc = netns.spawn(lab.ns("netns0"), ["sleep", "300"], stdout=subprocess.DEVNULL)
+    import time
+    name = lab.ns("netns0")
+    proc = netns.spawn(name, ["sleep", "300"], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while proc.pid not in netns.pids(name):  # `ip netns exec` has not entered it yet
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.001)
     lab.down()
     assert proc.wait(timeout=5) != 0
 
