@@ -22,7 +22,6 @@ every socket, then drains what the kernel queued, so captured == seen - dropped 
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import ctypes
@@ -515,29 +514,10 @@ def _check_writable(path: str) -> None:
                        f"writable; choose another -w FILE")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The arguments of `labkit capture` (the same as the labkit command's subcommand)."""
-    p = argparse.ArgumentParser(prog="labkit capture",
-                                description="capture packets on lab interfaces")
-    p.add_argument("--lab", default="", help="lab name (default: the seed's names)")
-    p.add_argument("points", nargs="+", metavar="NS:IFACE",
-                   help="capture points, e.g. netns0:ceth0 host:br0")
-    p.add_argument("-w", dest="write", metavar="FILE.pcap",
-                   help="write the packets (FILE.pcapng keeps points and directions)")
-    p.add_argument("-f", dest="filter", metavar="BPF", help="capture filter (tcpdump syntax)")
-    p.add_argument("-c", dest="count", type=int, metavar="COUNT", help="stop after COUNT packets")
-    p.add_argument("-q", dest="quiet", action="store_true", help="print only the counts")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m labkit.capture ...`: the same as `labkit capture ...`; returns the exit status."""
-    args = parser().parse_args(argv)
-    try:
-        return cli_capture(args)
-    except LabkitError as e:
-        print(f"labkit capture: error: {e}", file=sys.stderr)
-        return 2
+    from .cli import main as labkit_main
+    return labkit_main(["capture", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

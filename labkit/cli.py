@@ -64,13 +64,9 @@ def _drift_text(lab, drift: list[str]) -> str:
 
 
 def _nat_status(lab) -> list[str]:
-    """The lab's NAT rules as lines, when the NAT module provides them."""
-    try:
-        from . import nat
-    except ImportError:
-        return []
-    lines = getattr(nat, "status_lines", None)
-    return lines(lab) if lines and lab.journal.exists() else []
+    """The lab's NAT rules as lines (none for a lab that is down)."""
+    from . import nat
+    return nat.status_lines(lab) if lab.journal.exists() else []
 
 
 def cmd_clean(args) -> int:
@@ -161,8 +157,10 @@ def parser() -> argparse.ArgumentParser:
     add("doctor", cmd_doctor, "check privileges, kernel support and tools")
     sp = add("capture", cmd_capture, "capture packets on lab interfaces")
     lab_arg(sp)
-    sp.add_argument("points", nargs="+", metavar="NS:IFACE")
-    sp.add_argument("-w", dest="write", metavar="FILE.pcap", help="write a pcap file")
+    sp.add_argument("points", nargs="+", metavar="NS:IFACE",
+                    help="capture points, e.g. netns0:ceth0 host:br0")
+    sp.add_argument("-w", dest="write", metavar="FILE.pcap",
+                    help="write the packets (FILE.pcapng keeps points and directions)")
     sp.add_argument("-f", dest="filter", metavar="BPF", help="capture filter (tcpdump syntax)")
     sp.add_argument("-c", dest="count", type=int, metavar="COUNT", help="stop after COUNT packets")
     sp.add_argument("-q", dest="quiet", action="store_true", help="print only the per-point counts")

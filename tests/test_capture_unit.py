@@ -84,7 +84,7 @@ def test_a_bad_filter_names_the_problem_and_the_fix():
 def test_cli_reports_a_bad_point_as_one_line(capsys):
     assert capture.main(["netns0"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("labkit capture: error:") and "netns0:ceth0" in err
+    assert err.startswith("labkit: error:") and "netns0:ceth0" in err
 
 
 def test_importing_capture_does_not_import_scapy():
