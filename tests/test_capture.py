@@ -240,5 +240,10 @@ def wait_for_line(stream, text: str, timeout: float) -> str:
     raise AssertionError(f"no line with {text!r} within {timeout} s")
 
 
-def test_capture_module_cli_is_what_labkit_capture_runs():
-    assert capture.parser().parse_args(["netns0:ceth0", "-c", "2"]).count == 2
+def test_capture_module_cli_is_what_labkit_capture_runs(capsys):
+    from labkit import cli
+    args = cli.parser().parse_args(["capture", "netns0:ceth0", "-c", "2", "-q"])
+    assert args.count == 2 and args.quiet and args.func is cli.cmd_capture
+    with pytest.raises(SystemExit):
+        capture.main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: labkit capture")
