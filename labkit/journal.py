@@ -117,6 +117,8 @@ class Journal:
             os.unlink(self.path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path + ".tmp")
+        with contextlib.suppress(OSError):
+            os.rmdir(run_dir())  # only when no other lab has a journal there
         return gone
 
 
