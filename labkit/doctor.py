@@ -31,13 +31,25 @@ def _unused_name() -> str:
                       f"(sudo ip netns delete NAME) and run labkit doctor again")
 
 
+NFT_PROBE = ("table ip labkit_doctor {\n"
+             " chain post { type nat hook postrouting priority srcnat; masquerade; }\n}\n")
+FIXES = {"veth": "load the module: modprobe veth", "bridge": "load the module: modprobe bridge",
+         "nftables": "load the modules: modprobe nf_tables nft_chain_nat nft_masq "
+                     "(and apt-get install nftables)"}
+
+
 def _kernel_feature(kind: str) -> tuple[bool, str]:
-    """Try creating a `kind` link in a throwaway namespace (needs privileges)."""
+    """Try `kind` (a veth or bridge link, or an nftables NAT table) in a throwaway namespace
+    (needs privileges)."""
     from . import netns
     from .netlink import Netlink
     name = _unused_name()
     try:
         netns.create(name)
+        if kind == "nftables":
+            privilege.require_tool("nft")
+            netns.run(name, ["nft", "-f", "-"], input=NFT_PROBE)
+            return True, "a NAT table with a masquerade rule can be loaded"
         with Netlink(name) as nl:
             if kind == "veth":
                 nl.add_veth("d0", None, "d1", None, None)
@@ -59,13 +71,13 @@ def checks() -> list[Check]:
                     "run labkit as root in a privileged Linux VM (sudo labkit ...)")]
     result.append(Check("netns support", os.path.exists("/proc/self/ns/net"),
                         "/proc/self/ns/net present", "use a kernel built with CONFIG_NET_NS"))
-    for kind in ("veth", "bridge"):
+    for kind in ("veth", "bridge", "nftables"):
         if missing:
             result.append(Check(f"kernel {kind}", False, "not tried without privileges",
                                 "run labkit doctor as root"))
         else:
             ok, detail = _kernel_feature(kind)
-            result.append(Check(f"kernel {kind}", ok, detail, f"load the module: modprobe {kind}"))
+            result.append(Check(f"kernel {kind}", ok, detail, FIXES[kind]))
     for tool, package in privilege.TOOLS.items():
         path = shutil.which(tool)
         result.append(Check(f"tool {tool}", bool(path), path or "not found",

@@ -17,7 +17,17 @@ def test_doctor_never_deletes_a_namespace_it_did_not_create():
     try:
         results = {c.name: c for c in doctor.checks()}
         assert results["kernel veth"].ok and results["kernel bridge"].ok
+        assert results["kernel nftables"].ok, results["kernel nftables"].detail
         assert netns.exists(name), "doctor deleted a namespace it did not create"
     finally:
         netns.delete(name)
+    assert not any(n.startswith("lkdoc") for n in netns.names())
+
+
+def test_doctor_says_what_to_do_when_nft_is_missing(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    results = {c.name: c for c in doctor.checks()}
+    assert not results["kernel nftables"].ok
+    assert "apt-get install nftables" in results["kernel nftables"].detail
+    assert not results["tool nft"].ok and results["tool nft"].fix == "apt-get install nftables"
     assert not any(n.startswith("lkdoc") for n in netns.names())
