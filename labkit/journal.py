@@ -95,7 +95,11 @@ class Journal:
 
     def record(self, key: str, value) -> None:
         """Store a free-form record (e.g. the NAT backend in use, a sysctl's old value)."""
-        self.data["records"][key] = value
+        self.update({key: value})
+
+    def update(self, records: dict) -> None:
+        """Store several free-form records in one write of the journal."""
+        self.data["records"].update(records)
         self._save()
 
     def get(self, key: str, default=None):

@@ -74,20 +74,17 @@ class Lab:
         (nftables at first). Switching leaves nothing of the other backend."""
         want = self.plan(stage, containers)
         from . import nat, service
-        backend = nat.choose_backend(self.journal, backend, want.nat)
-        privilege.require()
         journal = self.journal
+        backend = nat.choose_backend(journal, backend, want.nat)
+        privilege.require()
         self._check_not_foreign(want, journal)
         from .converge import converge
-        journal.data["records"]["goal"] = stage  # status names an `up` that did not finish
-        journal.record("stage", None)
+        journal.update({"goal": stage, "stage": None})  # status names an `up` that did not finish
         converge(want, journal)
         service.write_resolver(want, journal)
         nat.apply(self.name, want.nat, backend, journal)
-        journal.record("nat_backend", backend)
         service.converge(want, journal)
-        journal.record("stage", stage)
-        journal.record("containers", len(want.containers))
+        journal.update({"nat_backend": backend, "stage": stage, "containers": len(want.containers)})
         return dataclasses.replace(want, nat_backend=backend)
 
     def _check_not_foreign(self, want: Topology, journal: journal_mod.Journal) -> None:
