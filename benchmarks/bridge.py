@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import common  # noqa: E402
-from labkit import plan  # noqa: E402  (plain data only: container addresses)
+from labkit.model import plan  # noqa: E402  (plain data only: container addresses)
 
 CNI_DIR = "/usr/lib/cni"
 MININET_PYTHON = "/usr/bin/python3"

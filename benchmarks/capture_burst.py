@@ -27,7 +27,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from labkit import netns, pcap  # noqa: E402
+from labkit.kernel import netns
+from labkit.capture import pcap  # noqa: E402
 from labkit.capture import Capture  # noqa: E402
 from labkit.lab import Lab  # noqa: E402
 
@@ -55,7 +56,7 @@ print(len(sniffer.results), since, flush=True)
 def send(lab: Lab, n: int) -> tuple[float, float]:
     """Send the burst; returns (first frame sent, last frame sent) as epoch seconds."""
     mac = lab.exec("host", ["cat", "/sys/class/net/veth0/address"], check=True).stdout.strip()
-    out = lab.exec("netns0", [sys.executable, "-m", "labkit.frames", "burst", "ceth0", mac, "172.18.0.10",
+    out = lab.exec("netns0", [sys.executable, "-m", "labkit.capture.frames", "burst", "ceth0", mac, "172.18.0.10",
                               "172.18.0.11", str(n)], check=True, timeout=300).stdout.split()
     return float(out[0]), float(out[1])
 

@@ -26,9 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import common  # noqa: E402
-from labkit import netns  # noqa: E402
-from labkit.netlink import Netlink  # noqa: E402
-from labkit.stages import IPV6_OFF  # noqa: E402
+from labkit.kernel import netns, sysctl  # noqa: E402
+from labkit.kernel.netlink import Netlink  # noqa: E402
+from labkit.model.stages import IPV6_OFF  # noqa: E402
 
 STEPS = ("namespaces (unshare + bind mount)", "namespaces with IPv6 off (2 sysctls)",
          "veth pairs, no bridge", "veth pairs as ports of an up bridge",
@@ -59,7 +59,7 @@ def one_round(n: int, size: int) -> dict[str, list[float]]:
             def each(k):
                 name = f"{base}{tag}{k}"
                 made.append(name)
-                netns.create(name, sysctls=sysctls, like=template)
+                netns.create(name, inside=(lambda: sysctl.write_here(sysctls)) if sysctls else None, like=template)
             return each
         result[STEPS[0]] = chunks(n, size, make((), "a"))
         netns.delete_many([m for m in made if f"{base}a" in m])
@@ -68,7 +68,7 @@ def one_round(n: int, size: int) -> dict[str, list[float]]:
         result[STEPS[1]] = chunks(n, size, make(IPV6_OFF, "c"))
         host = f"{base}h"
         made.append(host)
-        netns.create(host, sysctls=IPV6_OFF)
+        netns.create(host, inside=lambda: sysctl.write_here(IPV6_OFF))
         containers = [f"{base}c{k}" for k in range(n)]
         with Netlink(host) as nl:
             with nl.batch():

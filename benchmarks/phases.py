@@ -22,18 +22,18 @@ import common  # noqa: E402
 
 # (module, attribute path, label) of what is timed, when it exists
 STEPS = (
-    ("labkit.converge", "converge", "converge (namespaces, links, addresses, routes)"),
-    ("labkit.converge", "_create", "  create namespaces (IPv6 off inside)"),
-    ("labkit.converge", "_Run.converge_links", "  links: bridge, veth pairs"),
-    ("labkit.converge", "_Run.converge_settings", "  settings: state, addresses, routes"),
-    ("labkit.service", "write_resolver", "service.write_resolver (/etc/netns files)"),
+    ("labkit.lab.converge", "converge", "converge (namespaces, links, addresses, routes)"),
+    ("labkit.lab.converge", "_create", "  create namespaces (IPv6 off inside)"),
+    ("labkit.lab.converge", "_Run.converge_links", "  links: bridge, veth pairs"),
+    ("labkit.lab.converge", "_Run.converge_settings", "  settings: state, addresses, routes"),
+    ("labkit.lab.service", "write_resolver", "service.write_resolver (/etc/netns files)"),
     ("labkit.nat", "apply", "nat.apply"),
-    ("labkit.service", "converge", "service.converge"),
+    ("labkit.lab.service", "converge", "service.converge"),
     ("labkit.nat", "remove", "nat.remove"),
-    ("labkit.service", "stop_recorded", "service.stop_recorded"),
-    ("labkit.journal", "Journal.undo", "journal.undo (namespaces, /etc/netns files)"),
-    ("labkit.netns", "delete", "  netns.delete"),
-    ("labkit.journal", "Journal._save", "(journal saves: json + fsync, inside the rows above)"),
+    ("labkit.lab.service", "stop_recorded", "service.stop_recorded"),
+    ("labkit.lab.journal", "Journal.undo", "journal.undo (namespaces, /etc/netns files)"),
+    ("labkit.kernel.netns", "delete", "  netns.delete"),
+    ("labkit.lab.journal", "Journal._save", "(journal saves: json + fsync, inside the rows above)"),
 )
 
 

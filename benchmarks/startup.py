@@ -10,7 +10,7 @@ kernel to the first diagram.
   PYTHONDONTWRITEBYTECODE is set), and which heavy modules each import pulls in.
 - the interpreter alone (`python -c pass`) and `labkit --help`, whole processes.
 - fresh kernel to first diagram (needs root): a new IPython kernel (jupyter_client), then a
-  notebook's first three cells with a lab of its own: `labkit.notebook.setup()`;
+  notebook's first three cells with a lab of its own: `labkit.teach.notebook.setup()`;
   `Lab(NAME).up("veth")`; `lesson.draw(lab)` until its PNG arrives. The lab is removed after.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import common  # noqa: E402
 HEAVY = ("scapy", "matplotlib", "ipywidgets", "IPython", "pyroute2", "numpy")
 IMPORTS = {"import labkit": "import labkit",
            "from labkit import Lab": "from labkit import Lab",
-           "import labkit.cli": "import labkit.cli"}
+           "import labkit.cli": "import labkit.cli.commands"}
 
 
 def import_time(statement: str, env: dict) -> tuple[float, list[str]]:
@@ -57,7 +57,7 @@ def process_time(argv: list[str], env: dict, rounds: int) -> float:
 
 def imports(rounds: int) -> dict:
     warm = common.python_env()
-    subprocess.run([sys.executable, "-c", "import labkit.cli, labkit.lab"], env=warm, check=True)
+    subprocess.run([sys.executable, "-c", "import labkit.cli, labkit.lab.lab"], env=warm, check=True)
     cold_cache = tempfile.mkdtemp(prefix="bn-pycache-")
     cold = {**warm, "PYTHONPYCACHEPREFIX": cold_cache, "PYTHONDONTWRITEBYTECODE": "1"}
     result = {}
@@ -77,7 +77,7 @@ def imports(rounds: int) -> dict:
     return result
 
 
-CELLS = ("import labkit.notebook; labkit.notebook.setup()",
+CELLS = ("import labkit.teach.notebook; labkit.teach.notebook.setup()",
          "from labkit import Lab, lesson\nlab = Lab({lab!r})\nlab.up('veth')",
          "lesson.draw(lab)")
 

@@ -32,7 +32,8 @@ _state: dict = {}
 
 def unique_lab_name() -> str:
     """A lab name (6 characters) no journal or namespace uses yet."""
-    from labkit import journal, netns
+    from labkit.lab import journal
+    from labkit.kernel import netns
     rng = random.Random(f"{os.getpid()}-{next(_counter)}-{os.urandom(4).hex()}")
     while True:
         name = "t" + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(5))
@@ -50,8 +51,8 @@ def machine_snapshot() -> dict[str, str]:
     expiry, rule counters) are left out, so only a real change shows."""
     import glob
 
-    from labkit import netns
-    from labkit.journal import run_dir
+    from labkit.kernel import netns
+    from labkit.lab.journal import run_dir
 
     def run(*argv):
         try:
@@ -122,7 +123,7 @@ def snapshot_differences(before: dict[str, str], after: dict[str, str]) -> list[
 
 
 def _privileged() -> bool:
-    from labkit import privilege
+    from labkit.kernel import privilege
     return not privilege.missing_capabilities()
 
 
@@ -155,7 +156,9 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture
 def lab_factory():
     """Make labs with unique names (`lab_factory()` -> Lab); every one is torn down after the test."""
-    from labkit import Lab, journal, netns
+    from labkit.lab import Lab
+    from labkit.lab import journal
+    from labkit.kernel import netns
     made = []
 
     def make(name: str | None = None):

@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from labkit import capture, pcap
+from labkit import capture
+from labkit.capture import pcap
 from labkit.capture import Capture
 from labkit.errors import UnknownName
-from labkit.packetpath import Change
+from labkit.capture.packets import Change
 
 pytestmark = pytest.mark.kernel
 
@@ -28,7 +29,7 @@ def send_burst(lab, n: int, role="netns0", iface="ceth0", peer=("host", "veth0")
                src=C0, dst="172.18.0.11"):
     """Send `n` UDP frames from `role`:`iface` to the lab address `dst` on the peer's MAC."""
     mac = lab.exec(peer[0], ["cat", f"/sys/class/net/{peer[1]}/address"], check=True).stdout.strip()
-    lab.exec(role, [sys.executable, "-m", "labkit.frames", "burst", iface, mac, src, dst, str(n)],
+    lab.exec(role, [sys.executable, "-m", "labkit.capture.frames", "burst", iface, mac, src, dst, str(n)],
              check=True, timeout=120)
 
 
@@ -172,6 +173,14 @@ def test_stop_all_stops_the_captures_of_a_lab(lab):
     assert not cap.running and no_capture_threads()
 
 
+def test_down_stops_a_capture_running_in_the_lab(lab):
+    lab.up("veth")
+    cap = Capture(["netns0:ceth0", "host:veth0"], lab=lab).start()
+    lab.down()
+    assert not cap.running and no_capture_threads()
+    assert lab.roles() == []
+
+
 def test_a_point_whose_interface_goes_away_is_reported_not_fatal(lab):
     lab.up("veth")
     cap = Capture(["netns0:ceth0", "host:veth0"], lab=lab).start()
@@ -193,7 +202,7 @@ def test_unknown_namespace_and_interface_are_named_with_what_exists(lab):
 def test_cli_prints_packets_writes_the_file_and_counts(lab, tmp_path):
     lab.up("veth")
     target = str(tmp_path / "cli.pcap")
-    argv = [sys.executable, "-m", "labkit.capture", "--lab", lab.name, "netns0:ceth0",
+    argv = [sys.executable, "-m", "labkit", "capture", "--lab", lab.name, "netns0:ceth0",
             "host:veth0", "-f", "icmp", "-c", "4", "-w", target]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -212,7 +221,7 @@ def test_cli_prints_packets_writes_the_file_and_counts(lab, tmp_path):
 def test_cli_stops_on_sigint_and_still_writes_and_counts(lab, tmp_path):
     lab.up("veth")
     target = str(tmp_path / "int.pcapng")
-    argv = [sys.executable, "-m", "labkit.capture", "--lab", lab.name, "netns0:ceth0", "-w", target]
+    argv = [sys.executable, "-m", "labkit", "capture", "--lab", lab.name, "netns0:ceth0", "-w", target]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_line(proc.stderr, "capturing at", timeout=10)
@@ -238,12 +247,3 @@ def wait_for_line(stream, text: str, timeout: float) -> str:
             if not line:
                 break
     raise AssertionError(f"no line with {text!r} within {timeout} s")
-
-
-def test_capture_module_cli_is_what_labkit_capture_runs(capsys):
-    from labkit import cli
-    args = cli.parser().parse_args(["capture", "netns0:ceth0", "-c", "2", "-q"])
-    assert args.count == 2 and args.quiet and args.func is cli.cmd_capture
-    with pytest.raises(SystemExit):
-        capture.main(["--help"])
-    assert capsys.readouterr().out.startswith("usage: labkit capture")

@@ -8,11 +8,12 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from labkit import capture, pcap
+from labkit import capture
+from labkit.capture import pcap
 from labkit.capture import Capture, Packet, Packets, PointStats, parse_point
 from labkit.errors import BadName, BadValue, LabkitError
-from labkit.packetpath import Change, follow
-from labkit.pcap import headers
+from labkit.capture.packets import Change, follow
+from labkit.capture.pcap import headers
 from synthetic import frame, seen
 
 C0, C1, BR, HOST, WORLD, PUBLIC = "172.18.0.10", "172.18.0.20", "172.18.0.1", "10.0.2.15", "10.0.2.2", "203.0.113.80"
@@ -82,7 +83,8 @@ def test_a_bad_filter_names_the_problem_and_the_fix():
 
 
 def test_cli_reports_a_bad_point_as_one_line(capsys):
-    assert capture.main(["netns0"]) == 2
+    from labkit.cli import main
+    assert main(["capture", "netns0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("labkit: error:") and "netns0:ceth0" in err
 

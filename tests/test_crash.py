@@ -22,7 +22,9 @@ import time
 import pytest
 
 import labkit
-from labkit import netns, plan, service
+from labkit.kernel import netns
+from labkit.model import plan
+from labkit.lab import service
 from labkit.pytest_plugin import unique_lab_name
 
 pytestmark = pytest.mark.kernel
@@ -117,7 +119,7 @@ def lab_processes(inodes, run_dir: str) -> list[str]:
             continue
         if ino in inodes:
             found.append(f"process {entry} ({cmd}) in a lab namespace")
-        elif cwd.startswith(run_dir) and ("http.server" in cmd or "labkit.service" in cmd):
+        elif cwd.startswith(run_dir) and ("http.server" in cmd or "labkit.lab.service" in cmd):
             found.append(f"process {entry} ({cmd}) is a server of the lab")
     return found
 

@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "labkit"
 
 
 def test_every_private_function_is_used():
-    sources = {p: p.read_text() for p in PACKAGE.glob("*.py")}
+    sources = {p: p.read_text() for p in PACKAGE.rglob("*.py")}
     everything = "\n".join(sources.values())
     unused = []
     for path, text in sources.items():
@@ -26,6 +26,6 @@ def test_every_private_function_is_used():
 
 def test_no_unused_imports():
     pytest.importorskip("pyflakes")
-    result = subprocess.run([sys.executable, "-m", "pyflakes", *map(str, sorted(PACKAGE.glob("*.py")))],
+    result = subprocess.run([sys.executable, "-m", "pyflakes", *map(str, sorted(PACKAGE.rglob("*.py")))],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

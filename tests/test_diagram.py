@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from labkit import diagram, stages
-from labkit.diagram import ADDED, CHANGED, REMOVED, SAME, Rect
+from labkit.draw import diagram
+from labkit.model import stages
+from labkit.draw.diagram import ADDED, CHANGED, REMOVED, SAME, Rect
 from labkit.errors import BadValue, LabkitError
 from labkit.model import Interface, Topology
 
@@ -289,7 +290,7 @@ def test_view_displays_in_jupyter_and_terminal():
 
 
 def test_import_labkit_does_not_import_matplotlib():
-    code = "import sys, labkit, labkit.diagram; print('matplotlib' in sys.modules)"
+    code = "import sys, labkit, labkit.draw.diagram; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

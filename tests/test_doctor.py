@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from labkit import doctor, netns
+from labkit.lab import doctor
+from labkit.kernel import netns
 
 pytestmark = pytest.mark.kernel
 

@@ -1,4 +1,5 @@
 """Bad input and missing privileges or tools: a LabkitError naming problem and fix, nothing half-made."""
+import labkit
 import os
 import signal
 import subprocess
@@ -6,7 +7,9 @@ import sys
 
 import pytest
 
-from labkit import Lab, journal, netns
+from labkit import Lab
+from labkit.lab import journal
+from labkit.kernel import netns
 from labkit.errors import BadAddress, BadName, BadValue, KernelError, LabkitError, MissingTool, UnknownName
 
 pytestmark = pytest.mark.kernel
@@ -56,7 +59,7 @@ def test_address_clash_bad_cidr_and_long_names(lab):
     lab.add_address("netns0", "ceth0", "172.18.5.5/16")
     assert lab.ping("netns1", "172.18.5.5")
     with pytest.raises(BadName, match="at most 15"):
-        from labkit.plan import check_kernel_name
+        from labkit.model.plan import check_kernel_name
         check_kernel_name("averyveryverylongname")
 
 
@@ -104,7 +107,7 @@ def test_every_command_says_what_it_needs(who, public_run_dir, monkeypatch, tmp_
     lab.up("bridge")
     os.chmod(tmp_path, 0o777)
     prefix = NOBODY if who == "nobody" else WITHOUT_CAPABILITIES
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(journal.__file__))),
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__))),
            "HOME": str(tmp_path), "MPLCONFIGDIR": str(tmp_path / "mpl")}
     python = _interpreter_for(prefix, env)
     try:
@@ -147,7 +150,7 @@ def _interpreter_for(prefix, env) -> str:
 
 
 def test_notebooks_start_with_the_setup_that_explains():
-    """Every notebook's first code cell is labkit.notebook.setup(): the first labkit call a
+    """Every notebook's first code cell is labkit.teach.notebook.setup(): the first labkit call a
     student makes says, without privileges, what is needed (test_notebook_tools runs it)."""
     import glob
     import json
@@ -156,7 +159,7 @@ def test_notebooks_start_with_the_setup_that_explains():
         with open(path) as f:
             cells = [c for c in json.load(f)["cells"] if c["cell_type"] == "code"]
         first = "".join(cells[0]["source"]) if cells else ""
-        assert "labkit.notebook.setup()" in first, (path, first)
+        assert "labkit.teach.notebook.setup()" in first, (path, first)
 
 
 def test_a_kernel_without_capabilities_runs_the_first_cells_without_a_traceback(tmp_path, monkeypatch):
@@ -173,7 +176,7 @@ def test_a_kernel_without_capabilities_runs_the_first_cells_without_a_traceback(
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     env = {**os.environ, "LABKIT_RUN_DIR": str(tmp_path / "run"), "IPYTHONDIR": str(tmp_path / "ipy"),
-           "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(journal.__file__)))}
+           "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
     km = KernelManager(kernel_name="nocaps")
     km.start_kernel(env=env, cwd=str(tmp_path))
     client = km.client()
@@ -181,7 +184,7 @@ def test_a_kernel_without_capabilities_runs_the_first_cells_without_a_traceback(
     try:
         client.wait_for_ready(timeout=60)
         outputs = []
-        for code in ("import labkit.notebook; labkit.notebook.setup()",
+        for code in ("import labkit.teach.notebook; labkit.teach.notebook.setup()",
                      "from labkit import Lab\nlab = Lab('np')\nlab.up('veth')",
                      "lab.up('bridge')"):
             reply = client.execute_interactive(code, timeout=60, output_hook=outputs.append)
@@ -235,7 +238,7 @@ def test_ping_without_privileges_says_so_instead_of_answering_false(lab, tmp_pat
     from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     lab.up("veth")
     assert lab.ping("netns0", "172.18.0.11")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(journal.__file__))),
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__))),
            "HOME": str(tmp_path)}
     code = (f"from labkit import Lab\nfrom labkit.errors import NotPrivileged\n"
             f"try:\n    print(Lab({lab.name!r}).ping('netns0', '172.18.0.11'))\n"

@@ -15,7 +15,10 @@ import sys
 import pytest
 
 import labkit
-from labkit import journal, netns, plan, service
+from labkit.lab import journal
+from labkit.kernel import netns
+from labkit.model import plan
+from labkit.lab import service
 from labkit.errors import KernelError
 
 pytestmark = pytest.mark.kernel

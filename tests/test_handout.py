@@ -1,6 +1,7 @@
 """Handouts: offline HTML (nothing fetched from the network) and a PDF printed by headless
 Chromium whose pages render (pdftoppm). Printing the stored outputs needs no root; running the
 notebooks first (the default of `labkit handout`) is covered by the kernel test at the end."""
+import labkit
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from labkit import handout
+from labkit.teach import handout
 from labkit.errors import LabkitError
 
 needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftoppm") is None,
@@ -101,8 +102,8 @@ def test_a_course_notebook_prints_with_its_diagrams(tmp_path):
 def test_the_command_line_without_privileges_prints_stored_outputs_only(tmp_path):
     from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     nb = tiny_notebook(tmp_path / "01-tiny.ipynb")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(handout.__file__))}
-    run = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-m", "labkit.handout", "-o",
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
+    run = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-m", "labkit.teach.handout", "-o",
                           str(tmp_path / "out"), nb], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 2 and "labkit needs root" in run.stderr and "Traceback" not in run.stderr
 

@@ -6,10 +6,10 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
-from labkit import ladder
+from labkit.draw import ladder
 from labkit.capture import Packets, PointStats
 from labkit.errors import BadValue
-from labkit.packetpath import follow
+from labkit.capture.packets import follow
 from synthetic import frame, seen
 
 C0, C1, HOST, WORLD, PUBLIC = "172.18.0.10", "172.18.0.20", "10.0.2.15", "10.0.2.2", "203.0.113.80"

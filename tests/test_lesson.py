@@ -1,4 +1,4 @@
-"""Notebook helpers (labkit.lesson, labkit.exercises): unit tests without root, then kernel
+"""Notebook helpers (labkit.teach.lesson, labkit.teach.exercises): unit tests without root, then kernel
 tests that run them against real labs (what the notebooks rely on)."""
 import dataclasses
 import socket
@@ -10,10 +10,14 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
-from labkit import exercises, frames, lesson, plan, stages
+from labkit.teach import exercises
+from labkit.capture import frames
+from labkit.teach import lesson
+from labkit.model import plan
+from labkit.model import stages
 from labkit.capture import Packet
 from labkit.errors import UnknownName
-from labkit.packetpath import follow, headers
+from labkit.capture.packets import follow, headers
 
 C0, C1, BR, HOST, WORLD, PUBLIC = "172.18.0.10", "172.18.0.20", "172.18.0.1", "10.0.2.15", "10.0.2.2", "203.0.113.80"
 T0 = 1_700_000_000_000_000_000
@@ -255,7 +259,7 @@ def test_shell_output_shows_the_command_to_type():
 
 
 def test_importing_lesson_stays_light():
-    code = ("import sys, labkit.lesson, labkit.exercises\n"
+    code = ("import sys, labkit.teach.lesson, labkit.teach.exercises\n"
             "print(sorted(m for m in ('scapy', 'matplotlib', 'IPython') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -326,7 +330,7 @@ def test_show_displays_the_paths_then_the_ladder(capsys):
 
 
 def test_watch_with_both_or_neither_probe_is_a_labkit_error(monkeypatch):
-    from labkit import privilege
+    from labkit.kernel import privilege
     from labkit.errors import LabkitError
     monkeypatch.setattr(privilege, "require", lambda: None)
     for kwargs in ({}, {"ping": ("netns0", "172.18.0.20"), "http": ("netns0", "http://x/")}):

@@ -8,13 +8,15 @@ lab that only that lab's own namespaces may reach.
 """
 from __future__ import annotations
 
+import labkit
 import concurrent.futures
 import os
 import time
 
 import pytest
 
-from labkit import netns, service
+from labkit.kernel import netns
+from labkit.lab import service
 
 pytestmark = pytest.mark.kernel
 
@@ -99,7 +101,7 @@ def test_inspecting_a_lab_holds_a_bounded_number_of_descriptors(lab, tmp_path):
     code = ("import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))\n"
             f"from labkit import Lab\nlive = Lab({lab.name!r}).inspect()\n"
             "print(len(live.containers))\n")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(netns.__file__)))}
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, env=env)
     assert result.stdout.strip() == "40", result.stdout + result.stderr[-600:]

@@ -6,6 +6,7 @@ timeouts); nothing waits by sleeping.
 """
 from __future__ import annotations
 
+import labkit
 import os
 import socket
 import struct
@@ -15,8 +16,11 @@ import time
 
 import pytest
 
-from labkit import nat, netns, plan, service
-from labkit.frames import syn_frame
+from labkit.nat import api as nat
+from labkit.kernel import netns
+from labkit.model import plan
+from labkit.lab import service
+from labkit.capture.frames import syn_frame
 from labkit.errors import BadAddress, BadValue, MissingTool, UnknownName
 from labkit.model import PortMapping, Service
 
@@ -126,7 +130,7 @@ def test_hairpin_and_localhost(lab, backend):
 
 
 def _sysctl(lab, key: str) -> str | None:
-    from labkit import sysctl
+    from labkit.kernel import sysctl
     return sysctl.read(lab.ns("host"), key)
 
 
@@ -246,7 +250,7 @@ def test_publish_without_privileges_says_so(lab, tmp_path):
             f"    try:\n        call()\n        print('no error')\n"
             f"    except NotPrivileged:\n        print('NotPrivileged')\n"
             f"    except Exception as e:\n        print(type(e).__name__, e)\n")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(nat.__file__))),
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__))),
            "HOME": str(tmp_path)}
     result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True,
                             text=True, timeout=60, env=env)

@@ -6,7 +6,11 @@ import os
 
 import pytest
 
-from labkit import iptables, nat, nftables, plan, stages
+from labkit.nat import api as nat
+from labkit.nat import _iptables as iptables
+from labkit.nat import _nftables as nftables
+from labkit.model import plan
+from labkit.model import stages
 from labkit.errors import BadAddress, BadValue, LabkitError, MissingTool, UnknownName
 from labkit.model import Masquerade, PortMapping
 
@@ -162,7 +166,7 @@ def test_missing_tool_names_the_package(tmp_path, monkeypatch, backend, tools, p
 
 
 def test_default_backend():
-    from labkit.journal import Journal
+    from labkit.lab.journal import Journal
     assert nat.choose_backend(Journal("zz7"), None, ()) == "nftables"
 
 

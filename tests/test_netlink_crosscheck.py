@@ -2,7 +2,7 @@
 that what it made is what the plan says."""
 import pytest
 
-from labkit import netns
+from labkit.kernel import netns
 
 pytestmark = pytest.mark.kernel
 

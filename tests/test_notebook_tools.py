@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from labkit import notebook
+from labkit.teach import notebook
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_stored_notebooks_are_clean(path):
-    assert notebook.is_clean(path), f"run: python -m labkit.notebook clean {path}"
+    assert notebook.is_clean(path), f"run: python -m labkit.teach.notebook clean {path}"
 
 
 def test_there_are_notebooks():
@@ -43,7 +43,7 @@ def test_check_command_fails_on_a_dirty_notebook(tmp_path):
     path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
                                 "cells": [{"cell_type": "code", "execution_count": 3, "source": "",
                                            "metadata": {}, "outputs": [], "id": "x"}]}))
-    run = lambda *a: subprocess.run([sys.executable, "-m", "labkit.notebook", *a, str(path)],
+    run = lambda *a: subprocess.run([sys.executable, "-m", "labkit.teach.notebook", *a, str(path)],
                                     capture_output=True, text=True)
     assert run("check").returncode == 1
     assert run("clean").returncode == 0
@@ -55,7 +55,7 @@ def test_without_privileges_the_notebook_says_so_once(tmp_path):
     from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     code = ("from IPython.testing.globalipapp import start_ipython\n"
             "ip = start_ipython()\n"
-            "ip.run_cell('import labkit.notebook; labkit.notebook.setup()')\n"
+            "ip.run_cell('import labkit.teach.notebook; labkit.teach.notebook.setup()')\n"
             "ip.run_cell('from labkit import Lab; Lab(\"np\").up(\"veth\")')\n"
             "ip.run_cell('Lab(\"np\").up(\"bridge\")')\n")
     result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True, text=True,

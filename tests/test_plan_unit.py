@@ -3,7 +3,8 @@ import ipaddress
 
 import pytest
 
-from labkit import plan, stages
+from labkit.model import plan
+from labkit.model import stages
 from labkit.errors import BadAddress, BadName, BadValue, LabkitError, UnknownName
 
 
@@ -119,7 +120,7 @@ def test_longest_namespace_name_fits():
 
 def test_ipv6_sysctls_do_not_apply_on_a_kernel_booted_without_ipv6(tmp_path, monkeypatch):
     """ipv6.disable=1 removes /proc/sys/net/ipv6: labs must still come up (IPv6 is off anyway)."""
-    from labkit import sysctl
+    from labkit.kernel import sysctl
     (tmp_path / "net" / "ipv4").mkdir(parents=True)
     monkeypatch.setattr(sysctl, "PROC_SYS", str(tmp_path))
     assert not sysctl.applies("net.ipv6.conf.all.disable_ipv6")

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from labkit import plan, stages
+from labkit.model import plan
+from labkit.model import stages
 from labkit.errors import LabkitError
 
 names = st.one_of(st.text(max_size=20), st.sampled_from(["", "t1", "abcdef", "abcdefg", "a b", "../x"]))
@@ -77,7 +78,7 @@ def test_cli_never_shows_a_traceback(tmp_path_factory, args):
     count("command lines")
     result = subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True,
                             env=env, timeout=60, stdin=subprocess.DEVNULL)
-    from labkit import netns
+    from labkit.kernel import netns
     if result.returncode != 0:            # refused: nothing half-made, before any clean
         assert not [n for n in netns.names() if n.startswith("tprop-")], (args, result.stderr)
         assert not os.listdir(run_dir), (args, os.listdir(run_dir))
@@ -89,7 +90,7 @@ def test_cli_never_shows_a_traceback(tmp_path_factory, args):
 
 # -- NAT: entries, rules and commands (no root) ----------------------------------------------------
 
-from labkit import nat  # noqa: E402
+from labkit.nat import api as nat  # noqa: E402
 from labkit.model import Masquerade, PortMapping  # noqa: E402
 
 ports = st.one_of(st.integers(min_value=-2, max_value=70000), st.sampled_from([0, 1, 5000, 65535, 65536]),
@@ -114,7 +115,7 @@ containers = st.one_of(st.sampled_from(["netns0", "netns1", "netns2", "netns00",
 def test_nat_entries_rules_and_commands(address, port, to_address, to_port, proto, source, not_out, tool):
     """Any entry either is refused with a LabkitError or gives rules and commands in both tools."""
     count("NAT entries")
-    from labkit import nftables
+    from labkit.nat import _nftables as nftables
     for entry in (PortMapping(address, port, to_address, to_port, proto), Masquerade(source, not_out)):
         try:
             nat.check_entry(entry)

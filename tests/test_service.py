@@ -8,7 +8,10 @@ import time
 
 import pytest
 
-from labkit import netns, plan, service, stages
+from labkit.kernel import netns
+from labkit.model import plan
+from labkit.lab import service
+from labkit.model import stages
 from labkit.errors import KernelError
 from labkit.model import Service
 

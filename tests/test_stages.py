@@ -1,7 +1,7 @@
 """The first three stages on the real kernel: design.md's reachability matrix, convergence."""
 import pytest
 
-from labkit.inspection import differences
+from labkit.lab.inspection import differences
 
 pytestmark = pytest.mark.kernel
 
@@ -82,7 +82,8 @@ def test_lab_namespaces_are_prefixed_and_ipv6_is_off(lab):
 
 
 def test_down_removes_everything_and_is_safe_twice(lab):
-    from labkit import journal, netns
+    from labkit.lab import journal
+    from labkit.kernel import netns
     lab.up("bridge")
     names = journal.Journal(lab.name).namespaces
     assert names and all(netns.exists(n) for n in names)
@@ -94,7 +95,7 @@ def test_down_removes_everything_and_is_safe_twice(lab):
 
 def test_down_ends_processes_in_the_lab(lab):
     import subprocess
-    from labkit import netns
+    from labkit.kernel import netns
     lab.up("veth")
     import time
     name = lab.ns("netns0")
@@ -118,7 +119,7 @@ def test_labs_live_side_by_side(lab_factory):
 
 def test_down_of_the_last_lab_leaves_no_journal_directory(lab, tmp_path, monkeypatch):
     import os
-    from labkit import journal
+    from labkit.lab import journal
     monkeypatch.setenv("LABKIT_RUN_DIR", str(tmp_path / "run"))
     lab.up("veth")
     assert os.listdir(journal.run_dir()) == [f"{lab.name}.json"]

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from labkit import stages, widgets
+from labkit.model import stages
+from labkit.teach import widgets
 from labkit.errors import NotPrivileged, UnknownName
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])

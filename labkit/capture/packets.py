@@ -1,0 +1,411 @@
+"""Captured packets and their paths: the results of a capture, and one packet followed across
+capture points.
+
+Plain data, no root, no scapy. `Packet` is one frame seen at one point; `Packets` merges the
+points in time order with each point's counts (a table in a terminal and in Jupyter, flow
+filters, pcap out). `follow(packets)` groups the sightings of each packet at every point, in
+time order, and says what changed at each hop.
+
+How one packet is recognised at every point: by the fields that routing and NAT leave alone.
+NAT rewrites addresses, ports and the ICMP echo id (and checksums); routing lowers the TTL and
+changes MACs. A packet's *key* (`pcap.headers(frame).key`) is made of what stays: the IPv4
+identification, protocol, ICMP type/code/sequence, TCP sequence/ack/flags, and the payload
+bytes. Sightings with one key are cut into separate packets when a (point, direction) repeats
+or when more than `gap` seconds pass (a retransmission or a repeated ARP with the same bytes).
+Equal timestamps (the kernel hands one buffer from a bridge port up to its bridge) are ordered
+port before bridge on the way in, bridge before port on the way out.
+
+Shape of a path, for diagrams (a ladder of hops):
+
+    Path(hops=(Hop(point="netns0:ceth0", time=..., offset=0.0, direction="out", proto="icmp",
+                   src="172.18.0.10", dst="203.0.113.80", sport=None, dport=None, ttl=64,
+                   changes=(), summary="echo-request id=7 seq=1"),
+               Hop(point="host:veth0", ..., direction="in", ...),
+               Hop(point="host:br0", ...),
+               Hop(point="host:ens18", ..., src="10.0.2.15",
+                   changes=(Change("src", "172.18.0.10", "10.0.2.15"),)),
+               Hop(point="world:wan0", ...)),
+         proto="icmp", summary="...")
+
+`changes` lists only rewrites of src, dst, sport, dport and ICMP id (NAT); TTL and MACs are
+kept on each hop (`ttl`, `src_mac`, `dst_mac`) for whoever wants to show routing.
+"""
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from . import pcap
+from ..errors import BadValue, UnknownName
+from .pcap import Headers, headers
+
+NAT_FIELDS = ("src", "dst", "sport", "dport", "icmp_id")
+
+
+@dataclass(slots=True)
+class Packet:
+    """One frame seen at one point: kernel timestamp (ns since the epoch), direction as the
+    interface saw it ("in"/"out"; `pkttype` has the kernel's finer word), the bytes kept
+    (up to the snap length) and the length on the wire."""
+    time_ns: int
+    point: str
+    direction: str
+    pkttype: str
+    data: bytes = field(repr=False)
+    wirelen: int = 0
+    upper: bool = False
+    seq: int = 0
+    _headers: Headers | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def time(self) -> float:
+        """Kernel timestamp in seconds since the epoch."""
+        return self.time_ns / 1e9
+
+    @property
+    def headers(self) -> Headers:
+        """Decoded headers (addresses, ports, protocol, info), computed once."""
+        if self._headers is None:
+            self._headers = headers(self.data)
+        return self._headers
+
+    def scapy(self):
+        """The frame dissected by scapy (imported now, not before)."""
+        from scapy.layers.l2 import Ether
+        return Ether(self.data)
+
+    def __str__(self) -> str:
+        h = self.headers
+        return f"{self.point} {self.direction} {h.proto} {ends(h)} {h.info}"
+
+
+def ends(h: Headers) -> str:
+    """"src:sport > dst:dport" of a frame (MACs when it has no IP addresses)."""
+    s = h.src if h.sport is None else f"{h.src}:{h.sport}"
+    d = h.dst if h.dport is None else f"{h.dst}:{h.dport}"
+    return f"{s} > {d}" if h.src else f"{h.src_mac} > {h.dst_mac}"
+
+
+@dataclass(frozen=True)
+class PointStats:
+    """Counts at one point: frames kept, and the kernel's own PACKET_STATISTICS: frames that
+    passed the filter (`seen`, drops included) and frames it `dropped` (receive buffer full)."""
+    point: str
+    captured: int
+    seen: int
+    dropped: int
+    gone: bool = False        # the interface went away during the capture
+
+    def __str__(self) -> str:
+        text = f"{self.point}: {self.captured} captured, {self.seen} seen by the kernel, " \
+               f"{self.dropped} dropped"
+        if self.gone:
+            text += " (the interface went away during the capture)"
+        if self.dropped:
+            text += " (LOSS: receive buffer full; raise buffer_size or narrow the filter)"
+        elif self.captured < self.seen:
+            text += f" ({self.seen - self.captured} not kept: count reached)"
+        return text
+
+
+class Packets(Sequence):
+    """Captured packets merged in time order, with each point's counts (`stats`).
+
+    A table when printed or shown in Jupyter; `filter()` selects a flow; `paths()` follows
+    each packet across the points; `write()` saves a pcap/pcapng file.
+    """
+
+    def __init__(self, packets: Iterable[Packet], stats: Iterable[PointStats] = ()):
+        self._items = sorted(packets, key=lambda p: sort_key(p.time_ns, p.direction, p.upper, p.seq))
+        self.stats = {s.point: s for s in stats}
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Packets(self._items[i], self.stats.values())
+        return self._items[i]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def dropped(self) -> int:
+        """Frames the kernel dropped, summed over the points."""
+        return sum(s.dropped for s in self.stats.values())
+
+    def filter(self, *, point=None, direction=None, src=None, dst=None, host=None, proto=None,
+               port=None, sport=None, dport=None,
+               where: Callable[[Packet], bool] | None = None) -> Packets:
+        """The packets that match every given criterion (host: src or dst; port: either port;
+        point: a label or a list of labels; where: any predicate on a Packet)."""
+        points = {point} if isinstance(point, str) else set(point) if point else None
+        flow = dict(src=src, dst=dst, host=host, proto=proto, port=port, sport=sport, dport=dport)
+        flow = {k: v for k, v in flow.items() if v is not None}
+        kept = [p for p in self._items
+                if (points is None or p.point in points)
+                and (direction is None or p.direction == direction)
+                and (not flow or p.headers.matches(**flow))
+                and (where is None or where(p))]
+        return Packets(kept, self.stats.values())
+
+    def at(self, point: str) -> Packets:
+        """The packets seen at `point`."""
+        return self.filter(point=point)
+
+    def paths(self, gap: float = 1.0, **flow) -> list[Path]:
+        """Each packet followed across the points (see labkit.capture.packets); flow criteria as in
+        `filter` keep the paths where any hop matches, before or after NAT."""
+        return follow(self._items, gap, **flow)
+
+    def path(self, packet: Packet | int) -> Path:
+        """The path of one packet (a Packet or its index here)."""
+        if isinstance(packet, int):
+            if not -len(self._items) <= packet < len(self._items):
+                raise UnknownName(f"packet {packet} is not among the {len(self._items)} packets "
+                                  f"here: give an index from 0 to {len(self._items) - 1}")
+            packet = self._items[packet]
+        return path_of(self._items, packet)
+
+    def write(self, path: str, per_point: bool = False, format: str | None = None) -> list[str]:
+        """Save as pcap (classic, ns timestamps) or pcapng (keeps points and directions), by
+        `format` or the file's suffix; per_point writes one file per point (NAME-POINT.EXT).
+        Returns the paths written."""
+        fmt = format or ("pcapng" if path.endswith(".pcapng") else "pcap")
+        if fmt not in ("pcap", "pcapng"):
+            raise BadValue(f"capture file format {fmt!r} is unknown: use pcap or pcapng")
+        writer = pcap.write_pcapng if fmt == "pcapng" else pcap.write_pcap
+        groups = {path: self._items}
+        if per_point:
+            stem, ext = os.path.splitext(path)
+            groups = {f"{stem}-{label.replace(':', '-')}{ext or '.' + fmt}": self.at(label)._items
+                      for label in self.points}
+        for target, items in groups.items():
+            try:
+                writer(target, (pcap.Record(p.time_ns, p.data, p.wirelen, p.point, p.direction)
+                                for p in items))
+            except OSError as e:
+                raise BadValue(f"cannot write {target}: {e.strerror}; choose a writable path") from None
+        return list(groups)
+
+    @property
+    def points(self) -> list[str]:
+        """Point labels: those with counts, then any others seen, in order."""
+        labels = list(self.stats)
+        labels += [p.point for p in self._items if p.point not in labels]
+        return list(dict.fromkeys(labels))
+
+    def to_scapy(self):
+        """A scapy PacketList of the frames (imports scapy)."""
+        from scapy.plist import PacketList
+        pkts = []
+        for p in self._items:
+            s = p.scapy()
+            s.time = p.time_ns / 1e9
+            s.sniffed_on = p.point
+            pkts.append(s)
+        return PacketList(pkts, name="labkit")
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """Table rows: (#, time since the first packet in ms, point, dir, proto, src, dst, info)."""
+        t0 = self._items[0].time_ns if self._items else 0
+        rows = []
+        for i, p in enumerate(self._items):
+            h = p.headers
+            src = h.src if h.sport is None else f"{h.src}:{h.sport}"
+            dst = h.dst if h.dport is None else f"{h.dst}:{h.dport}"
+            if h.src is None:
+                src, dst = h.src_mac or "", h.dst_mac or ""
+            rows.append((str(i + 1), f"{(p.time_ns - t0) / 1e6:.3f}", p.point, p.direction,
+                         h.proto, src, dst, h.info))
+        return rows
+
+    HEADER = ("#", "ms", "point", "dir", "proto", "source", "destination", "info")
+
+    def summary(self) -> str:
+        """One line per point with its counts (always shown: loss is never hidden)."""
+        head = f"{len(self)} packets at {len(self.points)} point(s)"
+        if self.dropped:
+            head += f"; {self.dropped} DROPPED by the kernel"
+        return "\n".join([head] + [f"  {s}" for s in self.stats.values()])
+
+    def table(self, limit: int | None = 100) -> str:
+        """The packets as a fixed-width text table (at most `limit` rows), then the counts."""
+        rows = self.rows()
+        shown = rows if limit is None else rows[:limit]
+        widths = [max([len(h)] + [len(r[i]) for r in shown]) for i, h in enumerate(self.HEADER)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                 for r in [self.HEADER, *shown]]
+        if len(rows) > len(shown):
+            lines.append(f"... {len(rows) - len(shown)} more")
+        return "\n".join(lines + [self.summary()])
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def __repr__(self) -> str:
+        return f"<Packets: {len(self)} packets, points {', '.join(self.points)}, " \
+               f"{self.dropped} dropped>"
+
+    def _repr_html_(self, limit: int = 200) -> str:
+        rows = self.rows()
+        esc = html.escape
+        out = ['<table class="labkit-capture"><thead><tr>']
+        out += [f"<th>{esc(h)}</th>" for h in self.HEADER] + ["</tr></thead><tbody>"]
+        for r in rows[:limit]:
+            out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>")
+        out.append("</tbody></table>")
+        if len(rows) > limit:
+            out.append(f"<p>... {len(rows) - limit} more</p>")
+        style = ' style="color:#b00;font-weight:bold"' if self.dropped else ""
+        out.append(f"<pre{style}>{esc(self.summary())}</pre>")
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field rewritten at a hop (NAT): `field` is src, dst, sport, dport or icmp_id."""
+    field: str
+    before: str | int | None
+    after: str | int | None
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.before} -> {self.after}"
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One sighting of a packet at one capture point.
+
+    `time` is the kernel timestamp (seconds since the epoch), `offset` the seconds since the
+    path's first hop; `direction` is "in" or "out" as the point's interface saw it; `changes`
+    are the NAT rewrites since the previous hop (empty at the first).
+    """
+    point: str
+    time: float
+    offset: float
+    direction: str
+    proto: str
+    src: str | None
+    dst: str | None
+    sport: int | None
+    dport: int | None
+    ttl: int | None
+    src_mac: str | None
+    dst_mac: str | None
+    changes: tuple[Change, ...]
+    summary: str
+
+    def endpoints(self) -> str:
+        """"src:sport > dst:dport" (ports omitted where the protocol has none)."""
+        s = self.src if self.sport is None else f"{self.src}:{self.sport}"
+        d = self.dst if self.dport is None else f"{self.dst}:{self.dport}"
+        return f"{s} > {d}"
+
+
+@dataclass(frozen=True)
+class Path:
+    """One packet followed across capture points, hops in time order."""
+    hops: tuple[Hop, ...]
+    proto: str
+    summary: str
+
+    @property
+    def points(self) -> tuple[str, ...]:
+        """The capture points, in the order the packet crossed them."""
+        return tuple(h.point for h in self.hops)
+
+    @property
+    def changes(self) -> list[tuple[str, Change]]:
+        """Every rewrite as (point where it was first seen, change)."""
+        return [(h.point, c) for h in self.hops for c in h.changes]
+
+    def __str__(self) -> str:
+        if not self.hops:
+            return "(empty path)"
+        first = self.hops[0]
+        summary = self.summary.removeprefix(f"{first.sport} > {first.dport} ")
+        head = f"{self.proto} {first.endpoints()} {summary}"
+        lines = [head]
+        for h in self.hops:
+            what = "; ".join(str(c) for c in h.changes)
+            lines.append(f"  {h.offset * 1e6:9.1f} us  {h.point:<16} {h.direction:<3} "
+                         f"{h.endpoints()}" + (f"   [{what}]" if what else ""))
+        return "\n".join(lines)
+
+
+def _rank(direction: str, upper: bool) -> int:
+    """Tie-break for equal timestamps: a frame enters a port before its bridge, and leaves a
+    bridge before its port (the kernel passes one buffer up or down a stack of devices)."""
+    if direction == "in":
+        return 1 if upper else 0
+    return 0 if upper else 1
+
+
+def sort_key(time_ns: int, direction: str, upper: bool = False, seq: int = 0) -> tuple:
+    """Sort key that merges capture points in time order (see `_rank` for ties)."""
+    return (time_ns, _rank(direction, upper), seq)
+
+
+def follow(packets, gap: float = 1.0, **flow) -> list[Path]:
+    """Group `packets` into paths, one per packet, in the time order of their first hop.
+
+    `packets`: objects with time_ns, point, direction, headers (and optionally `upper`: the
+    point is a bridge or other upper device), such as a capture's packets. With flow criteria
+    (src, dst, host, proto, port, sport, dport, as `Headers.matches`) keep only the paths where
+    at least one hop matches, so a filter on a container's address also finds the hops after
+    NAT rewrote it.
+    """
+    found = sorted(_groups(packets, gap), key=lambda ps: ps[0].time_ns)
+    if flow:
+        found = [ps for ps in found if any(p.headers.matches(**flow) for p in ps)]
+    return [_path(ps) for ps in found]
+
+
+def path_of(packets, packet, gap: float = 1.0) -> Path:
+    """The path of one `packet` (one of `packets`) across every point where it was seen."""
+    for ps in _groups(packets, gap):
+        if any(p is packet for p in ps):
+            return _path(ps)
+    raise UnknownName("the packet is not among the packets given: pass one of them")
+
+
+def _groups(packets, gap: float) -> list[list]:
+    """Sightings grouped by key, cut where a (point, direction) repeats or after `gap` s."""
+    by_key: dict[tuple, list] = {}
+    for p in sorted(packets, key=lambda p: sort_key(p.time_ns, p.direction,
+                                                     getattr(p, "upper", False))):
+        by_key.setdefault(p.headers.key, []).append(p)
+    limit = int(gap * 1e9)
+    groups = []
+    for sightings in by_key.values():
+        current, seen = [], set()
+        for p in sightings:
+            where = (p.point, p.direction)
+            if current and (where in seen or p.time_ns - current[-1].time_ns > limit):
+                groups.append(current)
+                current, seen = [], set()
+            current.append(p)
+            seen.add(where)
+        if current:
+            groups.append(current)
+    return groups
+
+
+def _path(sightings) -> Path:
+    hops = []
+    t0 = sightings[0].time_ns
+    prev = None
+    for p in sightings:
+        h = p.headers
+        changes = ()
+        if prev is not None:
+            changes = tuple(Change(f, getattr(prev, f), getattr(h, f)) for f in NAT_FIELDS
+                            if getattr(prev, f) != getattr(h, f))
+        hops.append(Hop(point=p.point, time=p.time_ns / 1e9, offset=(p.time_ns - t0) / 1e9,
+                        direction=p.direction, proto=h.proto, src=h.src, dst=h.dst,
+                        sport=h.sport, dport=h.dport, ttl=h.ttl, src_mac=h.src_mac,
+                        dst_mac=h.dst_mac, changes=changes, summary=h.info))
+        prev = h
+    first = sightings[0].headers
+    return Path(tuple(hops), first.proto, first.info)

@@ -1,0 +1,194 @@
+"""The `labkit` command: up, down, status, clean, exec, doctor, capture, draw, handout.
+
+Namespace names on the command line are relative to the lab (`netns0`, `host`, `world`).
+Every LabkitError is printed as one line with its fix (exit 2), never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..model import stages
+from ..errors import LabkitError
+
+
+def _lab(args):
+    from ..lab import Lab
+    return Lab(args.lab)
+
+
+def cmd_up(args) -> int:
+    lab = _lab(args)
+    kwargs = {"containers": args.containers}
+    if args.backend:
+        kwargs["backend"] = args.backend
+    lab.up(args.stage, **kwargs)
+    print(f"lab {lab.name or '(default)'}: stage {args.stage} is up "
+          f"({stages.DESCRIPTIONS[args.stage]})")
+    return 0
+
+
+def cmd_down(args) -> int:
+    removed = _lab(args).down()
+    print(f"removed {len(removed)} namespace(s)/file(s)" if removed else "nothing to remove")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from . import status
+    lab = _lab(args)
+    topology = lab.inspect()
+    nat = _nat_status(lab)
+    drift = lab.drift(topology)
+    if args.json:
+        print(status.as_json(topology, {"nat_rules": nat, "drift": drift}))
+    else:
+        print(status.text(topology, nat))
+        section = _drift_text(lab, drift)
+        if section:
+            print(section)
+    return 0
+
+
+def _drift_text(lab, drift: list[str]) -> str:
+    """The status section that compares the lab with the stage it was brought to."""
+    stage = lab.stage
+    if not lab.journal.exists():
+        return ""
+    if not drift:
+        return f"matches stage {stage}: nothing was changed by hand"
+    target = f"stage {stage}" if stage else "the stage"
+    return "\n".join([f"differs from {target} (changed by hand? `labkit up {stage or 'STAGE'}"
+                      f"{' --lab ' + lab.name if lab.name else ''}` brings it back):"]
+                     + [f"  {line}" for line in drift])
+
+
+def _nat_status(lab) -> list[str]:
+    """The lab's NAT rules as lines (none for a lab that is down)."""
+    from ..nat import api as nat
+    return nat.status_lines(lab) if lab.journal.exists() else []
+
+
+def cmd_clean(args) -> int:
+    from ..lab import clean
+    removed = clean()
+    for lab, items in removed.items():
+        print(f"lab {lab or '(default)'}: removed {', '.join(items) or 'its journal'}")
+    if not removed:
+        print("no lab leftovers")
+    return 0
+
+
+def cmd_exec(args) -> int:
+    import subprocess
+    from ..kernel import netns
+    from ..kernel import privilege
+    argv = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
+    if not argv:
+        raise LabkitError("no command given: write it after --, e.g. labkit exec netns0 -- ip addr")
+    lab = _lab(args)
+    privilege.require()
+    privilege.require_tool("ip")
+    privilege.require_tool(argv[0])
+    return subprocess.call(netns.command(lab.ns(args.ns), argv))
+
+
+def cmd_doctor(args) -> int:
+    from ..lab import doctor
+    results = doctor.checks()
+    print(doctor.report(results))
+    return 0 if all(c.ok for c in results) else 1
+
+
+def cmd_capture(args) -> int:
+    from ..kernel import privilege
+    privilege.require()  # packet sockets inside lab namespaces
+    from .capture import cli_capture
+    return cli_capture(args)
+
+
+def cmd_draw(args) -> int:
+    from ..draw import diagram
+    topology = _lab(args).inspect()
+    print(diagram.cli_draw(topology, args.output) if args.output else diagram.TopologyView(topology))
+    return 0
+
+
+def cmd_handout(args) -> int:
+    from ..kernel import privilege
+    if not args.stored:
+        privilege.require()  # the notebooks are run for real before they are printed
+    from ..teach import handout
+    for path in handout.build(args.output, notebooks=args.notebooks or None, run=not args.stored):
+        print(f"wrote {path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the tests)."""
+    p = argparse.ArgumentParser(prog="labkit", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_text):
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(func=func)
+        return sp
+
+    def lab_arg(sp):
+        sp.add_argument("--lab", default="", help="lab name (1-6 of a-z0-9; default: the seed's names)")
+
+    sp = add("up", cmd_up, "bring a lab to a stage (from any state)")
+    sp.add_argument("stage", choices=stages.STAGES, metavar="STAGE",
+                    help="one of: " + ", ".join(stages.STAGES))
+    lab_arg(sp)
+    sp.add_argument("--containers", type=int, default=None, metavar="N",
+                    help="number of containers, 1 to 1000 (default: the stage's)")
+    sp.add_argument("--backend", choices=("nftables", "iptables"), default=None,
+                    help="NAT backend for outside/publish/hairpin (default nftables)")
+    sp = add("down", cmd_down, "remove a lab")
+    lab_arg(sp)
+    sp = add("status", cmd_status, "show a lab as the kernel holds it")
+    lab_arg(sp)
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    add("clean", cmd_clean, "remove every lab's leftovers (after a crash too)")
+    sp = add("exec", cmd_exec, "run a command in a lab namespace (like ip netns exec)")
+    lab_arg(sp)
+    sp.add_argument("ns", metavar="NS", help="namespace: host, world, netns0, ...")
+    sp.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    add("doctor", cmd_doctor, "check privileges, kernel support and tools")
+    sp = add("capture", cmd_capture, "capture packets on lab interfaces")
+    lab_arg(sp)
+    sp.add_argument("points", nargs="+", metavar="NS:IFACE",
+                    help="capture points, e.g. netns0:ceth0 host:br0")
+    sp.add_argument("-w", dest="write", metavar="FILE.pcap",
+                    help="write the packets (FILE.pcapng keeps points and directions)")
+    sp.add_argument("-f", dest="filter", metavar="BPF", help="capture filter (tcpdump syntax)")
+    sp.add_argument("-c", dest="count", type=int, metavar="COUNT", help="stop after COUNT packets")
+    sp.add_argument("-q", dest="quiet", action="store_true", help="print only the per-point counts")
+    sp = add("draw", cmd_draw, "draw the live topology to a PNG or SVG file")
+    lab_arg(sp)
+    sp.add_argument("-o", dest="output", metavar="FILE.png|FILE.svg",
+                    help="file to write (without it: a text tree)")
+    sp = add("handout", cmd_handout, "execute the notebooks and write HTML and PDF handouts")
+    sp.add_argument("-o", dest="output", default="handouts", metavar="DIR")
+    sp.add_argument("--stored", action="store_true",
+                    help="print the stored outputs instead of running the notebooks (no root needed)")
+    sp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `labkit` command; returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LabkitError as e:
+        print(f"labkit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("labkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Drawings: the topology diagram, the packet ladder, and their shared matplotlib rendering."""

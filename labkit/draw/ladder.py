@@ -1,0 +1,329 @@
+"""Packet diagrams: captured packets as a ladder (sequence chart) across capture points.
+
+    layout(what, points=None, limit=LIMIT) -> Ladder    plain data: columns, rows, arrows, dots
+    render(ladder_or_what, fmt="png"|"svg") -> bytes | str   matplotlib, imported lazily (Agg)
+    LadderView(what)                        shows itself in Jupyter; a text listing in a terminal
+
+`what` is a capture's merged packets (`Packets`, or a `Capture`), one `packetpath.Path` or a
+list of them. One column per capture point, ordered the way the longest path crossed them
+(containers on the left, the world on the right); one row per sighting (hop) in time order,
+under a header row per packet; one arrow per hop to the next. A hop where NAT rewrote the
+packet (its `changes`) is highlighted: an orange arrow, dot and row, and a label such as
+"src 172.18.0.10 -> 10.0.2.15". Columns where nothing was seen stay in, marked "nothing seen":
+that is where a packet did not go. Geometry in inches, origin top left, y downward.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model import plan
+from ..errors import BadValue
+from .figure import (CHAR, DPI, EDGE, FILL, FONT, INK, LINE, MARGIN, PAD, SAME, TITLE_CHAR, TOP,
+                     WARN, Display, canvas, figure_bytes)
+
+LIMIT = 30                         # packets drawn; the rest are counted
+ROW, HEAD_ROW, GROUP_GAP = 0.26, 0.30, 0.10
+COL_MIN, COL_GAP = 1.2, 0.35
+NAT_INK, NAT_FILL = "#d0650a", "#fff0e0"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A capture point: its label ("host:ens18"), namespace role, x of its lifeline."""
+    point: str
+    role: str
+    x: float
+    seen: int                      # hops drawn at this point (0: "nothing seen")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One text row at height y: a packet's header ("packet") or one sighting ("hop")."""
+    kind: str
+    y: float
+    text: str
+    path: int
+    nat: str = ""                  # the rewrite at this hop, e.g. "src 172.18.0.10 -> 10.0.2.15"
+
+
+@dataclass(frozen=True)
+class Dot:
+    """Where one hop sits: a column's lifeline at a row."""
+    x: float
+    y: float
+    point: str
+    direction: str
+    path: int
+    nat: str = ""
+    side: str = "right"            # where the NAT label goes: away from the incoming arrow
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """A packet moving from one hop to the next; `nat` labels a rewrite on the way."""
+    start: tuple[float, float]
+    end: tuple[float, float]
+    path: int
+    nat: str = ""
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A whole packet diagram as data."""
+    title: str
+    width: float
+    height: float
+    text_x: float                  # left edge of the row texts
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    dots: tuple[Dot, ...]
+    arrows: tuple[Arrow, ...]
+    top: float                     # where lifelines start (under the column headers)
+    hidden: int = 0                # packets not drawn (over the limit)
+
+    def column(self, point: str) -> Column | None:
+        return next((c for c in self.columns if c.point == point), None)
+
+
+def paths_of(what, **flow) -> tuple[list, list[str]]:
+    """(paths, every capture point) from Packets, a Capture, a Path or a list of Paths."""
+    if hasattr(what, "packets") and not hasattr(what, "paths"):
+        what = what.packets                         # a Capture
+    if hasattr(what, "paths") and callable(what.paths):
+        return list(what.paths(**flow)), list(getattr(what, "points", []))
+    if hasattr(what, "hops"):
+        return [what], []
+    try:
+        paths = list(what)
+    except TypeError:
+        raise BadValue(f"cannot draw {type(what).__name__}: give captured packets "
+                       f"(cap.packets), a Capture, or paths (packets.paths())") from None
+    if not all(hasattr(p, "hops") for p in paths):
+        raise BadValue("cannot draw these: give captured packets (cap.packets), a Capture, "
+                       "or paths (packets.paths())")
+    return paths, []
+
+
+def role_of(point: str) -> str:
+    """Namespace role of a point label ("t1-netns0:ceth0" -> "netns0")."""
+    ns = point.split(":", 1)[0]
+    return ns.rsplit("-", 1)[-1]
+
+
+def _rank(point: str) -> tuple:
+    role, iface = role_of(point), point.split(":", 1)[-1]
+    k = plan.container_index(role)
+    side = {"host": 1, "world": 2}.get(role, 0)
+    within = 0 if iface.startswith("veth") else 1 if iface.startswith("br") else 2
+    return (side, k if k is not None else 0, within if side == 1 else 0, point)
+
+
+def order(paths, points=()) -> list[str]:
+    """Columns: the longest path's points (outward: containers first), the rest by rank."""
+    cols: list[str] = []
+    if paths:
+        longest = max(paths, key=lambda p: len(set(p.points)))
+        cols = list(dict.fromkeys(longest.points))
+        if _rank(cols[0]) > _rank(cols[-1]):
+            cols.reverse()
+    extra = list(dict.fromkeys([*points, *(h.point for p in paths for h in p.hops)]))
+    for point in extra:
+        if point in cols:
+            continue
+        at = next((i for i, c in enumerate(cols) if _rank(c) > _rank(point)), len(cols))
+        cols.insert(at, point)
+    return cols
+
+
+def _ends(h) -> str:
+    if h.src is None:
+        return f"{h.src_mac} > {h.dst_mac}"
+    return h.endpoints()
+
+
+def nat_label(prev, hop) -> str:
+    """What NAT rewrote between two hops: "src 172.18.0.10 -> 10.0.2.15", "" if nothing."""
+    fields = {c.field for c in hop.changes}
+    parts = []
+    for side, port in (("src", "sport"), ("dst", "dport")):
+        if side in fields or port in fields:
+            def end(h):
+                addr, p = getattr(h, side), getattr(h, port)
+                return addr if p is None else f"{addr}:{p}"
+            parts.append(f"{side} {end(prev)} -> {end(hop)}")
+    if "icmp_id" in fields:
+        (c,) = [c for c in hop.changes if c.field == "icmp_id"]
+        parts.append(f"id {c.before} -> {c.after}")
+    return "; ".join(parts)
+
+
+def _when(seconds: float) -> str:
+    return f"+{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"+{seconds * 1e6:.1f} us"
+
+
+def layout(what, points=None, limit: int = LIMIT, title: str | None = None, **flow) -> Ladder:
+    """Lay out packets as a ladder; `points` fixes the columns' order, `limit` the packets drawn.
+
+    Flow criteria (proto=, host=, port=, ...) select packets as `Packets.paths` does."""
+    paths, captured = paths_of(what, **flow)
+    hidden = max(len(paths) - limit, 0)
+    paths = paths[:limit]
+    cols = list(points) if points else order(paths, captured)
+    cols += [h.point for p in paths for h in p.hops if h.point not in cols]
+    cols = list(dict.fromkeys(cols))
+    t0 = min((p.hops[0].time for p in paths if p.hops), default=0.0)
+
+    rows, texts = [], []
+    for i, p in enumerate(paths):
+        if not p.hops:
+            continue
+        head = f"#{i + 1}  {_when(p.hops[0].time - t0)}  {p.proto}  {p.summary}".rstrip()
+        texts.append(head)
+        rows.append(("packet", head, i, "", None))
+        prev = None
+        for h in p.hops:
+            nat = nat_label(prev, h) if prev is not None and h.changes else ""
+            text = f"{_when(h.offset):>10}  {_ends(h)}"
+            texts.append(text)
+            rows.append(("hop", text, i, nat, h))
+            prev = h
+    text_w = max([len(t) for t in texts] + [24]) * CHAR
+    text_x = MARGIN
+    col_w = max([COL_MIN] + [(len(c) + 1) * CHAR + 2 * PAD for c in cols])
+    x0 = text_x + text_w + COL_GAP + col_w / 2
+    xs = {c: round(x0 + k * (col_w + COL_GAP), 3) for k, c in enumerate(cols)}
+    top = TOP + 2 * LINE + 2 * PAD                  # under the column headers
+    y = top + 0.15
+
+    out_rows, dots, arrows, last = [], [], [], {}
+    seen = dict.fromkeys(cols, 0)
+    for kind, text, i, nat, h in rows:
+        if kind == "packet":
+            y += GROUP_GAP if out_rows else 0
+            out_rows.append(Row(kind, round(y, 3), text, i))
+            y += HEAD_ROW
+            continue
+        out_rows.append(Row(kind, round(y, 3), text, i, nat))
+        side = "right"
+        if nat and i in last and last[i].x > xs[h.point] \
+                and xs[h.point] - (len(nat) * CHAR + 0.3) > text_x + text_w:
+            side = "left"                           # arriving from the right: label on the left
+        dot = Dot(xs[h.point], round(y, 3), h.point, h.direction, i, nat, side)
+        dots.append(dot)
+        seen[h.point] += 1
+        if i in last:
+            arrows.append(Arrow((last[i].x, last[i].y), (dot.x, dot.y), i, nat))
+        last[i] = dot
+        y += ROW
+    if hidden:
+        out_rows.append(Row("more", round(y + GROUP_GAP, 3),
+                            f"... {hidden} more packets not drawn (raise limit= to see them)", -1))
+        y += GROUP_GAP + ROW
+    if not paths:
+        out_rows.append(Row("more", round(y, 3), "no packets to draw", -1))
+        y += ROW
+    columns = tuple(Column(c, role_of(c), round(xs[c], 3), seen[c]) for c in cols)
+    if title is None:
+        n = len(paths) + hidden
+        title = f"{n} packet{'s' if n != 1 else ''} at {len(cols)} capture point" \
+                f"{'s' if len(cols) != 1 else ''}"
+    right = max([x + col_w / 2 for x in xs.values()] + [text_x + text_w])
+    width = max([right + MARGIN, len(title) * TITLE_CHAR + 2 * MARGIN]
+                + [d.x + len(d.nat) * CHAR + 0.3 + MARGIN for d in dots if d.side == "right"])
+    return Ladder(title, round(width, 3), round(y + MARGIN, 3), text_x, columns,
+                  tuple(out_rows), tuple(dots), tuple(arrows), round(top, 3), hidden)
+
+
+def _figure(lad: Ladder):
+    from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
+
+    fig, ax = canvas(lad.width, lad.height, lad.title)
+    header_h = lad.top - TOP
+    col_w = min((b.x - a.x for a, b in zip(lad.columns, lad.columns[1:])), default=COL_MIN + COL_GAP)
+    col_w -= COL_GAP
+    bands = {}
+    for r in lad.rows:                              # alternate shading per packet
+        if r.path >= 0:
+            lo, hi = bands.get(r.path, (r.y, r.y))
+            bands[r.path] = (min(lo, r.y), max(hi, r.y))
+    for i, (lo, hi) in bands.items():
+        if i % 2 == 0:
+            ax.add_patch(Rectangle((MARGIN / 2, lo - ROW / 2), lad.width - MARGIN, hi - lo + ROW,
+                                   facecolor="#f5f5f5", edgecolor="none", zorder=0))
+    for c in lad.columns:
+        role = c.role if c.role in ("host", "world") else "container"
+        ax.add_patch(FancyBboxPatch((c.x - col_w / 2, TOP), col_w, header_h,
+                                    "round,pad=0,rounding_size=0.05", facecolor=FILL[role],
+                                    edgecolor=EDGE[role], linewidth=1.0, zorder=2))
+        ax.text(c.x, TOP + PAD, c.point, ha="center", va="top", fontsize=FONT, fontweight="bold",
+                color=EDGE[role], zorder=3)
+        ax.text(c.x, TOP + PAD + LINE, f"{c.seen} seen" if c.seen else "nothing seen",
+                ha="center", va="top", fontsize=FONT - 1, zorder=3,
+                color=WARN if not c.seen else "#555555")
+        ax.plot([c.x, c.x], [lad.top, lad.height - MARGIN], color="#b0b0b0", linewidth=0.8,
+                linestyle=(0, (3, 3)), zorder=1)
+    for r in lad.rows:
+        nat = bool(r.nat)
+        ax.text(lad.text_x, r.y, r.text, va="center", ha="left", fontsize=FONT,
+                fontweight="bold" if r.kind == "packet" or nat else "normal",
+                color=NAT_INK if nat else ("#555555" if r.kind == "more" else INK[SAME]), zorder=3)
+    for a in lad.arrows:
+        color = NAT_INK if a.nat else "#303030"
+        style = "arc3,rad=-0.6" if a.start[0] == a.end[0] else "arc3,rad=0"   # same point: loop
+        ax.add_patch(FancyArrowPatch(a.start, a.end, arrowstyle="-|>", mutation_scale=9,
+                                     shrinkA=3, shrinkB=3, connectionstyle=style, color=color,
+                                     linewidth=2.0 if a.nat else 1.1, zorder=4))
+    for d in lad.dots:
+        ax.add_patch(Circle((d.x, d.y), 0.045 if d.nat else 0.03,
+                            color=NAT_INK if d.nat else "#303030", zorder=5))
+        if d.nat:
+            left = d.side == "left"
+            ax.text(d.x + (-0.1 if left else 0.1), d.y - 0.04, d.nat, va="bottom",
+                    ha="right" if left else "left", fontsize=FONT,
+                    fontweight="bold", color=NAT_INK, zorder=6,
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor=NAT_FILL, edgecolor=NAT_INK,
+                              linewidth=0.8))
+    return fig
+
+
+def render(what, fmt: str = "png", dpi: int = DPI) -> bytes | str:
+    """PNG bytes or SVG text of a Ladder (or of what `layout` accepts)."""
+    lad = what if isinstance(what, Ladder) else layout(what)
+    return figure_bytes(lambda: _figure(lad), fmt, dpi)
+
+
+def text(lad: Ladder) -> str:
+    """The ladder as text: each packet, then its hops with point, direction and rewrites."""
+    out = [lad.title]
+    dots = {(d.path, d.y): d for d in lad.dots}
+    width = max([len(c.point) for c in lad.columns] + [5])
+    for r in lad.rows:
+        if r.kind != "hop":
+            out.append(r.text)
+            continue
+        d = dots[(r.path, r.y)]
+        line = f"{r.text:<46} at {d.point:<{width}} {d.direction:<3}"
+        out.append((line + (f"  NAT: {r.nat}" if r.nat else "")).rstrip())
+    empty = [c.point for c in lad.columns if not c.seen]
+    if empty and lad.dots:
+        out.append(f"nothing seen at {', '.join(empty)}")
+    return "\n".join(out)
+
+
+class LadderView(Display):
+    """Packets that show themselves as a ladder (see figure.Display): SVG, PNG, HTML, text."""
+    css = "labkit-ladder"
+
+    def __init__(self, what, points=None, limit: int = LIMIT, **flow):
+        self.ladder = layout(what, points, limit, **flow)
+
+    def _render(self, fmt: str) -> bytes | str:
+        return render(self.ladder, fmt)
+
+    def __str__(self) -> str:
+        return text(self.ladder)
+
+
+def ladder(what, points=None, limit: int = LIMIT, **flow) -> LadderView:
+    """The ladder diagram of captured packets (see the module docstring)."""
+    return LadderView(what, points, limit, **flow)

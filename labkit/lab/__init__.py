@@ -1,0 +1,4 @@
+"""A lab: what it made (journal), converging the kernel to a topology, reading it back, services."""
+from .lab import Lab, clean
+
+__all__ = ["Lab", "clean"]

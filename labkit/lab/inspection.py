@@ -1,0 +1,154 @@
+"""Read a lab's live kernel state back into the plain-data model.
+
+What `status` and every diagram show is what IS: links, peers, masters, MACs, addresses,
+static routes and the sysctls labkit touches, as the kernel holds them now, hand edits
+included.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..kernel import netns
+from ..model import plan
+from ..kernel import sysctl
+from ..model.topology import Interface, Namespace, Route, Topology, route_text
+from ..kernel.netlink import Netlink
+from ..model.stages import SYSCTLS_TOUCHED
+
+
+def role_of(lab: str, kernel_name: str) -> str:
+    """Role name of a lab namespace's kernel name ("t1-netns0" -> "netns0")."""
+    prefix = f"{lab}-" if lab else ""
+    return kernel_name[len(prefix):] if kernel_name.startswith(prefix) else kernel_name
+
+
+def kind_of_role(role: str) -> str:
+    """"host", "world" or "container" for a role name."""
+    return role if role in ("host", "world") else "container"
+
+
+def _order(role: str) -> tuple:
+    k = plan.container_index(role)
+    return ({"host": 0, "world": 1}.get(role, 2), k if k is not None else 0, role)
+
+
+def read_namespace(role: str, kernel_name: str, nl: Netlink,
+                   nsid_to_role: dict[int, str]) -> tuple[Namespace, dict[int, str]]:
+    """One namespace's live state, and its ifindex -> name table (to name peers seen from elsewhere).
+
+    A veth whose peer is in another namespace gets peer (role, "#IFINDEX"); `inspect` names it."""
+    links = nl.links()
+    by_index = {link["index"]: link for link in links}
+    addrs: dict[int, list[str]] = {}
+    for index, cidr in nl.addresses():
+        if not cidr.startswith("127."):
+            addrs.setdefault(index, []).append(cidr)
+    interfaces = []
+    for link in links:
+        kind = link["kind"] or ("loopback" if link["name"] == "lo" else "unknown")
+        peer = None
+        if kind == "veth" and link["link"]:
+            if link["link_netnsid"] is None:
+                peer_link = by_index.get(link["link"])
+                peer = (role, peer_link["name"]) if peer_link else None
+            else:
+                peer = (nsid_to_role.get(link["link_netnsid"], "?"), f"#{link['link']}")
+        master = by_index.get(link["master"], {}).get("name") if link["master"] else None
+        interfaces.append(Interface(link["name"], kind, tuple(sorted(addrs.get(link["index"], []))),
+                                    None if kind == "loopback" else link["mac"], peer, master,
+                                    link["up"]))
+    routes = []
+    for r in nl.routes(static_only=True):
+        dev = by_index.get(r["dev"], {}).get("name") if r["dev"] else None
+        routes.append(Route(r["dst"], r["gateway"], None if r["gateway"] else dev))
+    with netns.entered(kernel_name):
+        values = tuple((key, _read_proc(key)) for key in SYSCTLS_TOUCHED)
+    namespace = Namespace(role, kind_of_role(role), tuple(interfaces), tuple(routes),
+                          tuple((k, v) for k, v in values if v is not None))
+    return namespace, {index: link["name"] for index, link in by_index.items()}
+
+
+def _read_proc(key: str) -> str | None:
+    try:
+        with open("/proc/sys/" + key.replace(".", "/")) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def inspect(lab: str, kernel_names: list[str], stage: str | None = None) -> Topology:
+    """Live Topology of lab `lab` over the namespaces `kernel_names` that exist."""
+    present = [n for n in kernel_names if netns.exists(n)]
+    roles = {n: role_of(lab, n) for n in present}
+    hubs = [n for n in present if roles[n] in ("host", "world")]
+    read = []
+    for n in present:  # one socket at a time: 1000 containers fit a 1024-descriptor limit
+        with Netlink(n) as nl:
+            others = present if roles[n] == "host" else hubs
+            read.append(read_namespace(roles[n], n, nl, _nsid_map(n, nl, others, roles)))
+    indexes = {ns.name: table for ns, table in read}
+    namespaces = [_name_peers(ns, indexes) for ns, _ in read]
+    namespaces.sort(key=lambda ns: _order(ns.name))
+    return Topology(lab, stage, tuple(namespaces))
+
+
+def _nsid_map(name: str, nl: Netlink, others: list[str], roles: dict[str, str]) -> dict[int, str]:
+    """The ids under which namespace `name` (socket `nl`) knows `others` (the host knows
+    every namespace; the others know host and world), as id -> role."""
+    mapping = {}
+    for other in others:
+        if other != name:
+            nsid = nl.netnsid_of(other)
+            if nsid is not None:
+                mapping[nsid] = roles[other]
+    return mapping
+
+
+def _name_peers(ns: Namespace, indexes: dict[str, dict[int, str]]) -> Namespace:
+    """Replace peers ("role", "#IFINDEX") by ("role", name) from that namespace's index table."""
+    interfaces = []
+    for itf in ns.interfaces:
+        if itf.peer and itf.peer[1].startswith("#"):
+            name = indexes.get(itf.peer[0], {}).get(int(itf.peer[1][1:]), "?")
+            itf = dataclasses.replace(itf, peer=(itf.peer[0], name))
+        interfaces.append(itf)
+    return dataclasses.replace(ns, interfaces=tuple(interfaces))
+
+
+def differences(want: Topology, have: Topology) -> list[str]:
+    """What differs between a plan and the live lab, one line each ("" list: they match).
+
+    Compares namespaces, interfaces (kind, addresses, MAC, peer, master, state), static
+    routes and the sysctls the plan sets; NAT rules and services are compared elsewhere."""
+    lines = []
+    for ns in want.namespaces:
+        live = have.namespace(ns.name)
+        if live is None:
+            lines.append(f"{ns.name}: namespace missing")
+            continue
+        for itf in ns.interfaces:
+            got = live.interface(itf.name)
+            if got is None:
+                lines.append(f"{ns.name}: {itf.name} missing")
+                continue
+            for attr in ("kind", "mac", "peer", "master", "up"):
+                a, b = getattr(itf, attr), getattr(got, attr)
+                if a is not None and a != b:
+                    lines.append(f"{ns.name}: {itf.name} {attr} is {b!r}, the stage wants {a!r}")
+            for cidr in sorted(set(got.addresses) - set(itf.addresses)):
+                lines.append(f"{ns.name}: {itf.name} addresses: {cidr} is not part of the stage")
+            for cidr in sorted(set(itf.addresses) - set(got.addresses)):
+                lines.append(f"{ns.name}: {itf.name} addresses: {cidr} missing")
+        for extra in sorted({i.name for i in live.interfaces} - {i.name for i in ns.interfaces}):
+            lines.append(f"{ns.name}: {extra} is not part of the stage")
+        for route in sorted(set(ns.routes) - set(live.routes), key=route_text):
+            lines.append(f"{ns.name}: route {route_text(route)} missing")
+        for route in sorted(set(live.routes) - set(ns.routes), key=route_text):
+            lines.append(f"{ns.name}: route {route_text(route)} is not part of the stage")
+        live_sysctls = dict(live.sysctls)
+        for key, value in ns.sysctls:
+            if live_sysctls.get(key) != value and sysctl.applies(key):
+                lines.append(f"{ns.name}: {key} is {live_sysctls.get(key)}, the stage wants {value}")
+    for extra in sorted({n.name for n in have.namespaces} - {n.name for n in want.namespaces}):
+        lines.append(f"{extra}: namespace is not part of the stage")
+    return lines

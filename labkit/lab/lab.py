@@ -1,0 +1,198 @@
+"""`Lab`: a named lab that owns what it creates, journals it first, and tears it down in reverse.
+
+    with Lab("t1") as lab:          # lab "t1": namespaces t1-host, t1-world, t1-netns0, ...
+        lab.up("bridge")            # converge to a stage from any state
+        lab.ping("netns0", "172.18.0.20")
+    # leaving the block runs lab.down()
+
+The default lab (name "") uses the seed's names unprefixed, so `ip netns exec netns0 ...`
+works as the seed's text says.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import subprocess
+
+from . import journal as journal_mod
+from ..kernel import netns
+from ..model import plan
+from ..kernel import privilege
+from ..model import stages
+from ..errors import BadAddress, BadName, KernelError, LabkitError, UnknownName
+from ..model.topology import Topology
+
+
+class Lab:
+    """A named lab; nothing is created until `up` (a context manager: leaving it runs `down`)."""
+
+    def __init__(self, name: str = ""):
+        if not isinstance(name, str):
+            raise BadName(f"lab name must be a string of 1 to 6 characters a-z and 0-9, got {name!r}")
+        self.name = plan.check_lab_name(name)
+
+    def __repr__(self) -> str:
+        return f"Lab({self.name!r})"
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    @property
+    def journal(self) -> journal_mod.Journal:
+        """This lab's journal (read afresh)."""
+        return journal_mod.Journal(self.name)
+
+    def ns(self, role: str) -> str:
+        """Kernel name of namespace `role` ("netns0" -> "t1-netns0"); UnknownName if the lab lacks it."""
+        name = plan.namespace_name(self.name, role)
+        if not netns.exists(name):
+            have = ", ".join(self.roles()) or "none: run `labkit up STAGE` first"
+            raise UnknownName(f"lab {self.name or '(default)'!r} has no namespace {role!r} "
+                              f"(it has {have})")
+        return name
+
+    def roles(self) -> list[str]:
+        """Role names of the lab's namespaces that exist now."""
+        from .inspection import role_of
+        return [role_of(self.name, n) for n in self.journal.namespaces if netns.exists(n)]
+
+    @property
+    def stage(self) -> str | None:
+        """The stage last brought up (None if the lab is down)."""
+        return self.journal.get("stage")
+
+    def plan(self, stage: str, containers: int | None = None) -> Topology:
+        """What `stage` looks like for this lab (plain data, no root)."""
+        return stages.build(stage, self.name, containers)
+
+    def up(self, stage: str, containers: int | None = None,
+           backend: str | None = None) -> Topology:
+        """Converge the kernel to `stage`; returns the stage's plan. Safe to repeat.
+
+        `backend` is the NAT backend, "nftables" or "iptables"; None keeps the lab's own
+        (nftables at first). Switching leaves nothing of the other backend."""
+        want = self.plan(stage, containers)
+        from ..nat import api as nat
+        from . import service
+        journal = self.journal
+        backend = nat.choose_backend(journal, backend, want.nat)
+        privilege.require()
+        self._check_not_foreign(want, journal)
+        from .converge import converge
+        journal.update({"goal": stage, "stage": None})  # status names an `up` that did not finish
+        converge(want, journal)
+        service.write_resolver(want, journal)
+        nat.apply(self.name, want.nat, backend, journal)
+        service.converge(want, journal)
+        journal.update({"nat_backend": backend, "stage": stage, "containers": len(want.containers)})
+        return dataclasses.replace(want, nat_backend=backend)
+
+    def _check_not_foreign(self, want: Topology, journal: journal_mod.Journal) -> None:
+        """Refuse a namespace the stage needs that exists but this lab did not create
+        (made by hand, or by another tool): labkit would take it over and later delete it."""
+        ours = set(journal.namespaces)
+        foreign = [name for name in (plan.namespace_name(self.name, ns.name) for ns in want.namespaces)
+                   if name not in ours and netns.exists(name)]
+        if foreign:
+            raise KernelError(
+                f"namespace(s) {', '.join(foreign)} exist but lab {self.name or '(default)'!r} did "
+                f"not create them, and labkit only changes what it made: delete them if they are "
+                f"yours to lose ({'; '.join(f'sudo ip netns delete {n}' for n in foreign)}) "
+                f"or use another lab name (--lab NAME)")
+
+    def down(self) -> list[str]:
+        """Remove everything the lab created (namespaces, processes in them, files); safe twice."""
+        journal = self.journal
+        if not journal.exists():
+            return []
+        privilege.require()
+        from ..nat import api as nat
+        from . import service
+        with contextlib.suppress(LabkitError):
+            nat.remove(self.name, journal)  # exact, though deleting the namespaces would do
+        service.stop_recorded(journal)  # also those in a namespace deleted by hand
+        removed = journal.undo()
+        service.tidy_etc_dir()
+        return removed
+
+    def inspect(self) -> Topology:
+        """The lab as the kernel holds it now (hand edits included)."""
+        if not self.journal.exists():
+            return Topology(self.name, None)
+        privilege.require()
+        from .inspection import inspect
+        live = inspect(self.name, self.journal.namespaces, self.stage)
+        from ..nat import api as nat
+        from . import service
+        backend, entries = nat.read(self.name) if live.namespace("host") else (None, ())
+        return dataclasses.replace(live, nat=entries, nat_backend=backend,
+                                   services=service.running(self.name, self.journal))
+
+    def drift(self, live: Topology | None = None) -> list[str]:
+        """How the lab differs from the stage it was brought to, one line each ([]: it matches).
+
+        Names hand edits (links, addresses, routes, sysctls), NAT rules and servers, and an
+        `up` that did not finish. Empty for a lab that is down."""
+        journal = self.journal
+        if not journal.exists():
+            return []
+        stage = journal.get("stage")
+        if stage is None:
+            goal = journal.get("goal")
+            return [f"the last `labkit up{' ' + goal if goal else ''}` did not finish (interrupted "
+                    f"or failed): run it again, or `labkit down`"]
+        want = self.plan(stage, journal.get("containers"))
+        live = live if live is not None else self.inspect()
+        from ..nat import api as nat
+        from . import service
+        from .inspection import differences
+        lines = differences(want, live)
+        if live.namespace("host") is not None:
+            lines += nat.drift(self.name, want.nat, journal)
+        lines += service.drift(self.name, want.services)
+        return lines
+
+    def exec(self, role: str, argv: list[str], *, check: bool = False,
+             timeout: float | None = 60) -> subprocess.CompletedProcess:
+        """Run `argv` in namespace `role` and wait; returns the completed process (text output)."""
+        privilege.require()  # else `ip netns exec` fails and a ping reads as "no answer"
+        privilege.require_tool(argv[0]) if argv else None
+        return netns.run(self.ns(role), list(argv), check=check, timeout=timeout)
+
+    def ping(self, role: str, address: str, count: int = 1, timeout: float = 1.0) -> bool:
+        """True if `count` pings from namespace `role` to `address` are all answered."""
+        plan.parse_address(address)
+        result = self.exec(role, ["ping", "-n", "-q", "-c", str(count), "-W", str(timeout),
+                                  "-i", "0.01", address], timeout=timeout * count + 5)
+        return result.returncode == 0
+
+    def add_address(self, role: str, ifname: str, cidr: str) -> None:
+        """Add `cidr` to interface `ifname` in namespace `role`; refuses an address the lab already uses."""
+        parsed = plan.parse_cidr(cidr)
+        kernel = self.ns(role)
+        live = self.inspect()
+        holder = live.addresses().get(str(parsed.ip))
+        if holder:
+            raise BadAddress(f"{parsed.ip} is already in use in lab {self.name or '(default)'!r} "
+                             f"on {holder[0]}:{holder[1]}: choose another address")
+        namespace = live.namespace(role)
+        if namespace is None or namespace.interface(ifname) is None:
+            raise UnknownName(f"namespace {role!r} has no interface {ifname!r}")
+        from ..kernel.netlink import Netlink
+        with Netlink(kernel) as nl:
+            nl.add_address(ifname, str(parsed))
+
+
+def clean() -> dict[str, list[str]]:
+    """Remove every journaled lab's leftovers (after a crash too); returns lab -> what was removed."""
+    if journal_mod.labs():
+        privilege.require()
+    from . import service
+    for lab in journal_mod.labs():
+        service.stop_recorded(journal_mod.Journal(lab))
+    removed = journal_mod.clean_all()
+    service.tidy_etc_dir()
+    return removed

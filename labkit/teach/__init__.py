@@ -1,0 +1,1 @@
+"""The course: notebook helpers, exercises, widgets, handouts."""

@@ -1,0 +1,131 @@
+"""Notebook support: the first-cell setup, and keeping stored notebooks free of execution noise.
+
+In a notebook, start with `labkit.teach.notebook.setup()`: where the kernel lacks the privileges to
+run labs (Binder, a laptop without sudo), it says so once, plainly, and every later cell is
+skipped with one short line instead of failing with a traceback, so "Run All" goes through.
+
+`python -m labkit.teach.notebook clean FILE...` strips what a notebook picks up from being run
+(timing and UI metadata, widget state; execution counts are renumbered 1, 2, 3... because
+nbval only compares cells that have one) and keeps outputs, which nbval compares;
+`check FILE...` exits 1 if a notebook is not clean.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..kernel import privilege
+from ..errors import NotPrivileged
+
+KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info")
+KEEP_CELL_METADATA = ("tags",)
+_state = {"told": False}
+
+
+def setup(quiet: bool = False) -> bool:
+    """Prepare an IPython kernel for labkit; returns True if labs can run here.
+
+    Without privileges, prints once what is needed; later cells are then skipped, each
+    with a one-line note (none fails, so "Run All" goes through)."""
+    missing = privilege.missing_capabilities()
+    shell = _shell()
+    if shell is not None:
+        shell.set_custom_exc((NotPrivileged,), _short_note)
+        if missing and _skip_cell not in shell.input_transformers_post:
+            shell.input_transformers_post.append(_skip_cell)
+    if missing and not _state["told"]:
+        _state["told"] = True
+        print("labkit needs a privileged Linux VM to run these cells for real (root with "
+              f"CAP_NET_ADMIN and CAP_SYS_ADMIN; missing here: {', '.join(missing)}).\n"
+              "The stored outputs below show what each cell does. To run them: start JupyterLab "
+              "as root in a VM (see the README), then run the notebook again.")
+    elif not missing and not quiet:
+        print("labkit is ready: root with CAP_NET_ADMIN; labs run on this kernel.")
+    return not missing
+
+
+def _shell():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+SKIPPED = "(skipped: this cell needs a privileged VM; see the first cell)"
+
+
+def _skip_cell(lines: list[str]) -> list[str]:
+    """IPython input transformer: replace a cell by the one-line note (unprivileged kernels)."""
+    if any("labkit.teach.notebook.setup(" in line for line in lines):
+        return lines
+    return [f"print({SKIPPED!r})\n"]
+
+
+def _short_note(shell, etype, value, tb, tb_offset=None):
+    if not _state["told"]:
+        _state["told"] = True
+        print(f"labkit: {value}")
+    else:
+        print(SKIPPED)
+
+
+def clean(nb: dict) -> dict:
+    """The notebook without execution noise (outputs are kept: nbval compares them)."""
+    nb = json.loads(json.dumps(nb))
+    meta = nb.get("metadata", {})
+    nb["metadata"] = {k: meta[k] for k in KEEP_NOTEBOOK_METADATA if k in meta}
+    if "language_info" in nb["metadata"]:
+        nb["metadata"]["language_info"] = {"name": nb["metadata"]["language_info"].get("name", "python")}
+    count = 0
+    for cell in nb.get("cells", []):
+        cell["metadata"] = {k: cell["metadata"][k] for k in KEEP_CELL_METADATA
+                            if k in cell.get("metadata", {})}
+        cell.pop("id", None) if nb.get("nbformat_minor", 0) < 5 else None
+        if cell["cell_type"] == "code":
+            # nbval compares only cells with an execution count (an "unrun" cell with outputs
+            # is an error), so counts stay, renumbered 1, 2, 3... in order: runs leave no trace
+            count += 1
+            cell["execution_count"] = count
+            for output in cell.get("outputs", []):
+                if "execution_count" in output:
+                    output["execution_count"] = count
+                output.get("metadata", {}).clear() if output.get("output_type") != "stream" else None
+                data = output.get("data", {})
+                data.pop("application/vnd.jupyter.widget-view+json", None)
+    return nb
+
+
+def dumps(nb: dict) -> str:
+    """Serialise a notebook the way it is stored in the repository (stable, diff-friendly)."""
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def is_clean(path: str) -> bool:
+    """True if the notebook at `path` is stored exactly as `clean` would write it."""
+    with open(path) as f:
+        text = f.read()
+    return text == dumps(clean(json.loads(text)))
+
+
+def main(argv: list[str]) -> int:
+    """`clean FILE...` rewrites notebooks clean; `check FILE...` exits 1 if any is not."""
+    if len(argv) < 2 or argv[0] not in ("clean", "check"):
+        print("usage: python -m labkit.teach.notebook clean|check NOTEBOOK...", file=sys.stderr)
+        return 2
+    dirty = []
+    for path in argv[1:]:
+        if argv[0] == "clean":
+            with open(path) as f:
+                nb = json.load(f)
+            with open(path, "w") as f:
+                f.write(dumps(clean(nb)))
+        elif not is_clean(path):
+            dirty.append(path)
+    for path in dirty:
+        print(f"{path}: carries execution noise; run python -m labkit.teach.notebook clean {path}")
+    return 1 if dirty else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
