@@ -35,13 +35,15 @@ def converge(topology: Topology, journal: Journal) -> None:
     """Bring lab `topology.lab` to `topology` (namespaces, links, addresses, routes, sysctls)."""
     lab = topology.lab
     wanted = {plan.namespace_name(lab, ns.name): ns for ns in topology.namespaces}
-    extra = [n for n in journal.namespaces if n not in wanted]
+    foreign = set(journal.foreign())  # re-made by someone else under our name: not ours
+    extra = [n for n in journal.namespaces if n not in wanted and n not in foreign]
     netns.delete_many(list(reversed(extra)))
     if extra:
         journal.forget_namespaces(extra)
     missing = [n for n in wanted if not netns.exists(n)]
     journal.add_namespaces(list(wanted))
     _create(lab, missing, journal)
+    journal.add_inodes(missing)
     run = _Run(lab, wanted, set(missing))
     try:
         for name in wanted:

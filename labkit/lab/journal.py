@@ -48,6 +48,7 @@ class Journal:
         data.setdefault("lab", self.lab)
         data.setdefault("namespaces", [])
         data.setdefault("paths", [])
+        data.setdefault("inodes", {})
         data.setdefault("records", {})
         return data
 
@@ -79,7 +80,22 @@ class Journal:
     def forget_namespaces(self, names: list[str]) -> None:
         """Drop namespaces that were deleted."""
         self.data["namespaces"] = [n for n in self.data["namespaces"] if n not in names]
+        for name in names:
+            self.data["inodes"].pop(name, None)
         self._save()
+
+    def add_inodes(self, names: list[str]) -> None:
+        """Record the identity (inode) of namespaces just created, so `undo` never deletes a
+        namespace of the same name that someone else made after ours was deleted by hand."""
+        found = {n: ino for n in names if (ino := netns.inode(n)) is not None}
+        if found:
+            self.data["inodes"].update(found)
+            self._save()
+
+    def foreign(self) -> list[str]:
+        """Journaled namespaces that exist now but are not the ones the lab created."""
+        return [n for n, ino in self.data["inodes"].items()
+                if (now := netns.inode(n)) is not None and now != ino]
 
     def add_path(self, path: str) -> None:
         """Record a file or directory about to be created (removed on undo)."""
@@ -107,8 +123,10 @@ class Journal:
         return self.data["records"].get(key, default)
 
     def undo(self) -> list[str]:
-        """Delete every namespace and path recorded, in reverse, then the journal; returns what went."""
-        gone = netns.delete_many(list(reversed(self.data["namespaces"])))
+        """Delete every namespace and path recorded, in reverse, then the journal; returns what
+        went. A namespace whose name was re-used by someone else (another inode) is left alone."""
+        foreign = set(self.foreign())
+        gone = netns.delete_many([n for n in reversed(self.data["namespaces"]) if n not in foreign])
         for path in reversed(self.data["paths"]):
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)

@@ -28,6 +28,7 @@ import sys
 import time
 
 from ..kernel import netns
+from .journal import run_dir
 from ..model import plan
 from ..errors import KernelError
 from ..model.topology import Service, Topology
@@ -82,6 +83,8 @@ def write_resolver(topology: Topology, journal) -> list[str]:
                 paths.append(path)
                 journaled.append(path)
     journal.add_paths(journaled)  # one journal write for the whole lab, before anything is made
+    if directories:
+        _make_etc_dir()
     for directory in directories:
         os.makedirs(directory, exist_ok=True)
     first: dict[str, str] = {}
@@ -96,10 +99,33 @@ def write_resolver(topology: Topology, journal) -> list[str]:
     return paths
 
 
+def _made_marker() -> str:
+    """A file beside the journals that says labkit made /etc/netns (it did not exist before)."""
+    return os.path.join(run_dir(), "etc-netns-made-by-labkit")
+
+
+def _make_etc_dir() -> None:
+    """Create /etc/netns if it is missing, noting that labkit made it (only then is it removed)."""
+    if os.path.isdir(etc_dir()):
+        return
+    os.makedirs(run_dir(), exist_ok=True)
+    with open(_made_marker(), "w"):
+        pass
+    os.makedirs(etc_dir(), exist_ok=True)
+
+
 def tidy_etc_dir() -> None:
-    """Remove /etc/netns if it is empty (the lab's own directories in it are gone)."""
+    """Remove /etc/netns if labkit made it and it is empty (every lab's directories in it are
+    gone); one that existed before labkit is left, empty or not."""
+    if not os.path.exists(_made_marker()):
+        return
     with contextlib.suppress(OSError):
         os.rmdir(etc_dir())
+    if not os.path.isdir(etc_dir()):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_made_marker())
+        with contextlib.suppress(OSError):
+            os.rmdir(run_dir())  # only when no lab has a journal there
 
 
 # -- listening sockets ---------------------------------------------------------------------------
@@ -165,7 +191,6 @@ def _start_time(pid: int) -> str | None:
 
 def services_dir(lab: str) -> str:
     """Per-lab directory for the servers' pages and logs, beside the journal."""
-    from .journal import run_dir
     return os.path.join(run_dir(), f"{lab or 'default'}.services")
 
 
