@@ -6,6 +6,7 @@ Every LabkitError is printed as one line with its fix (exit 2), never as a trace
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..model import stages
@@ -178,16 +179,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `labkit` command; returns the exit status."""
-    args = parser().parse_args(argv)
+    """Entry point of the `labkit` command; returns the exit status (141 when the reader of its
+    output went away, as `labkit draw | head` does: quietly, no traceback)."""
     try:
-        return args.func(args)
-    except LabkitError as e:
-        print(f"labkit: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("labkit: interrupted", file=sys.stderr)
-        return 130
+        args = parser().parse_args(argv)
+        try:
+            status = args.func(args)
+        except LabkitError as e:
+            print(f"labkit: error: {e}", file=sys.stderr)
+            status = 2
+        except KeyboardInterrupt:
+            print("labkit: interrupted", file=sys.stderr)
+            status = 130
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's own flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":
