@@ -13,6 +13,8 @@ from scapy.layers.l2 import ARP, Ether
 from labkit.teach import exercises
 from labkit.capture import frames
 from labkit.teach import lesson
+from labkit.teach import probes
+from labkit.kernel import privilege
 from labkit.model import plan
 from labkit.model import stages
 from labkit.capture import Packet
@@ -165,7 +167,7 @@ class FakeLab:
 
 @pytest.fixture
 def unprivileged_ok(monkeypatch):
-    monkeypatch.setattr(lesson.privilege, "require", lambda: None)
+    monkeypatch.setattr(privilege, "require", lambda: None)
 
 
 def test_reachability_table_when_reality_matches(unprivileged_ok):
@@ -192,7 +194,7 @@ def test_reachability_fails_and_names_each_check_that_differs(unprivileged_ok):
 
 def test_a_url_is_checked_with_http_and_an_address_with_ping(unprivileged_ok, monkeypatch):
     calls = []
-    monkeypatch.setattr(lesson, "_http_ok", lambda lab, s, url, t: calls.append(url) or True)
+    monkeypatch.setattr(probes, "_http_ok", lambda lab, s, url, t: calls.append(url) or True)
     table = lesson.reachability(FakeLab(), [("world", "http://10.0.2.15:5000/", True)])
     assert calls == ["http://10.0.2.15:5000/"] and table.probes[0].how == "http"
     assert "(host:ens18)" in str(table)
@@ -330,7 +332,6 @@ def test_show_displays_the_paths_then_the_ladder(capsys):
 
 
 def test_watch_with_both_or_neither_probe_is_a_labkit_error(monkeypatch):
-    from labkit.kernel import privilege
     from labkit.errors import LabkitError
     monkeypatch.setattr(privilege, "require", lambda: None)
     for kwargs in ({}, {"ping": ("netns0", "172.18.0.20"), "http": ("netns0", "http://x/")}):

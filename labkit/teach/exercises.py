@@ -16,7 +16,9 @@ from typing import Callable
 from ..model import plan
 from ..kernel import privilege
 from ..errors import UnknownName
-from .lesson import Trace, describe, watch
+from .trace import Trace, describe
+from .traffic import watch
+
 
 def route_device(lab, role: str, address: str) -> str:
     """The interface namespace `role` sends packets for `address` out of (`ip route get`)."""
