@@ -4,8 +4,8 @@
     render(ladder_or_what, fmt="png"|"svg") -> bytes | str   matplotlib, imported lazily (Agg)
     LadderView(what)                        shows itself in Jupyter; a text listing in a terminal
 
-`what` is a capture's merged packets (`Packets`, or a `Capture`), one `packetpath.Path` or a
-list of them. One column per capture point, ordered the way the longest path crossed them
+`what` is a capture's merged packets (`Packets`, or a `Capture`), one labkit.capture.packets
+`Path` or a list of them. One column per capture point, ordered the way the longest path crossed them
 (containers on the left, the world on the right); one row per sighting (hop) in time order,
 under a header row per packet; one arrow per hop to the next. A hop where NAT rewrote the
 packet (its `changes`) is highlighted: an orange arrow, dot and row, and a label such as

@@ -1,5 +1,7 @@
-"""Exercises for the notebooks: each answer is checked against the live lab, and a wrong
-answer gets a hint aimed at that mistake (the usual wrong answers are listed per exercise).
+"""Exercises for the notebooks, each answer checked against the live lab.
+
+A wrong answer gets a hint aimed at that mistake (the usual wrong answers are listed per
+exercise); an empty one ("..." or "?") is told to answer first, without touching the kernel.
 
     answer = "veth0"                              # the student edits this
     lesson.check("two-veths-route", answer, lab)  # Right: ... / Not quite (...). Hint: ...
