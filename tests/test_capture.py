@@ -199,6 +199,32 @@ def test_unknown_namespace_and_interface_are_named_with_what_exists(lab):
     assert no_capture_threads()
 
 
+def test_start_without_privileges_raises_not_privileged_and_leaves_nothing_open(lab, tmp_path):
+    """Capture.start() from a process without capabilities (a notebook kernel started without
+    sudo, on a lab brought up as root): NotPrivileged saying how to run it, not a KernelError
+    about setns; no reader thread and no descriptor left behind."""
+    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
+    lab.up("veth")
+    code = (f"import os, threading\n"
+            f"from labkit.capture import Capture\nfrom labkit.errors import NotPrivileged\n"
+            f"before = set(os.listdir('/proc/self/fd'))\n"
+            f"for spec in ('netns0:ceth0', ['host:veth0', 'netns0:ceth0']):\n"
+            f"    try:\n"
+            f"        Capture(spec, lab={lab.name!r}, filter='icmp').start()\n"
+            f"        print('started')\n"
+            f"    except NotPrivileged as e:\n"
+            f"        print('NotPrivileged', 'CAP_NET_ADMIN' in str(e) and 'sudo' in str(e))\n"
+            f"    except Exception as e:\n"
+            f"        print(type(e).__name__, e)\n"
+            f"print(sorted(set(os.listdir('/proc/self/fd')) - before), threading.active_count())\n")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(capture.__file__))),
+           "HOME": str(tmp_path)}
+    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=60, env=env)
+    said = result.stdout + result.stderr
+    assert result.stdout.splitlines() == ["NotPrivileged True", "NotPrivileged True", "[] 1"], said
+
+
 def test_cli_prints_packets_writes_the_file_and_counts(lab, tmp_path):
     lab.up("veth")
     target = str(tmp_path / "cli.pcap")

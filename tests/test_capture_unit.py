@@ -1,5 +1,6 @@
 """Captures without root: capture points, header decoding, paths across NAT, tables, pcap files."""
 import os
+import struct
 import subprocess
 import sys
 
@@ -9,14 +10,15 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from labkit import capture
-from labkit.capture import pcap
+from labkit.capture import frames, pcap
 from labkit.capture import Capture, Packet, Packets, PointStats, parse_point
 from labkit.errors import BadName, BadValue, LabkitError
 from labkit.capture.packets import Change, follow
-from labkit.capture.pcap import headers
-from synthetic import frame, seen
+from labkit.capture.headers import headers
+from synthetic import T0, frame, seen
 
 C0, C1, BR, HOST, WORLD, PUBLIC = "172.18.0.10", "172.18.0.20", "172.18.0.1", "10.0.2.15", "10.0.2.2", "203.0.113.80"
+MAC0, MAC1 = "02:42:ac:12:00:0a", "02:42:ac:12:00:14"
 
 
 # --- capture points -------------------------------------------------------------------------
@@ -78,8 +80,23 @@ def test_filters_compile_to_classic_bpf():
 
 
 def test_a_bad_filter_names_the_problem_and_the_fix():
-    with pytest.raises(BadValue, match="not valid.*tcpdump"):
+    with pytest.raises(BadValue, match="not valid: .*syntax error.*tcpdump"):
         Capture("netns0:ceth0", filter="icmp and and")
+
+
+def test_filters_keep_accepted_frames_up_to_the_snap_length():
+    """scapy compiles for 65,535 bytes; a filter accepts 262,144 (a GSO frame kept whole)."""
+    code = capture.compile_filter("udp and dst port 9")
+    insns = [struct.unpack("HBBI", code[i:i + 8]) for i in range(0, len(code), 8)]
+    assert sorted({k for op, _, _, k in insns if op == 0x06}) == [0, pcap.DEFAULT_SNAPLEN]
+
+
+def test_a_filter_without_libpcap_names_the_package_to_install():
+    code = ("import ctypes.util\nctypes.util.find_library = lambda name: None   # no libpcap\n"
+            "from labkit.capture import compile_filter\nfrom labkit.errors import MissingTool\n"
+            "try:\n    compile_filter('icmp')\nexcept MissingTool as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "needs libpcap: apt-get install libpcap0.8" in out.stdout, out.stdout + out.stderr
 
 
 def test_cli_reports_a_bad_point_as_one_line(capsys):
@@ -90,7 +107,8 @@ def test_cli_reports_a_bad_point_as_one_line(capsys):
 
 
 def test_importing_capture_does_not_import_scapy():
-    code = "import sys, labkit.capture; print('scapy' in sys.modules)"
+    code = ("import sys, labkit.capture, labkit.capture.frames, labkit.capture.pcap\n"
+            "print('scapy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -284,6 +302,25 @@ def test_one_file_per_point(tmp_path):
     assert len(pcap.read_pcap(written[0])) == 2
 
 
+def test_pcap_and_pcapng_keep_nanoseconds_and_pcapng_the_points_and_directions(tmp_path):
+    records = [pcap.Record(T0 + 123_456_789 + i, p.data, p.wirelen, p.point, p.direction)
+               for i, p in enumerate(sample())]
+    pcap.write_pcap(str(tmp_path / "a.pcap"), records)
+    pcap.write_pcapng(str(tmp_path / "a.pcapng"), records)
+    assert pcap.read_pcap(str(tmp_path / "a.pcapng")) == records
+    assert pcap.read_pcap(str(tmp_path / "a.pcap")) == [r._replace(interface="", direction="")
+                                                        for r in records]
+
+
+def test_a_pcap_file_is_byte_for_byte_what_labkit_wrote_before_scapy(tmp_path):
+    """Header: ns magic, version 2.4, snap length 262144, Ethernet; records little-endian."""
+    data = frame(Ether(), IP(src=C0, dst=C1), ICMP())
+    pcap.write_pcap(str(tmp_path / "one.pcap"), [pcap.Record(T0 + 7, data, len(data) + 4)])
+    assert (tmp_path / "one.pcap").read_bytes() == (
+        struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)
+        + struct.pack("<IIII", T0 // 10**9, 7, len(data), len(data) + 4) + data)
+
+
 def test_unknown_format_is_refused(tmp_path):
     with pytest.raises(BadValue, match="pcap or pcapng"):
         sample().write(str(tmp_path / "x.cap"), format="erf")
@@ -307,6 +344,19 @@ def test_scapy_dissection_on_demand():
     p = sample()[0]
     assert p.scapy()[ICMP].seq == 1
     assert len(sample().to_scapy()) == 10
+
+
+def test_the_syn_is_scapy_layers_a_student_can_read():
+    layers = frames.syn_layers(MAC0, MAC1, WORLD, HOST, 31001, 5000, seq=31001)
+    assert layers.summary() == f"Ether / IP / TCP {WORLD}:31001 > {HOST}:5000 S"
+    assert frames.syn_frame(MAC0, MAC1, WORLD, HOST, 31001, 5000, seq=31001) == bytes(layers)
+
+
+def test_burst_frames_are_numbered_copies_of_one_scapy_frame():
+    burst = frames.udp_frames(MAC0, MAC1, C0, C1, 70_000)
+    for i in (0, 1, 4242, 65535, 65536, 69_999):
+        assert burst[i] == bytes(frames.udp_layers(MAC0, MAC1, C0, C1, i)), i
+    assert all(frames.checksum(f[14:34]) == 0 for f in burst)     # each IP checksum updated
 
 
 def test_errors_are_labkit_errors():

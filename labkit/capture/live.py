@@ -8,13 +8,10 @@
     cap.packets.write("ping.pcapng")
 
 A capture point is "ROLE:IFACE" relative to a lab ("netns0:ceth0" is ceth0 in namespace
-t1-netns0 of lab t1), or a (kernel namespace, interface) pair. scapy cannot follow a setns
-after import (scapy#3467), so labkit does not sniff with scapy: a reader thread opens one
-AF_PACKET socket per point from inside the point's namespace (`netns.entered`), gives it a
-64 MiB receive buffer (SO_RCVBUFFORCE; scapy's default loses 95% of a 20,000-frame burst on
-a veth), the BPF filter compiled by libpcap, kernel timestamps (SO_TIMESTAMPNS) and
-promiscuous mode (a bridge then also passes up the frames it forwards between ports, as under
-tcpdump). Frames are kept as bytes; `Packet.scapy()` dissects one when asked.
+t1-netns0 of lab t1), or a (kernel namespace, interface) pair (labkit.capture.points). A
+reader thread opens one packet socket per point inside the point's namespace
+(labkit.capture.sockets: never scapy's sniffing, which cannot follow a setns) and reads them
+all; frames are kept as bytes, and `Packet.scapy()` dissects one when asked.
 
 No silent loss: each point's kernel counters (PACKET_STATISTICS: frames that passed the
 filter, frames dropped for want of buffer) come with every result, and `stop()` first unhooks
@@ -23,147 +20,23 @@ every socket, then drains what the kernel queued, so captured == seen - dropped 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import fcntl
 import html
 import os
 import select
-import socket
-import struct
 import threading
 import time
 import weakref
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from ..kernel import netns
-from . import pcap
-from ..model import plan
-from ..errors import BadName, BadValue, KernelError, LabkitError, UnknownName
+from ..errors import BadValue, LabkitError
+from ..kernel import netns, privilege
 from .packets import Packet, Packets, PointStats, sort_key
-from .pcap import compile_filter
+from .pcap import DEFAULT_SNAPLEN, compile_filter
+from .points import Point, parse_point
+from .sockets import DEFAULT_BUFFER, InterfaceGone, PointSocket, open_socket
 
 __all__ = ["Capture", "capture", "stop_all", "Point", "parse_point", "Packet", "Packets", "PointStats",
            "compile_filter"]
-
-ETH_P_ALL = 0x0003
-SOL_PACKET = 263
-PACKET_ADD_MEMBERSHIP = 1
-PACKET_MR_PROMISC = 1
-PACKET_STATISTICS = 6
-SO_ATTACH_FILTER = 26
-SO_RCVBUFFORCE = 33
-SO_TIMESTAMPNS = 35
-SIOCETHTOOL = 0x8946
-ETHTOOL_GDRVINFO = 3
-PACKET_OUTGOING = 4
-PKTTYPES = {0: "host", 1: "broadcast", 2: "multicast", 3: "otherhost", 4: "outgoing"}
-UPPER_DRIVERS = {"bridge", "bonding", "802.1Q VLAN Support", "team"}
-DEFAULT_BUFFER = 64 << 20
-DEFAULT_SNAPLEN = pcap.DEFAULT_SNAPLEN
-
-
-@dataclass(frozen=True)
-class Point:
-    """Where to capture: interface `iface` in kernel namespace `namespace`, shown as `label`."""
-    namespace: str
-    iface: str
-    label: str
-
-    def __str__(self) -> str:
-        return self.label
-
-
-def _lab_name(lab) -> str:
-    return lab if isinstance(lab, str) else getattr(lab, "name", "")
-
-
-def parse_point(spec, lab="") -> Point:
-    """A capture point from "ROLE:IFACE" (relative to `lab`, a name or a Lab), a
-    (kernel namespace, interface) pair, or a Point. Checks the names, not the kernel."""
-    if isinstance(spec, Point):
-        return spec
-    if isinstance(spec, (tuple, list)) and len(spec) == 2:
-        ns, iface = spec
-        plan.check_kernel_name(ns, "namespace")
-        plan.check_kernel_name(iface, "interface")
-        return Point(ns, iface, f"{ns}:{iface}")
-    if not isinstance(spec, str) or spec.count(":") != 1 or spec.startswith(":") or spec.endswith(":"):
-        raise BadName(f"capture point {spec!r} is not NAMESPACE:INTERFACE: write it like "
-                      f"netns0:ceth0 or host:br0 (namespace role within the lab)")
-    role, iface = spec.split(":")
-    plan.check_kernel_name(iface, "interface")
-    return Point(plan.namespace_name(plan.check_lab_name(_lab_name(lab)), role), iface, spec)
-
-
-class _Socket:
-    """One point's open packet socket and its running counts (used by the reader thread)."""
-
-    def __init__(self, point: Point, sock: socket.socket, upper: bool):
-        self.point, self.sock, self.upper = point, sock, upper
-        self.packets: list[Packet] = []
-        self.seen = self.dropped = 0
-        self.closed = self.gone = False
-
-    def stats(self) -> PointStats:
-        return PointStats(self.point.label, len(self.packets), self.seen, self.dropped, self.gone)
-
-
-def _ifindex(sock: socket.socket, iface: str) -> int:
-    req = struct.pack("16si", iface.encode(), 0)
-    return struct.unpack("16si", fcntl.ioctl(sock.fileno(), 0x8933, req))[1]   # SIOCGIFINDEX
-
-
-def _driver(sock: socket.socket, iface: str) -> str:
-    """The interface's driver name ("veth", "bridge", ...) by ETHTOOL_GDRVINFO; "" if unknown."""
-    info = ctypes.create_string_buffer(struct.pack("I", ETHTOOL_GDRVINFO), 196)
-    req = bytearray(struct.pack("16sP", iface.encode(), ctypes.addressof(info)))
-    try:
-        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, req)
-    except OSError:
-        return ""
-    return info.raw[4:36].split(b"\0", 1)[0].decode(errors="replace")
-
-
-def _open(point: Point, bpf: bytes | None, buffer_size: int, promisc: bool) -> _Socket:
-    """Open `point`'s packet socket inside its namespace; call from the reader thread."""
-    if not netns.exists(point.namespace):
-        raise UnknownName(f"capture point {point.label}: namespace {point.namespace!r} does not "
-                          f"exist: bring the lab up first (labkit up STAGE [--lab NAME]) or "
-                          f"check the lab name and the point (ROLE:IFACE, e.g. netns0:ceth0)")
-    with netns.entered(point.namespace):
-        # protocol 0: the socket receives nothing until bind, so no frame slips in unfiltered
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        try:
-            _ifindex(sock, point.iface)
-        except OSError:
-            have = ", ".join(name for _, name in socket.if_nameindex())
-            sock.close()
-            raise UnknownName(f"capture point {point.label}: no interface {point.iface!r} in "
-                              f"namespace {point.namespace!r} (it has: {have}); check the "
-                              f"stage (`labkit status`) or the interface name") from None
-    try:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_size)
-        except PermissionError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        if bpf:
-            prog = ctypes.create_string_buffer(bpf, len(bpf))
-            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
-                            struct.pack("HL", len(bpf) // 8, ctypes.addressof(prog)))
-        if promisc:   # undone by the kernel when the socket closes
-            mreq = struct.pack("iHH8s", _ifindex(sock, point.iface), PACKET_MR_PROMISC, 0, b"")
-            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-        upper = _driver(sock, point.iface) in UPPER_DRIVERS
-        sock.bind((point.iface, ETH_P_ALL))
-        sock.setblocking(False)
-    except OSError as e:
-        sock.close()
-        raise KernelError(f"capture point {point.label}: opening the packet socket failed: "
-                          f"{e.strerror or e} (capturing needs root or CAP_NET_RAW)") from None
-    return _Socket(point, sock, upper)
 
 
 class Capture:
@@ -193,7 +66,7 @@ class Capture:
         self.buffer_size, self.snaplen, self.promisc = buffer_size, snaplen, promisc
         self.on_packet = on_packet
         self._bpf = compile_filter(filter) if filter else None
-        self._socks: list[_Socket] = []
+        self._socks: list[PointSocket] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ready, self._done = threading.Event(), threading.Event()
@@ -224,9 +97,11 @@ class Capture:
 
     def start(self) -> Capture:
         """Open every point's socket (errors raise here, with nothing left open) and start
-        reading; returns self. Frames that cross a point after start() returns are captured."""
+        reading; returns self. Frames that cross a point after start() returns are captured.
+        NotPrivileged without CAP_NET_ADMIN and CAP_SYS_ADMIN (root), before anything opens."""
         if self._thread is not None:
             raise BadValue("this capture was already started; make a new Capture to capture again")
+        privilege.require()
         self._wake = os.pipe()
         self._thread = threading.Thread(target=self._run, name="labkit-capture", daemon=True)
         self._thread.start()
@@ -292,25 +167,16 @@ class Capture:
         """Per point: captured, seen by the kernel, dropped by the kernel (read now)."""
         with self._lock:
             for s in self._socks:
-                self._read_stats(s)
+                s.read_counters()
             return [s.stats() for s in self._socks]
-
-    def _read_stats(self, s: _Socket) -> None:
-        """Add the kernel's counters to `s` (reading them resets them); call under the lock."""
-        if s.closed:
-            return
-        with contextlib.suppress(OSError):
-            packets, drops = struct.unpack("II", s.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
-            s.seen += packets
-            s.dropped += drops
 
     def _run(self) -> None:
         try:
             for point in self.points:
-                self._socks.append(_open(point, self._bpf, self.buffer_size, self.promisc))
+                self._socks.append(open_socket(point, self._bpf, self.buffer_size, self.promisc))
         except BaseException as e:   # reported by start()
             for s in self._socks:
-                s.sock.close()
+                s.close()
             self._socks = []
             self._error = e
             self._done.set()
@@ -338,33 +204,19 @@ class Capture:
                     poller.unregister(fd)
                     s.gone = True
 
-    def _drain(self, s: _Socket, limit: int | None = None) -> bool:
+    def _drain(self, s: PointSocket, limit: int | None = None) -> bool:
         """Read up to `limit` queued frames of `s`; False if its interface went away."""
         if self._buf is None:
             self._buf = memoryview(bytearray(self.snaplen))
-        view = self._buf
-        anc = socket.CMSG_SPACE(16)
-        flags = socket.MSG_DONTWAIT | socket.MSG_TRUNC
         n = 0
         while limit is None or n < limit:
             try:
-                size, ancdata, _flags, addr = s.sock.recvmsg_into([view], anc, flags)
-            except BlockingIOError:
+                p = s.receive(self._buf, self.snaplen, self._total)
+            except InterfaceGone:
+                return False
+            if p is None:
                 return True
-            except OSError as e:
-                if e.errno in (errno.ENETDOWN, errno.ENODEV, errno.ENXIO):
-                    return False
-                raise
             n += 1
-            stamp = time.time_ns()
-            for level, kind, value in ancdata:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    sec, nsec = struct.unpack("qq", value[:16])
-                    stamp = sec * 1_000_000_000 + nsec
-            pkttype = addr[2] if addr else 0
-            p = Packet(stamp, s.point.label, "out" if pkttype == PACKET_OUTGOING else "in",
-                       PKTTYPES.get(pkttype, str(pkttype)), bytes(view[:min(size, self.snaplen)]),
-                       size, s.upper, self._total)
             s.packets.append(p)
             self._total += 1
             if self.on_packet is not None:
@@ -376,16 +228,14 @@ class Capture:
     def _finish(self) -> None:
         """Unhook every socket (bind to protocol 0), then read counts and drain the queues."""
         for s in self._socks:
-            with contextlib.suppress(OSError):
-                s.sock.bind((s.point.iface, 0))
+            s.unhook()
         for s in self._socks:
             with self._lock:
-                self._read_stats(s)
+                s.read_counters()
             with contextlib.suppress(OSError):
                 self._drain(s)
             with self._lock:
-                s.closed = True
-                s.sock.close()
+                s.close()
         if self.count is not None and self._total > self.count:
             # points are read one after another: keep the first `count` in time, not in reading
             everything = sorted((p for s in self._socks for p in s.packets),
