@@ -1,6 +1,9 @@
 """Notebook helpers (labkit.teach.lesson, labkit.teach.exercises): unit tests without root, then kernel
 tests that run them against real labs (what the notebooks rely on)."""
 import dataclasses
+import json
+import pathlib
+import re
 import socket
 import struct
 import subprocess
@@ -198,6 +201,18 @@ def test_a_url_is_checked_with_http_and_an_address_with_ping(unprivileged_ok, mo
     table = lesson.reachability(FakeLab(), [("world", "http://10.0.2.15:5000/", True)])
     assert calls == ["http://10.0.2.15:5000/"] and table.probes[0].how == "http"
     assert "(host:ens18)" in str(table)
+
+
+def test_every_name_a_notebook_calls_on_lesson_is_there():
+    """The notebooks call `lesson.NAME` (seed, sh, watch, ...): the helpers live in modules of
+    their own, and lesson must still offer each name, or a notebook cell fails."""
+    used = set()
+    for nb in sorted(pathlib.Path(__file__).resolve().parent.parent.glob("notebooks/*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                used |= set(re.findall(r"\blesson\.(\w+)", "".join(cell["source"])))
+    assert {"seed", "sh", "watch", "reachability", "check"} <= used
+    assert [name for name in sorted(used) if not callable(getattr(lesson, name, None))] == []
 
 
 # --- exercises -------------------------------------------------------------------------------
