@@ -1,0 +1,267 @@
+"""rtnetlink messages, made and read by pyroute2's classes; labkit's `Netlink` sends them.
+
+Requests are pyroute2 messages (ifinfmsg, ifaddrmsg, rtmsg, ndmsg, nsidmsg) without their
+netlink header: `Netlink` adds type, flags and sequence number and encodes them. Replies are
+parsed by `Replies` (pyroute2's rtnetlink Marshal) and turned into plain dicts here.
+Importing this module imports pyroute2 (~0.15 s): `Netlink` does so on first use only.
+"""
+from __future__ import annotations
+
+import socket
+
+from pyroute2.netlink import (NETLINK_EXT_ACK, NLM_F_ACK, NLM_F_CAPPED,
+                              NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_MULTI,
+                              NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, SOL_NETLINK,
+                              nlmsg, nlmsgerr)
+from pyroute2.netlink.rtnl import (RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE, RTM_GETADDR,
+                                   RTM_GETLINK, RTM_GETNEIGH, RTM_GETNSID, RTM_GETROUTE,
+                                   RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, rt_proto, rt_scope,
+                                   rt_type)
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+from pyroute2.netlink.rtnl.ndmsg import NTF_SELF, NUD_NOARP, NUD_PERMANENT, NUD_VALUES, ndmsg
+from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+NETLINK_CAP_ACK = 10                  # netlink(7); the few numbers pyroute2 does not name
+RT_TABLE_MAIN = 254                   # rtnetlink(7)
+RTEXT_FILTER_SKIP_STATS = 1 << 3      # IFLA_EXT_MASK bit: dumps without the counters
+RTPROT_KERNEL, RTPROT_STATIC = rt_proto["kernel"], rt_proto["static"]
+
+__all__ = [  # pyroute2's numbers that Netlink uses, then this module's own names
+    "NETLINK_EXT_ACK", "NLM_F_ACK", "NLM_F_CREATE", "NLM_F_DUMP", "NLM_F_ECHO", "NLM_F_EXCL",
+    "NLM_F_MULTI", "NLM_F_REQUEST", "NLMSG_DONE", "NLMSG_ERROR", "NLMSG_NOOP", "SOL_NETLINK",
+    "RTM_DELADDR", "RTM_DELLINK", "RTM_DELROUTE", "RTM_GETADDR", "RTM_GETLINK", "RTM_GETNEIGH",
+    "RTM_GETNSID", "RTM_GETROUTE", "RTM_NEWADDR", "RTM_NEWLINK", "RTM_NEWROUTE",
+    "NETLINK_CAP_ACK", "RT_TABLE_MAIN", "RTPROT_KERNEL", "RTPROT_STATIC", "Ack", "Replies",
+    "error", "noop", "link_request", "link_query", "new_link", "veth_peer", "set_link", "link",
+    "nsid_query", "nsid", "address_query", "address_request", "address", "route_query",
+    "route_request", "route", "neighbour_query", "state_names", "neighbour", "fdb_entry",
+]
+
+
+class Ack(nlmsgerr):
+    """NLMSG_ERROR as a NETLINK_CAP_ACK socket gets it: the error, the request's header only
+    (pyroute2's nlmsgerr and Marshal expect the whole request there), then the kernel's
+    reason (NLMSGERR_ATTR_MSG) if the flags carry NLM_F_ACK_TLVS."""
+
+    __slots__ = ()
+    fields = (("error", "i"), ("request_length", "I"), ("request_type", "H"),
+              ("request_flags", "H"), ("request_seq", "I"), ("request_pid", "I"))
+
+
+class Replies(MarshalRtnl):
+    """pyroute2's rtnetlink parser; acks and errors are read as `Ack` (see there)."""
+
+    def parse_one_message(self, key, flags, sequence_number, data, offset, length):
+        if key == NLMSG_ERROR and flags & NLM_F_CAPPED:
+            cls = Ack
+        elif key in (NLMSG_ERROR, NLMSG_DONE):
+            cls = nlmsgerr
+        else:
+            cls = self.msg_map.get(key, nlmsg)
+        msg = cls(data, offset=offset)
+        msg.decode()
+        return msg
+
+
+def error(msg: nlmsgerr) -> tuple[int, str]:
+    """(errno, the kernel's reason or "") of an NLMSG_ERROR reply (errno 0: an ack)."""
+    code = -msg["error"]
+    return code, (msg.get_attr("NLMSGERR_ATTR_MSG") or "") if code else ""
+
+
+def noop() -> nlmsg:
+    """NLMSG_NOOP: asked for an ack, it closes a batch."""
+    return nlmsg()
+
+
+def _attrs(msg) -> dict:
+    """Attribute name -> value, each decoded when read (pyroute2's get_attr scans the list)."""
+    slots = {}
+    for slot in msg["attrs"]:
+        slots.setdefault(slot.name, slot)
+    return slots
+
+
+def _value(slots: dict, name: str):
+    slot = slots.get(name)
+    return None if slot is None else slot.value
+
+
+# -- links ---------------------------------------------------------------------------------
+def link_request(index: int = 0, flags: int = 0, change: int = 0, attrs=()) -> ifinfmsg:
+    msg = ifinfmsg()
+    msg["family"], msg["index"], msg["flags"], msg["change"] = socket.AF_UNSPEC, index, flags, change
+    msg["attrs"] = list(attrs)
+    return msg
+
+
+def link_query(name: str | None = None) -> ifinfmsg:
+    """RTM_GETLINK body: every link (a dump), or the one named; without counters."""
+    attrs = [("IFLA_IFNAME", name)] if name else []
+    return link_request(attrs=attrs + [("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)])
+
+
+def new_link(name: str, mac: str | None, kind: str, up: bool, master: int | None = None,
+             data=None) -> ifinfmsg:
+    """RTM_NEWLINK body creating link `name` of `kind` (IFLA_INFO_DATA `data` if given)."""
+    attrs = [("IFLA_IFNAME", name)]
+    if mac:
+        attrs.append(("IFLA_ADDRESS", mac))
+    if master:
+        attrs.append(("IFLA_MASTER", master))
+    info = [("IFLA_INFO_KIND", kind)] + ([("IFLA_INFO_DATA", data)] if data else [])
+    attrs.append(("IFLA_LINKINFO", {"attrs": info}))
+    flags = IFF_UP if up else 0
+    return link_request(flags=flags, change=flags, attrs=attrs)
+
+
+def veth_peer(name: str, mac: str | None, netns_fd: int | None) -> dict:
+    """IFLA_INFO_DATA of a veth: its peer's name, MAC and namespace (an open fd)."""
+    attrs = [("IFLA_IFNAME", name)]
+    if mac:
+        attrs.append(("IFLA_ADDRESS", mac))
+    if netns_fd is not None:
+        attrs.append(("IFLA_NET_NS_FD", netns_fd))
+    return {"attrs": [("VETH_INFO_PEER", {"attrs": attrs})]}
+
+
+def set_link(index: int, mac: str | None, master: int | None, up: bool | None) -> ifinfmsg:
+    """RTM_NEWLINK body changing link `index`: MAC, master (0: none), state (None: unchanged)."""
+    attrs = []
+    if mac:
+        attrs.append(("IFLA_ADDRESS", mac))
+    if master is not None:
+        attrs.append(("IFLA_MASTER", master))
+    change = 0 if up is None else IFF_UP
+    return link_request(index, IFF_UP if up else 0, change, attrs)
+
+
+def link(msg: ifinfmsg) -> dict:
+    """A link as `Netlink.links()` gives it."""
+    a = _attrs(msg)
+    info = _value(a, "IFLA_LINKINFO")
+    return {
+        "index": msg["index"],
+        "name": _value(a, "IFLA_IFNAME"),
+        "kind": info.get_attr("IFLA_INFO_KIND") if info is not None else None,
+        "mac": _value(a, "IFLA_ADDRESS"),
+        "up": bool(msg["flags"] & IFF_UP),
+        "master": _value(a, "IFLA_MASTER"),
+        "link": _value(a, "IFLA_LINK"),
+        "link_netnsid": _value(a, "IFLA_LINK_NETNSID"),
+    }
+
+
+def nsid_query(netns_fd: int) -> nsidmsg:
+    """RTM_GETNSID body: the id this namespace gives the namespace open as `netns_fd`."""
+    msg = nsidmsg()
+    msg["attrs"] = [("NETNSA_FD", netns_fd)]
+    return msg
+
+
+def nsid(msg: nsidmsg) -> int | None:
+    """The id in an RTM_NEWNSID reply; None if none is assigned (the kernel sends -1)."""
+    value = msg.get_attr("NETNSA_NSID")
+    return None if value is None or value >= 1 << 31 else value
+
+
+# -- addresses -----------------------------------------------------------------------------
+def address_query() -> ifaddrmsg:
+    msg = ifaddrmsg()
+    msg["family"] = socket.AF_INET
+    return msg
+
+
+def address_request(index: int, cidr: str) -> ifaddrmsg:
+    """RTM_NEWADDR / RTM_DELADDR body for IPv4 `cidr` on link `index`."""
+    addr, length = cidr.split("/")
+    msg = ifaddrmsg()
+    msg["family"], msg["prefixlen"], msg["scope"], msg["index"] = (
+        socket.AF_INET, int(length), rt_scope["universe"], index)
+    msg["attrs"] = [("IFA_LOCAL", addr), ("IFA_ADDRESS", addr)]
+    return msg
+
+
+def address(msg: ifaddrmsg) -> tuple[int, str] | None:
+    """(link index, "a.b.c.d/len") of an IPv4 address; None for another family."""
+    if msg["family"] != socket.AF_INET:
+        return None
+    a = _attrs(msg)
+    return msg["index"], f"{_value(a, 'IFA_ADDRESS') or _value(a, 'IFA_LOCAL')}/{msg['prefixlen']}"
+
+
+# -- routes --------------------------------------------------------------------------------
+def route_query() -> rtmsg:
+    msg = rtmsg()
+    msg["family"] = socket.AF_INET
+    return msg
+
+
+def route_request(dst: str, gateway: str | None, oif: int | None, creating: bool) -> rtmsg:
+    """RTM_NEWROUTE (`creating`: static, universe, unicast) or RTM_DELROUTE body, main table."""
+    addr, length = ("0.0.0.0", "0") if dst == "default" else dst.split("/")
+    msg = rtmsg()
+    msg["family"], msg["dst_len"], msg["table"] = socket.AF_INET, int(length), RT_TABLE_MAIN
+    if creating:
+        msg["proto"], msg["scope"], msg["type"] = RTPROT_STATIC, rt_scope["universe"], rt_type["unicast"]
+    else:
+        msg["proto"], msg["scope"], msg["type"] = rt_proto["unspec"], rt_scope["nowhere"], rt_type["unspec"]
+    attrs = []
+    if int(length):
+        attrs.append(("RTA_DST", addr))
+    if gateway:
+        attrs.append(("RTA_GATEWAY", gateway))
+    if oif:
+        attrs.append(("RTA_OIF", oif))
+    msg["attrs"] = attrs
+    return msg
+
+
+def route(msg: rtmsg) -> dict | None:
+    """An IPv4 route of the main table as `Netlink.routes()` gives it; None for others."""
+    a = _attrs(msg)
+    if msg["family"] != socket.AF_INET or (_value(a, "RTA_TABLE") or msg["table"]) != RT_TABLE_MAIN:
+        return None
+    dst = _value(a, "RTA_DST")
+    return {
+        "dst": f"{dst}/{msg['dst_len']}" if dst else "default",
+        "gateway": _value(a, "RTA_GATEWAY"),
+        "dev": _value(a, "RTA_OIF"),
+        "proto": msg["proto"],
+        "src": _value(a, "RTA_PREFSRC"),
+    }
+
+
+# -- neighbours and the bridge forwarding database ----------------------------------------
+def neighbour_query(family: int) -> ndmsg:
+    """RTM_GETNEIGH body: AF_INET for the ARP table, AF_BRIDGE for bridges' FDB."""
+    msg = ndmsg()
+    msg["family"] = family
+    return msg
+
+
+def state_names(state: int) -> str:
+    """NUD state as iproute2 names it: "REACHABLE", "STALE", ... ("NONE" for 0)."""
+    names = [name[4:] for bit, name in sorted(NUD_VALUES.items()) if bit and state & bit]
+    return ",".join(names) or "NONE"
+
+
+def neighbour(msg: ndmsg) -> dict:
+    """An ARP table entry: ifindex, ip, mac (None until resolved), state (e.g. "REACHABLE")."""
+    a = _attrs(msg)
+    return {"ifindex": msg["ifindex"], "ip": _value(a, "NDA_DST"),
+            "mac": _value(a, "NDA_LLADDR"), "state": state_names(msg["state"])}
+
+
+def fdb_entry(msg: ndmsg) -> dict:
+    """A bridge FDB entry: ifindex (the port), master (the bridge's index; None for a port's
+    own "self" entries), mac, permanent (else learned), vlan (None if untagged)."""
+    a = _attrs(msg)
+    master = _value(a, "NDA_MASTER")
+    return {"ifindex": msg["ifindex"], "master": None if msg["flags"] & NTF_SELF else master,
+            "mac": _value(a, "NDA_LLADDR"),
+            "permanent": bool(msg["state"] & (NUD_PERMANENT | NUD_NOARP)),
+            "vlan": _value(a, "NDA_VLAN")}
