@@ -243,10 +243,11 @@ def test_publish_without_privileges_says_so(lab, tmp_path):
     KernelError about setns failing with 'Operation not permitted'."""
     from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     lab.up("publish")
-    code = (f"from labkit import nat\nfrom labkit.errors import NotPrivileged\n"
-            f"for call in (lambda: nat.publish({lab.name!r}, 'netns0', 8080),\n"
-            f"             lambda: nat.unpublish({lab.name!r}, 5000),\n"
-            f"             lambda: nat.masquerade({lab.name!r})):\n"
+    code = (f"from labkit import Lab, nat\nfrom labkit.errors import NotPrivileged\n"
+            f"lab = Lab({lab.name!r})\n"
+            f"for call in (lambda: nat.publish(lab, 'netns0', 8080),\n"
+            f"             lambda: nat.unpublish(lab, 5000),\n"
+            f"             lambda: nat.masquerade(lab)):\n"
             f"    try:\n        call()\n        print('no error')\n"
             f"    except NotPrivileged:\n        print('NotPrivileged')\n"
             f"    except Exception as e:\n        print(type(e).__name__, e)\n")

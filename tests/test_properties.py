@@ -91,6 +91,7 @@ def test_cli_never_shows_a_traceback(tmp_path_factory, args):
 # -- NAT: entries, rules and commands (no root) ----------------------------------------------------
 
 from labkit.nat import api as nat  # noqa: E402
+from labkit.nat import rules as nat_rules  # noqa: E402
 from labkit.model import Masquerade, PortMapping  # noqa: E402
 
 ports = st.one_of(st.integers(min_value=-2, max_value=70000), st.sampled_from([0, 1, 5000, 65535, 65536]),
@@ -118,15 +119,15 @@ def test_nat_entries_rules_and_commands(address, port, to_address, to_port, prot
     from labkit.nat import _nftables as nftables
     for entry in (PortMapping(address, port, to_address, to_port, proto), Masquerade(source, not_out)):
         try:
-            nat.check_entry(entry)
+            nat_rules.check_entry(entry)
         except LabkitError as e:
             assert str(e)
             continue
-        rules = nat.rules_for([entry])
+        rules = nat_rules.rules_for([entry])
         assert rules and all(r.iptables()[:2] == ["-t", r.table] for r in rules)
         assert nftables.transaction(rules)["nftables"]
         try:
-            lines = nat.commands([entry], tool, namespace="t1-host")
+            lines = nat_rules.commands([entry], tool, namespace="t1-host")
         except LabkitError as e:
             assert tool not in ("iptables", "nft", "both") and "choose" in str(e)
         else:
@@ -148,7 +149,8 @@ def test_nat_backend_names(name):
 @settings(max_examples=200, deadline=None)
 @given(name=st.one_of(names, anything, st.builds(object)))
 def test_lab_names_in_the_api(name):
-    """Lab(...) and the NAT functions take a Lab or a lab name; anything else is a BadName."""
+    """Lab(...) and the NAT functions take a Lab or a lab name (with its journal); anything
+    else is a LabkitError."""
     count("lab names")
     from labkit import Lab
     for call in (lambda: Lab(name), lambda: nat.entries_of(name), lambda: nat.host_namespace(name)):

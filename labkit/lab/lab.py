@@ -127,7 +127,7 @@ class Lab:
         live = inspect(self.name, self.journal.namespaces, self.stage)
         from ..nat import api as nat
         from . import service
-        backend, entries = nat.read(self.name) if live.namespace("host") else (None, ())
+        backend, entries = nat.read(self) if live.namespace("host") else (None, ())
         return dataclasses.replace(live, nat=entries, nat_backend=backend,
                                    services=service.running(self.name, self.journal))
 

@@ -5,41 +5,33 @@
 longer wanted; `remove` deletes exactly the rules it added, with -D. On the nf_tables
 variant iptables makes tables `ip nat` / `ip raw` on first use: those that labkit's commands
 made are deleted again once empty (with nft, when installed), so nothing of this backend is
-left. Every rule is journaled before it is added; a failed apply takes back what it added.
+left. What it added is kept in `book` (the backend's own record in the lab's journal:
+`book.get()` / `book.put(dict | None)`) before it is added; a failed apply takes back what it
+added. Imports only the rule model and the tool runner.
 """
 from __future__ import annotations
 
+import json
 import shlex
-import shutil
 
-from ..errors import KernelError, MissingTool
+from ..errors import KernelError
+from . import tool
+from .rules import Rule, shell_words
+from .tool import run_tool
 
 TOOL = "iptables"
 PACKAGE = "iptables"
-KEY = "iptables"
+EMPTY = {"rules": [], "created_tables": []}
 
 
 def available() -> bool:
     """True if iptables and iptables-save are installed."""
-    return shutil.which(TOOL) is not None and shutil.which("iptables-save") is not None
+    return tool.installed(TOOL, "iptables-save")
 
 
 def require() -> None:
     """Raise MissingTool (naming the Debian package) unless iptables is installed."""
-    if not available():
-        raise MissingTool(f"the NAT backend iptables needs the commands `iptables` and "
-                          f"`iptables-save`, which are not installed: apt-get install {PACKAGE} "
-                          f"(or choose --backend nftables)")
-
-
-def shell_words(argv) -> str:
-    from .api import shell_words as words
-    return words(argv)
-
-
-def _run(ns: str, argv: list[str], check: bool = True):
-    from .api import run_tool
-    return run_tool(ns, argv, check=check)
+    tool.require("iptables", PACKAGE, TOOL, "iptables-save", other="nftables")
 
 
 def _with(argv: list[str], op: str) -> list[str]:
@@ -49,7 +41,7 @@ def _with(argv: list[str], op: str) -> list[str]:
 
 def present(ns: str, argv: list[str]) -> bool:
     """True if the rule `argv` (-t T -A CHAIN ...) is in namespace `ns`."""
-    return _run(ns, [TOOL, *_with(argv, "-C")], check=False).returncode == 0
+    return run_tool(ns, [TOOL, *_with(argv, "-C")], check=False).returncode == 0
 
 
 def delete(ns: str, argv: list[str]) -> None:
@@ -57,44 +49,37 @@ def delete(ns: str, argv: list[str]) -> None:
     for _ in range(100):
         if not present(ns, argv):
             return
-        _run(ns, [TOOL, *_with(argv, "-D")])
+        run_tool(ns, [TOOL, *_with(argv, "-D")])
 
 
 def _nft_table_exists(ns: str, table: str) -> bool | None:
     """Whether nft sees iptables' table `table` (None without nft: cannot tell)."""
-    if shutil.which("nft") is None:
+    if not tool.installed("nft"):
         return None
-    return _run(ns, ["nft", "list", "table", "ip", table], check=False).returncode == 0
+    return run_tool(ns, ["nft", "list", "table", "ip", table], check=False).returncode == 0
 
 
-def _state(journal) -> dict:
-    from .api import state
-    return dict(state(journal).get(KEY) or {"rules": [], "created_tables": []})
+def _mine(book) -> dict:
+    found = book.get() or EMPTY
+    return {"rules": list(found["rules"]), "created_tables": list(found["created_tables"])}
 
 
-def _save(journal, mine: dict | None) -> None:
-    from .api import JOURNAL_KEY, state
-    rec = state(journal)
-    rec[KEY] = mine
-    journal.record(JOURNAL_KEY, rec)
-
-
-def apply(ns: str, rules, journal) -> None:
-    """Make the rules labkit added in `ns` exactly `rules` (journaled first)."""
-    mine = _state(journal)
+def apply(ns: str, rules, book) -> None:
+    """Make the rules labkit added in `ns` exactly `rules` (kept in `book` first)."""
+    mine = _mine(book)
     wanted = [r.iptables() for r in rules]
     for table in sorted({r.table for r in rules} - set(mine["created_tables"])):
         if _nft_table_exists(ns, table) is False:
             mine["created_tables"].append(table)
     mine["rules"] = mine["rules"] + [w for w in wanted if w not in mine["rules"]]
-    _save(journal, mine)
+    book.put(mine)
     for argv in [a for a in mine["rules"] if a not in wanted]:
         delete(ns, argv)
     added = []
     try:
         for argv in wanted:
             if not present(ns, argv):
-                _run(ns, [TOOL, *argv])
+                run_tool(ns, [TOOL, *argv])
                 added.append(argv)
     except KernelError:
         for argv in reversed(added):
@@ -105,46 +90,44 @@ def apply(ns: str, rules, journal) -> None:
     for table in [t for t in mine["created_tables"] if t not in used]:
         _drop_if_empty(ns, table)
         mine["created_tables"].remove(table)
-    _save(journal, mine)
+    book.put(mine)
 
 
-def remove(ns: str, state: dict, journal) -> None:
+def remove(ns: str, book) -> None:
     """Delete every rule labkit added in `ns`, then the tables its commands created if empty."""
-    mine = dict(state.get(KEY) or {"rules": [], "created_tables": []})
+    mine = _mine(book)
     for argv in reversed(mine["rules"]):
         delete(ns, argv)
     for table in mine["created_tables"]:
         _drop_if_empty(ns, table)
-    _save(journal, None)
+    book.put(None)
 
 
 def _drop_if_empty(ns: str, table: str) -> None:
-    import json
-    if shutil.which("nft") is None:
+    if not tool.installed("nft"):
         return
-    result = _run(ns, ["nft", "-j", "list", "table", "ip", table], check=False)
+    result = run_tool(ns, ["nft", "-j", "list", "table", "ip", table], check=False)
     if result.returncode != 0:
         return
     items = json.loads(result.stdout)["nftables"]
     if any("rule" in i or ("chain" in i and "hook" not in i["chain"]) for i in items):
         return  # someone else's rules or chains: leave the table
-    _run(ns, ["nft", "delete", "table", "ip", table], check=False)
+    run_tool(ns, ["nft", "delete", "table", "ip", table], check=False)
 
 
 def _saved(ns: str) -> list[tuple[str, list[str]]]:
     """(table, argv) of every rule in tables raw and nat, as iptables-save writes them."""
     found = []
     for table in ("raw", "nat"):
-        out = _run(ns, ["iptables-save", "-t", table], check=False).stdout
+        out = run_tool(ns, ["iptables-save", "-t", table], check=False).stdout
         for line in out.splitlines():
             if line.startswith("-A "):
                 found.append((table, shlex.split(line)))
     return found
 
 
-def parse(table: str, argv: list[str]):
-    """A nat.Rule from one iptables-save line's words, or None if it is not in labkit's forms."""
-    from .api import Rule
+def parse(table: str, argv: list[str]) -> Rule | None:
+    """A Rule from one iptables-save line's words, or None if it is not in labkit's forms."""
     fields: dict = {}
     it = iter(argv)
     neg = False
@@ -188,7 +171,7 @@ def parse(table: str, argv: list[str]):
 
 
 def read(ns: str) -> list:
-    """Rules in tables raw and nat: a nat.Rule where labkit recognises one, else the line."""
+    """Rules in tables raw and nat: a Rule where labkit recognises one, else the line."""
     out = []
     for table, argv in _saved(ns):
         rule = parse(table, argv)

@@ -4,39 +4,30 @@
 namespace: add table, delete it, add it again with its chains and rules), so a packet never
 meets half the rules. `remove` deletes the table. Rules go through nftables' own JSON
 interface, not hand-built netlink. Call from anywhere: every command runs in the namespace.
+Imports only the rule model and the tool runner.
 """
 from __future__ import annotations
 
 import json
-import shutil
 
-from ..errors import KernelError, MissingTool
+from ..errors import KernelError
+from . import tool
+from .rules import NFT_CHAINS as CHAINS, NFT_FAMILY as FAMILY, NFT_TABLE as TABLE, Rule
+from .tool import run_tool
 
 TOOL = "nft"
 PACKAGE = "nftables"
-FAMILY = "ip"
-TABLE = "labkit"
-
-# (iptables table, chain) -> (nft chain, type, hook, priority, priority's name)
-CHAINS = {
-    ("raw", "PREROUTING"): ("raw_prerouting", "filter", "prerouting", -300, "raw"),
-    ("nat", "PREROUTING"): ("prerouting", "nat", "prerouting", -100, "dstnat"),
-    ("nat", "OUTPUT"): ("output", "nat", "output", -100, "-100"),
-    ("nat", "POSTROUTING"): ("postrouting", "nat", "postrouting", 100, "srcnat"),
-}
 _BY_NAME = {spec[0]: key for key, spec in CHAINS.items()}
 
 
 def available() -> bool:
     """True if the nft command is installed."""
-    return shutil.which(TOOL) is not None
+    return tool.installed(TOOL)
 
 
 def require() -> None:
     """Raise MissingTool (naming the Debian package) unless nft is installed."""
-    if not available():
-        raise MissingTool(f"the NAT backend nftables needs the command `nft`, which is not "
-                          f"installed: apt-get install {PACKAGE} (or choose --backend iptables)")
+    tool.require("nftables", PACKAGE, TOOL, other="iptables")
 
 
 def _table() -> dict:
@@ -61,8 +52,8 @@ def _ifname(key: str, itf: str) -> dict:
     return _match({"meta": {"key": key}}, itf[1:] if neg else itf, "!=" if neg else "==")
 
 
-def expressions(rule) -> list[dict]:
-    """nftables JSON expressions of one nat.Rule."""
+def expressions(rule: Rule) -> list[dict]:
+    """nftables JSON expressions of one Rule."""
     expr = []
     if rule.saddr:
         expr.append(_match({"payload": {"protocol": "ip", "field": "saddr"}}, _addr(rule.saddr)))
@@ -110,25 +101,18 @@ def transaction(rules) -> dict:
     return {"nftables": cmds}
 
 
+def apply(ns: str, rules, book=None) -> None:
+    """Replace table ip labkit in namespace `ns` by `rules`, atomically (keeps no `book`)."""
+    run_tool(ns, [TOOL, "-j", "-f", "-"], input=json.dumps(transaction(rules)))
 
 
-def _run(ns: str, argv: list[str], input: str | None = None, check: bool = True):
-    from .api import run_tool
-    return run_tool(ns, argv, input=input, check=check)
-
-
-def apply(ns: str, rules, journal=None) -> None:
-    """Replace table ip labkit in namespace `ns` by `rules`, atomically."""
-    _run(ns, [TOOL, "-j", "-f", "-"], input=json.dumps(transaction(rules)))
-
-
-def remove(ns: str, state: dict | None = None, journal=None) -> None:
+def remove(ns: str, book=None) -> None:
     """Delete table ip labkit from namespace `ns` (a no-op if it is gone)."""
     apply(ns, [])
 
 
 def _read_json(ns: str) -> list[dict] | None:
-    result = _run(ns, [TOOL, "-j", "list", "table", FAMILY, TABLE], check=False)
+    result = run_tool(ns, [TOOL, "-j", "list", "table", FAMILY, TABLE], check=False)
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:
             return None
@@ -138,7 +122,7 @@ def _read_json(ns: str) -> list[dict] | None:
 
 
 def read(ns: str) -> list:
-    """The table's rules: a nat.Rule where labkit recognises one, else nft's JSON as text."""
+    """The table's rules: a Rule where labkit recognises one, else nft's JSON as text."""
     items = _read_json(ns)
     if items is None:
         return []
@@ -154,7 +138,7 @@ def read(ns: str) -> list:
 
 def listing(ns: str) -> list[str]:
     """The table as `nft list table ip labkit` prints it (empty if there is no table)."""
-    result = _run(ns, [TOOL, "list", "table", FAMILY, TABLE], check=False)
+    result = run_tool(ns, [TOOL, "list", "table", FAMILY, TABLE], check=False)
     if result.returncode != 0:
         return []
     return [line.replace("\t", "  ") for line in result.stdout.splitlines() if line.strip()]
@@ -173,9 +157,8 @@ def _unaddr(right) -> str | None:
     return None
 
 
-def parse(rule: dict):
-    """A nat.Rule from one rule of `nft -j list` output, or None if it is not in labkit's forms."""
-    from .api import Rule
+def parse(rule: dict) -> Rule | None:
+    """A Rule from one rule of `nft -j list` output, or None if it is not in labkit's forms."""
     key = _BY_NAME.get(rule.get("chain"))
     if key is None:
         return None
@@ -214,22 +197,3 @@ def parse(rule: dict):
     if "action" not in fields or None in (fields.get("saddr", ""), fields.get("daddr", "")):
         return None
     return Rule(key[0], key[1], **fields)
-
-
-def rule_command(rule) -> str:
-    """`nft add rule ...` for one nat.Rule (the table and chain must exist)."""
-    name = CHAINS[(rule.table, rule.chain)][0]
-    return f"nft add rule {FAMILY} {TABLE} {name} {rule.nft()}"
-
-
-def commands(rules) -> list[str]:
-    """The nft commands that build the table by hand: table, chains, then rules."""
-    lines = [f"nft add table {FAMILY} {TABLE}"]
-    made = []
-    for rule in rules:
-        name, kind, hook, _, prio_name = CHAINS[(rule.table, rule.chain)]
-        if name not in made:
-            made.append(name)
-            lines.append(f"nft add chain {FAMILY} {TABLE} {name} "
-                         f"'{{ type {kind} hook {hook} priority {prio_name}; }}'")
-    return lines + [rule_command(r) for r in rules]
