@@ -32,11 +32,14 @@ def _order(role: str) -> tuple:
     return ({"host": 0, "world": 1}.get(role, 2), k if k is not None else 0, role)
 
 
-def read_namespace(role: str, kernel_name: str, nl: Netlink,
-                   nsid_to_role: dict[int, str]) -> tuple[Namespace, dict[int, str]]:
+def read_namespace(role: str, kernel_name: str, nl: Netlink, nsid_to_role: dict[int, str],
+                   role_kind: str | None = None, sysctls: tuple[str, ...] = SYSCTLS_TOUCHED
+                   ) -> tuple[Namespace, dict[int, str]]:
     """One namespace's live state, and its ifindex -> name table (to name peers seen from elsewhere).
 
-    A veth whose peer is in another namespace gets peer (role, "#IFINDEX"); `inspect` names it."""
+    `role_kind` is host, world or container (guessed from the name if None); `sysctls` the
+    keys to read. A veth whose peer is in another namespace gets peer (role, "#IFINDEX");
+    `inspect` names it."""
     links = nl.links()
     by_index = {link["index"]: link for link in links}
     addrs: dict[int, list[str]] = {}
@@ -62,8 +65,8 @@ def read_namespace(role: str, kernel_name: str, nl: Netlink,
         dev = by_index.get(r["dev"], {}).get("name") if r["dev"] else None
         routes.append(Route(r["dst"], r["gateway"], None if r["gateway"] else dev))
     with netns.entered(kernel_name):
-        values = tuple((key, _read_proc(key)) for key in SYSCTLS_TOUCHED)
-    namespace = Namespace(role, kind_of_role(role), tuple(interfaces), tuple(routes),
+        values = tuple((key, _read_proc(key)) for key in sysctls)
+    namespace = Namespace(role, role_kind or kind_of_role(role), tuple(interfaces), tuple(routes),
                           tuple((k, v) for k, v in values if v is not None))
     return namespace, {index: link["name"] for index, link in by_index.items()}
 
@@ -76,20 +79,37 @@ def _read_proc(key: str) -> str | None:
         return None
 
 
-def inspect(lab: str, kernel_names: list[str], stage: str | None = None) -> Topology:
-    """Live Topology of lab `lab` over the namespaces `kernel_names` that exist."""
+def inspect(lab: str, kernel_names: list[str], stage: str | None = None,
+            want: Topology | None = None) -> Topology:
+    """Live Topology of lab `lab` over the namespaces `kernel_names` that exist.
+
+    With `want` (the plan the lab was brought to), namespaces keep its roles and order, its
+    sysctls are read too, and each namespace's veth peers are named wherever the plan puts
+    them; without it, roles are guessed from the names (host, world, containers)."""
     present = [n for n in kernel_names if netns.exists(n)]
     roles = {n: role_of(lab, n) for n in present}
-    hubs = [n for n in present if roles[n] in ("host", "world")]
+    planned = {ns.name: ns for ns in want.namespaces} if want else {}
+    kinds = {n: planned[r].role if r in planned else kind_of_role(r) for n, r in roles.items()}
+    keys = tuple(dict.fromkeys(SYSCTLS_TOUCHED + tuple(k for ns in planned.values() for k, _ in ns.sysctls)))
+    hubs = [n for n in present if kinds[n] in ("host", "world")]
     read = []
     for n in present:  # one socket at a time: 1000 containers fit a 1024-descriptor limit
         with Netlink(n) as nl:
-            others = present if roles[n] == "host" else hubs
-            read.append(read_namespace(roles[n], n, nl, _nsid_map(n, nl, others, roles)))
+            others = present if kinds[n] == "host" else \
+                list(dict.fromkeys(hubs + [p for p in _plan_peers(lab, planned.get(roles[n])) if p in roles]))
+            read.append(read_namespace(roles[n], n, nl, _nsid_map(n, nl, others, roles), kinds[n], keys))
     indexes = {ns.name: table for ns, table in read}
     namespaces = [_name_peers(ns, indexes) for ns, _ in read]
-    namespaces.sort(key=lambda ns: _order(ns.name))
+    order = {name: i for i, name in enumerate(planned)}
+    namespaces.sort(key=lambda ns: (order.get(ns.name, len(order)), _order(ns.name)))
     return Topology(lab, stage, tuple(namespaces))
+
+
+def _plan_peers(lab: str, ns: Namespace | None) -> list[str]:
+    """Kernel names of the namespaces where the plan puts `ns`'s veth peers."""
+    if ns is None:
+        return []
+    return [plan.namespace_name(lab, itf.peer[0]) for itf in ns.interfaces if itf.peer]
 
 
 def _nsid_map(name: str, nl: Netlink, others: list[str], roles: dict[str, str]) -> dict[int, str]:

@@ -5,6 +5,9 @@
         lab.ping("netns0", "172.18.0.20")
     # leaving the block runs lab.down()
 
+    Lab("diy").up("examples/two-networks.toml")   # a lab of one's own: a TOML file, a dict,
+                                                  # a Blueprint or a Topology (labkit.model)
+
 The default lab (name "") uses the seed's names unprefixed, so `ip netns exec netns0 ...`
 works as the seed's text says.
 """
@@ -12,14 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import subprocess
 
 from . import journal as journal_mod
 from ..kernel import netns
 from ..model import plan
 from ..kernel import privilege
-from ..model import stages
-from ..errors import BadAddress, BadName, KernelError, LabkitError, UnknownName
+from ..model import stages, topology_file, validation
+from ..errors import BadAddress, BadName, BadValue, KernelError, LabkitError, UnknownName
 from ..model.topology import Topology
 
 
@@ -64,30 +68,94 @@ class Lab:
         """The stage last brought up (None if the lab is down)."""
         return self.journal.get("stage")
 
-    def plan(self, stage: str, containers: int | None = None) -> Topology:
-        """What `stage` looks like for this lab (plain data, no root)."""
-        return stages.build(stage, self.name, containers)
+    def plan(self, stage, containers: int | None = None) -> Topology:
+        """What `stage` looks like for this lab (plain data, no root), checked whole.
 
-    def up(self, stage: str, containers: int | None = None,
+        `stage` is a stage's name, or a lab of one's own: a Blueprint, a Topology, a dict or
+        the path of a TOML file (labkit.model.topology_file says their schema)."""
+        return self._goal(stage, containers)[0]
+
+    def _goal(self, what, containers: int | None) -> tuple[Topology, str | None]:
+        """The topology to bring the lab to, and the file it came from (None: not a file)."""
+        if isinstance(what, str) and (what in stages.STAGES or _stage_like(what)):
+            try:
+                return stages.build(what, self.name, containers), None
+            except UnknownName as e:
+                raise UnknownName(f"{e}, or give the path of a topology file (.toml)") from None
+        if containers is not None:
+            raise BadValue(f"containers={containers!r} applies to a stage; a topology of one's own "
+                           f"declares its namespaces: leave it out")
+        if isinstance(what, Topology):
+            topology = dataclasses.replace(what, lab=self.name, nat_backend=None,
+                                           stage=what.stage or "custom")
+            if topology.stage in stages.STAGES and topology == stages.build(
+                    topology.stage, self.name, len(topology.containers) or None):
+                return topology, None  # a stage's own plan
+            validation.check_title(topology.stage)
+            topology = validation.check(topology)
+        else:
+            topology = topology_file.load(what).build(self.name)
+        if topology.stage in stages.STAGES:
+            raise BadName(f"topology name {topology.stage!r} is a stage's: name it otherwise "
+                          f"(name = \"...\" in a file, Blueprint(\"...\") in Python)")
+        source = os.path.abspath(os.fspath(what)) if isinstance(what, (str, os.PathLike)) else None
+        return topology, source
+
+    def planned(self) -> Topology | None:
+        """The plan of the lab's last `up`: a stage's, or its own topology (read back from the
+        journal); None if the lab is down."""
+        return self._planned(self.journal)
+
+    def _planned(self, journal: journal_mod.Journal) -> Topology | None:
+        data = journal.get("topology")
+        if data:
+            return Topology.from_dict(data)
+        stage = journal.get("stage")
+        return stages.build(stage, self.name, journal.get("containers")) if stage else None
+
+    def up_command(self) -> str:
+        """The command that brings the lab back to its plan, as a person types it."""
+        journal = self.journal
+        lab = f" --lab {self.name}" if self.name else ""
+        if journal.get("topology"):
+            source = journal.get("topology_file")
+            return f"labkit up --topology {source}{lab}" if source else \
+                f"lab.up(...) with the same topology (lab {self.name or '(default)'})"
+        return f"labkit up {journal.get('stage') or journal.get('goal') or 'STAGE'}{lab}"
+
+    def up(self, stage, containers: int | None = None,
            backend: str | None = None) -> Topology:
-        """Converge the kernel to `stage`; returns the stage's plan. Safe to repeat.
+        """Converge the kernel to `stage`; returns the plan. Safe to repeat; journaled first,
+        undone by `down`.
 
-        `backend` is the NAT backend, "nftables" or "iptables"; None keeps the lab's own
-        (nftables at first). Switching leaves nothing of the other backend."""
-        want = self.plan(stage, containers)
+        `stage` is a stage's name, or a lab of one's own (a Blueprint, Topology, dict or TOML
+        file's path, see `plan`), checked whole before anything is made. `backend` is the
+        NAT backend, "nftables" or "iptables"; None keeps the lab's own (nftables at first).
+        Switching leaves nothing of the other backend."""
+        want, source = self._goal(stage, containers)
+        custom = source is not None or want.stage not in stages.STAGES
         from ..nat import api as nat
         from . import service
+        for entry in want.nat:
+            nat.check_entry(entry)
         journal = self.journal
         backend = nat.choose_backend(journal, backend, want.nat)
         privilege.require()
         self._check_not_foreign(want, journal)
         from .converge import converge
-        journal.update({"goal": stage, "stage": None})  # status names an `up` that did not finish
+        journal.update({"goal": want.stage, "stage": None,  # status names an `up` that did not finish
+                        "topology": want.to_dict() if custom else None, "topology_file": source})
+        has_nat_home = want.namespace(validation.NAT_NAMESPACE) is not None
+        if not has_nat_home:
+            with contextlib.suppress(LabkitError):
+                nat.remove(self.name, journal)  # while the old host, if any, is still there
         converge(want, journal)
         service.write_resolver(want, journal)
-        nat.apply(self.name, want.nat, backend, journal)
+        if has_nat_home:
+            nat.apply(self.name, want.nat, backend, journal)
         service.converge(want, journal)
-        journal.update({"nat_backend": backend, "stage": stage, "containers": len(want.containers)})
+        journal.update({"nat_backend": backend, "stage": want.stage,
+                        "containers": len(want.containers)})
         return dataclasses.replace(want, nat_backend=backend)
 
     def _check_not_foreign(self, want: Topology, journal: journal_mod.Journal) -> None:
@@ -124,7 +192,8 @@ class Lab:
             return Topology(self.name, None)
         privilege.require()
         from .inspection import inspect
-        live = inspect(self.name, self.journal.namespaces, self.stage)
+        journal = self.journal
+        live = inspect(self.name, journal.namespaces, journal.get("stage"), self._planned(journal))
         from ..nat import api as nat
         from . import service
         backend, entries = nat.read(self) if live.namespace("host") else (None, ())
@@ -139,18 +208,18 @@ class Lab:
         journal = self.journal
         if not journal.exists():
             return []
-        stage = journal.get("stage")
-        if stage is None:
-            goal = journal.get("goal")
-            return [f"the last `labkit up{' ' + goal if goal else ''}` did not finish (interrupted "
-                    f"or failed): run it again, or `labkit down`"]
-        want = self.plan(stage, journal.get("containers"))
+        if journal.get("stage") is None:
+            goal, source = journal.get("goal"), journal.get("topology_file")
+            again = f" --topology {source}" if source else f" {goal}" if goal else ""
+            return [f"the last `labkit up{again}` did not finish (interrupted or failed): run it "
+                    f"again, or `labkit down`"]
+        want = self._planned(journal)
         live = live if live is not None else self.inspect()
         from ..nat import api as nat
         from . import service
         from .inspection import differences
         lines = differences(want, live)
-        if live.namespace("host") is not None:
+        if live.namespace(validation.NAT_NAMESPACE) is not None:
             lines += nat.drift(self.name, want.nat, journal)
         lines += service.drift(self.name, want.services)
         return lines
@@ -184,6 +253,11 @@ class Lab:
         from ..kernel.netlink import Netlink
         with Netlink(kernel) as nl:
             nl.add_address(ifname, str(parsed))
+
+
+def _stage_like(text: str) -> bool:
+    """True if `text` reads as a stage's name rather than a file's path."""
+    return not text.endswith(".toml") and os.sep not in text and not os.path.exists(text)
 
 
 def clean() -> dict[str, list[str]]:

@@ -39,6 +39,8 @@ UPLINK_PREFIX = 24
 PUBLIC_SERVER = "203.0.113.80"
 MAX_CONTAINERS = 1000
 IFNAMSIZ = 15
+# every lab namespace starts with IPv6 off (router solicitations are noise in captures)
+IPV6_OFF = (("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1"))
 
 _LAB_RE = re.compile(r"[a-z0-9]{1,6}")
 

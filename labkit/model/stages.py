@@ -3,17 +3,19 @@
 Each stage is a whole state, not a step: `up STAGE` converges the kernel to `build(STAGE)`
 from whatever is there. The seed's order: veth, two-veths, bridge, outside, publish; then
 hairpin (publishing on the host's 127.0.0.1 and a container reaching its own published port).
+Each is written with the public builder (`blueprint(stage)`), as a lab of one's own would be.
 """
 from __future__ import annotations
 
 from . import plan
 from ..errors import UnknownName
-from .topology import Interface, Masquerade, Namespace, PortMapping, Route, Service, Topology
+from .blueprint import Blueprint
+from .topology import Topology
 
 STAGES = ("veth", "two-veths", "bridge", "outside", "publish", "hairpin")
 DEFAULT_CONTAINERS = {"veth": 1}
 PUBLISHED_PORT = 5000
-IPV6_OFF = (("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1"))
+IPV6_OFF = plan.IPV6_OFF
 SYSCTLS_TOUCHED = ("net.ipv4.ip_forward", "net.ipv6.conf.all.disable_ipv6",
                    "net.ipv6.conf.default.disable_ipv6")
 
@@ -39,72 +41,47 @@ def default_containers(stage: str) -> int:
     return DEFAULT_CONTAINERS.get(stage, 2)
 
 
-def _mac(ns: str, ifname: str, address: str | None) -> str:
-    return plan.mac_for(address, ns, ifname)
-
-
-def _uplinks() -> tuple[Namespace, Interface]:
-    """The world namespace, and the host's uplink to it."""
-    world_lo = Interface("lo", "loopback", (f"{plan.PUBLIC_SERVER}/32",), None)
-    wan0 = Interface(plan.WORLD_UPLINK, "veth", (f"{plan.WORLD_ADDRESS}/{plan.UPLINK_PREFIX}",),
-                     _mac("world", plan.WORLD_UPLINK, plan.WORLD_ADDRESS),
-                     peer=("host", plan.HOST_UPLINK))
-    world = Namespace("world", "world", (world_lo, wan0), (), IPV6_OFF)
-    ens18 = Interface(plan.HOST_UPLINK, "veth", (f"{plan.HOST_ADDRESS}/{plan.UPLINK_PREFIX}",),
-                      _mac("host", plan.HOST_UPLINK, plan.HOST_ADDRESS),
-                      peer=("world", plan.WORLD_UPLINK))
-    return world, ens18
-
-
 def build(stage: str, lab: str = "", containers: int | None = None) -> Topology:
     """The Topology of `stage` for lab `lab` with `containers` containers (stage default if None)."""
     check_stage(stage)
     plan.check_lab_name(lab)
+    return blueprint(stage, containers).build(lab)
+
+
+def blueprint(stage: str, containers: int | None = None) -> Blueprint:
+    """`stage` written with the builder (a start for a lab of one's own: `topology_file.dump`)."""
+    check_stage(stage)
     n = plan.check_containers(default_containers(stage) if containers is None else containers)
-    bridged = STAGES.index(stage) >= STAGES.index("bridge")
-    routed = STAGES.index(stage) >= STAGES.index("outside")
-    prefix = int(plan.BRIDGE_NET.split("/")[1])
-    world, ens18 = _uplinks()
-    host_ifs = [Interface("lo", "loopback"), ens18]
-    namespaces = []
+    at = STAGES.index
+    bridged, routed = at(stage) >= at("bridge"), at(stage) >= at("outside")
+    prefix = plan.BRIDGE_NET.split("/")[1]
+    bp = Blueprint(stage)
+    bp.namespace("host", "host").namespace("world", "world")
     for k in range(n):
-        role, veth, ceth = plan.container(k), f"veth{k}", f"ceth{k}"
-        plan.check_kernel_name(plan.namespace_name(lab, role), "namespace")
-        addr = plan.container_address(k)
-        host_addr = None if bridged else plan.host_veth_address(k)
-        host_ifs.append(Interface(
-            veth, "veth", (f"{host_addr}/{prefix}",) if host_addr else (),
-            _mac("host", veth, host_addr), peer=(role, ceth), master="br0" if bridged else None))
-        routes = (Route("default", plan.BRIDGE_ADDRESS),) if routed else ()
-        namespaces.append(Namespace(role, "container", (
-            Interface("lo", "loopback"),
-            Interface(ceth, "veth", (f"{addr}/{prefix}",), _mac(role, ceth, addr), peer=("host", veth)),
-        ), routes, IPV6_OFF))
+        bp.namespace(plan.container(k))
+    uplink = f"/{plan.UPLINK_PREFIX}"
+    bp.veth(f"host:{plan.HOST_UPLINK}", f"world:{plan.WORLD_UPLINK}", address=plan.HOST_ADDRESS + uplink,
+            peer_address=plan.WORLD_ADDRESS + uplink)
+    bp.address("world", "lo", f"{plan.PUBLIC_SERVER}/32")
+    for k in range(n):
+        bp.veth(f"host:veth{k}", f"{plan.container(k)}:ceth{k}",
+                address=None if bridged else f"{plan.host_veth_address(k)}/{prefix}",
+                master="br0" if bridged else None,
+                peer_address=f"{plan.container_address(k)}/{prefix}")
     if bridged:
-        host_ifs.append(Interface("br0", "bridge", (f"{plan.BRIDGE_ADDRESS}/{prefix}",),
-                                  _mac("host", "br0", plan.BRIDGE_ADDRESS)))
-    # listed in every stage, so going back from `outside` turns forwarding off again
-    host_sysctls = IPV6_OFF + (("net.ipv4.ip_forward", "1" if routed else "0"),)
-    host = Namespace("host", "host", tuple(host_ifs),
-                     (Route("default", plan.WORLD_ADDRESS),), host_sysctls)
-    nat, services = _nat_and_services(stage)
-    return Topology(lab, stage, (host, world, *namespaces), nat, services)
-
-
-def _nat_and_services(stage: str) -> tuple[tuple, tuple]:
-    """NAT rules and background services of `stage` (empty before `outside`)."""
-    i = STAGES.index(stage)
-    nat, services = [], []
-    if i >= STAGES.index("outside"):
-        nat.append(Masquerade(plan.BRIDGE_NET, not_out="br0"))
-        services.append(Service("world", ("python3", "-m", "labkit.lab.service", "whoami",
-                                          plan.PUBLIC_SERVER, "80"), plan.PUBLIC_SERVER, 80))
-    if i >= STAGES.index("publish"):
+        bp.bridge("host", "br0", f"{plan.BRIDGE_ADDRESS}/{prefix}")
+    bp.route("host", "default", via=plan.WORLD_ADDRESS)
+    for k in range(n) if routed else ():
+        bp.route(plan.container(k), "default", via=plan.BRIDGE_ADDRESS)
+    # set in every stage, so going back from `outside` turns forwarding off again
+    bp.sysctl("host", "net.ipv4.ip_forward", "1" if routed else "0")
+    if routed:
+        bp.masquerade(plan.BRIDGE_NET, not_out="br0")
+        bp.server("world", plan.PUBLIC_SERVER, 80, kind="whoami")
+    if at(stage) >= at("publish"):
         target = plan.container_address(0)
-        nat.append(PortMapping(plan.HOST_ADDRESS, PUBLISHED_PORT, target, PUBLISHED_PORT))
-        services.append(Service(plan.container(0),
-                                ("python3", "-m", "http.server", "--bind", target, str(PUBLISHED_PORT)),
-                                target, PUBLISHED_PORT))
-    if i >= STAGES.index("hairpin"):
-        nat.append(PortMapping("127.0.0.1", PUBLISHED_PORT, plan.container_address(0), PUBLISHED_PORT))
-    return tuple(nat), tuple(services)
+        bp.publish(plan.HOST_ADDRESS, PUBLISHED_PORT, target)
+        bp.server(plan.container(0), target, PUBLISHED_PORT)
+    if at(stage) >= at("hairpin"):
+        bp.publish("127.0.0.1", PUBLISHED_PORT, plan.container_address(0))
+    return bp

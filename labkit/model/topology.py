@@ -7,7 +7,9 @@ maps them to kernel names (`t1-netns0`).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..errors import BadValue
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,38 @@ class Topology:
         return found
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (tuples become lists)."""
+        """JSON-ready dict (tuples become lists); `from_dict` reads it back."""
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Topology:
+        """The Topology that `to_dict` wrote (read back from JSON too); BadValue if it is not one.
 
-_ = field
+        No checks beyond the shape: `validation.check` says whether labkit can make it."""
+        try:
+            return cls(data["lab"], data.get("stage"),
+                       tuple(_namespace(ns) for ns in data.get("namespaces", ())),
+                       tuple(_nat_entry(e) for e in data.get("nat", ())),
+                       tuple(Service(s["namespace"], tuple(s["argv"]), s.get("address"), s.get("port"))
+                             for s in data.get("services", ())),
+                       data.get("nat_backend"))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise BadValue(f"not a topology as Topology.to_dict writes it ({type(e).__name__}: {e}): "
+                           f"build one with Blueprint, or read a file with Blueprint.from_dict") from None
+
+
+def _namespace(data: dict) -> Namespace:
+    interfaces = tuple(Interface(i["name"], i["kind"], tuple(i.get("addresses", ())), i.get("mac"),
+                                 tuple(i["peer"]) if i.get("peer") else None, i.get("master"),
+                                 i.get("up", True))
+                       for i in data.get("interfaces", ()))
+    routes = tuple(Route(r["dst"], r.get("gateway"), r.get("dev")) for r in data.get("routes", ()))
+    sysctls = tuple((k, v) for k, v in data.get("sysctls", ()))
+    return Namespace(data["name"], data["role"], interfaces, routes, sysctls)
+
+
+def _nat_entry(data: dict) -> Masquerade | PortMapping:
+    if "source" in data:
+        return Masquerade(data["source"], data.get("not_out"), data.get("namespace", "host"))
+    return PortMapping(data["address"], data["port"], data["to_address"], data["to_port"],
+                       data.get("proto", "tcp"), data.get("namespace", "host"))
