@@ -5,7 +5,7 @@
     sudo .venv/bin/python benchmarks/capture_burst.py --largest   (labkit only: double N until loss)
 
 A lab of its own (stage `veth`, removed afterwards) carries the burst: a raw packet socket in
-netns0 sends N prebuilt frames out of ceth0 to 172.18.0.11 (veth0, the host side); each tool
+netns0 sends N copies of one scapy-built frame (labkit.capture.frames) out of ceth0 to 172.18.0.11 (veth0, the host side); each tool
 captures at host:veth0 with the filter "udp and dst port 9". sent/s: the sender's rate;
 captured/s: frames in the tool's hands / time from the first frame sent until the tool had
 the last one (labkit: wait() returned; tcpdump: its file last grew; AsyncSniffer: its count
