@@ -1,5 +1,7 @@
 """The `labkit` command: up, down, status, clean, exec, doctor, capture, draw, handout.
 
+`labkit up --topology FILE` brings up a lab of one's own (labkit.model.topology_file).
+
 Namespace names on the command line are relative to the lab (`netns0`, `host`, `world`).
 Every LabkitError is printed as one line with its fix (exit 2), never as a traceback.
 """
@@ -19,14 +21,28 @@ def _lab(args):
 
 
 def cmd_up(args) -> int:
+    from ..errors import BadValue
+    if (args.stage is None) == (args.topology is None):
+        raise BadValue("give a STAGE or --topology FILE, one of them: e.g. `labkit up bridge` or "
+                       "`labkit up --topology examples/two-networks.toml --lab diy`")
     lab = _lab(args)
     kwargs = {"containers": args.containers}
     if args.backend:
         kwargs["backend"] = args.backend
+    if args.topology is not None:
+        want = lab.up(_topology_path(args.topology), **kwargs)
+        print(f"lab {lab.name or '(default)'}: topology {want.stage} is up (from {args.topology}: "
+              f"{', '.join(ns.name for ns in want.namespaces)})")
+        return 0
     lab.up(args.stage, **kwargs)
     print(f"lab {lab.name or '(default)'}: stage {args.stage} is up "
           f"({stages.DESCRIPTIONS[args.stage]})")
     return 0
+
+
+def _topology_path(path: str) -> str:
+    """`path` as a file's path for Lab.up (which reads a bare word as a stage's name)."""
+    return path if os.sep in path or path.endswith(".toml") else os.path.join(".", path)
 
 
 def cmd_down(args) -> int:
@@ -52,15 +68,16 @@ def cmd_status(args) -> int:
 
 
 def _drift_text(lab, drift: list[str]) -> str:
-    """The status section that compares the lab with the stage it was brought to."""
+    """The status section that compares the lab with the stage (or topology) it was brought to."""
     stage = lab.stage
-    if not lab.journal.exists():
+    journal = lab.journal
+    if not journal.exists():
         return ""
+    what = "topology" if journal.get("topology") else "stage"
     if not drift:
-        return f"matches stage {stage}: nothing was changed by hand"
-    target = f"stage {stage}" if stage else "the stage"
-    return "\n".join([f"differs from {target} (changed by hand? `labkit up {stage or 'STAGE'}"
-                      f"{' --lab ' + lab.name if lab.name else ''}` brings it back):"]
+        return f"matches {what} {stage}: nothing was changed by hand"
+    target = f"{what} {stage}" if stage else f"the {what}"
+    return "\n".join([f"differs from {target} (changed by hand? `{lab.up_command()}` brings it back):"]
                      + [f"  {line}" for line in drift])
 
 
@@ -110,7 +127,10 @@ def cmd_capture(args) -> int:
 
 def cmd_draw(args) -> int:
     from ..draw import diagram
-    topology = _lab(args).inspect()
+    if args.topology is not None:  # the plan, drawn without root
+        topology = _lab(args).plan(_topology_path(args.topology))
+    else:
+        topology = _lab(args).inspect()
     print(diagram.cli_draw(topology, args.output) if args.output else diagram.TopologyView(topology))
     return 0
 
@@ -135,12 +155,17 @@ def parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func)
         return sp
 
+    def topology_arg(sp, what):
+        sp.add_argument("--topology", metavar="FILE", default=None,
+                        help=f"a topology file (TOML, e.g. examples/two-networks.toml): {what}")
+
     def lab_arg(sp):
         sp.add_argument("--lab", default="", help="lab name (1-6 of a-z0-9; default: the seed's names)")
 
-    sp = add("up", cmd_up, "bring a lab to a stage (from any state)")
-    sp.add_argument("stage", choices=stages.STAGES, metavar="STAGE",
+    sp = add("up", cmd_up, "bring a lab to a stage, or to a topology of one's own (from any state)")
+    sp.add_argument("stage", nargs="?", choices=stages.STAGES, metavar="STAGE",
                     help="one of: " + ", ".join(stages.STAGES))
+    topology_arg(sp, "the lab to bring up, instead of a STAGE")
     lab_arg(sp)
     sp.add_argument("--containers", type=int, default=None, metavar="N",
                     help="number of containers, 1 to 1000 (default: the stage's)")
@@ -166,8 +191,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("-f", dest="filter", metavar="BPF", help="capture filter (tcpdump syntax)")
     sp.add_argument("-c", dest="count", type=int, metavar="COUNT", help="stop after COUNT packets")
     sp.add_argument("-q", dest="quiet", action="store_true", help="print only the per-point counts")
-    sp = add("draw", cmd_draw, "draw the live topology to a PNG or SVG file")
+    sp = add("draw", cmd_draw, "draw the live topology (or a topology file's plan) to a PNG or SVG file")
     lab_arg(sp)
+    topology_arg(sp, "draw this file's plan instead of the live lab (no root needed)")
     sp.add_argument("-o", dest="output", metavar="FILE.png|FILE.svg",
                     help="file to write (without it: a text tree)")
     sp = add("handout", cmd_handout, "execute the notebooks and write HTML and PDF handouts")

@@ -92,7 +92,10 @@ def _plain_address(cidr) -> str | None:
 
 def _check_address(cidr, where: str) -> str:
     at = f"{where}: " if where else ""
-    iface = plan.parse_cidr(cidr)
+    try:
+        iface = plan.parse_cidr(cidr)
+    except BadAddress as e:
+        raise BadAddress(f"{at}{e}") from None
     ip, net = iface.ip, iface.network
     if ip.is_loopback:
         raise BadAddress(f"{at}{cidr} is a loopback address (127.0.0.0/8 is lo's own in every "
