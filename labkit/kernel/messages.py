@@ -20,7 +20,7 @@ from pyroute2.netlink.rtnl import (RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE, RTM_G
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-from pyroute2.netlink.rtnl.ndmsg import NTF_SELF, NUD_NOARP, NUD_PERMANENT, NUD_VALUES, ndmsg
+from pyroute2.netlink.rtnl.ndmsg import NUD_NOARP, NUD_PERMANENT, NUD_VALUES, ndmsg
 from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
@@ -260,8 +260,7 @@ def fdb_entry(msg: ndmsg) -> dict:
     """A bridge FDB entry: ifindex (the port), master (the bridge's index; None for a port's
     own "self" entries), mac, permanent (else learned), vlan (None if untagged)."""
     a = _attrs(msg)
-    master = _value(a, "NDA_MASTER")
-    return {"ifindex": msg["ifindex"], "master": None if msg["flags"] & NTF_SELF else master,
+    return {"ifindex": msg["ifindex"], "master": _value(a, "NDA_MASTER"),
             "mac": _value(a, "NDA_LLADDR"),
             "permanent": bool(msg["state"] & (NUD_PERMANENT | NUD_NOARP)),
             "vlan": _value(a, "NDA_VLAN")}
