@@ -62,7 +62,10 @@ class Blueprint:
         self._calls: dict[str, list[dict]] = {section: [] for section, _ in SECTIONS}
 
     def __repr__(self) -> str:
-        return f"Blueprint({self.name!r}, namespaces: {', '.join(self._roles) or 'none'})"
+        counts = [f"{len(self._calls[section])} {section if len(self._calls[section]) != 1 else one}"
+                  for section, one in SECTIONS[1:] if self._calls[section]]
+        return (f"Blueprint {self.name!r}: namespaces {', '.join(self._roles) or '(none)'}"
+                + "".join(f"; {c}" for c in counts))
 
     # -- the calls ------------------------------------------------------------------------------
     def namespace(self, name: str, role: str = "container") -> Blueprint:
