@@ -65,7 +65,7 @@ class Lab:
 
     @property
     def stage(self) -> str | None:
-        """The stage last brought up (None if the lab is down)."""
+        """The stage last brought up, or the name of its own topology (None if the lab is down)."""
         return self.journal.get("stage")
 
     def plan(self, stage, containers: int | None = None) -> Topology:

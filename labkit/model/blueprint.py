@@ -240,7 +240,7 @@ class Blueprint:
 
     # -- helpers -------------------------------------------------------------------------------
     def _record(self, section: str, **kwargs) -> Blueprint:
-        self._calls[section].append({k: list(v) if isinstance(v, tuple) else v
+        self._calls[section].append({k: list(v) if isinstance(v, (tuple, list)) else v
                                      for k, v in kwargs.items() if v is not None})
         return self
 
