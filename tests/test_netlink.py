@@ -3,6 +3,8 @@ batches raise the failure in their middle and still run the rest, created veths 
 with their peer's index, and the neighbour table, the bridge FDB and the conntrack table show
 what real traffic did."""
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -78,9 +80,12 @@ def test_neighbours_after_pinging_a_peer_and_an_absent_address(lab):
     lab.up("bridge")
     assert lab.ping("netns0", "172.18.0.20")
     assert not lab.ping("netns0", "172.18.0.99", timeout=0.3)
-    with Netlink(lab.ns("netns0")) as nl:
-        table = {n["ip"]: n for n in nl.neighbours()}
-        ceth0 = nl.index("ceth0")
+
+    async def read():  # as a notebook calls it: its kernel runs an asyncio loop
+        with Netlink(lab.ns("netns0")) as nl:
+            return {n["ip"]: n for n in nl.neighbours()}, nl.index("ceth0")
+
+    table, ceth0 = asyncio.run(read())
     assert table["172.18.0.20"] == {"ifindex": ceth0, "ip": "172.18.0.20", "state": "REACHABLE",
                                     "mac": mac_of(lab, "bridge", "netns1", "ceth1")}
     absent = table["172.18.0.99"]
@@ -106,7 +111,7 @@ def test_conntrack_shows_the_masquerade_from_inside_a_running_event_loop(lab):
     assert lab.ping("netns0", plan.PUBLIC_SERVER)
     assert lab.exec("netns0", CURL + [f"http://{plan.PUBLIC_SERVER}/"]).returncode == 0
 
-    async def read():  # as a notebook calls it: its kernel runs an asyncio loop
+    async def read():
         return conntrack.connections(lab.ns("host"))
 
     ours = {c.proto: c for c in asyncio.run(read())
@@ -135,3 +140,12 @@ def test_conntrack_shows_the_published_port_translated(lab):
 def test_conntrack_of_a_missing_namespace_says_so():
     with pytest.raises(UnknownName, match="labkit-no-such-namespace"):
         conntrack.connections("labkit-no-such-namespace")
+
+
+def test_pyroute2_is_imported_by_the_first_kernel_call_not_by_the_import():
+    code = ("import sys, labkit.kernel.netlink as n, labkit.kernel.conntrack\n"
+            "print('pyroute2' in sys.modules)\n"
+            "try:\n    n.Netlink('labkit-no-such-namespace')\nexcept LookupError:\n    pass\n"
+            "print('pyroute2' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout.split()) == (0, ["False", "True"]), out.stderr
