@@ -3,7 +3,7 @@
 Requests are pyroute2 messages (ifinfmsg, ifaddrmsg, rtmsg, ndmsg, nsidmsg) without their
 netlink header: `Netlink` adds type, flags and sequence number and encodes them. Replies are
 parsed by `Replies` (pyroute2's rtnetlink Marshal) and turned into plain dicts here.
-Importing this module imports pyroute2 (~0.15 s): `Netlink` does so on first use only.
+Importing this module imports pyroute2 (~0.1 s): `Netlink` does so on first use only.
 """
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ __all__ = [  # pyroute2's numbers that Netlink uses, then this module's own name
 
 
 class Ack(nlmsgerr):
-    """NLMSG_ERROR as a NETLINK_CAP_ACK socket gets it: the error, the request's header only
-    (pyroute2's nlmsgerr and Marshal expect the whole request there), then the kernel's
-    reason (NLMSGERR_ATTR_MSG) if the flags carry NLM_F_ACK_TLVS."""
+    """NLMSG_ERROR as a NETLINK_CAP_ACK socket gets it: the error, the request's header (not
+    the whole request), then the kernel's reason (NLMSGERR_ATTR_MSG) if the flags carry
+    NLM_F_ACK_TLVS. pyroute2 0.9's nlmsgerr reads the reason right after the error, inside
+    that header, and its Marshal decodes the whole request there (struct.error)."""
 
     __slots__ = ()
     fields = (("error", "i"), ("request_length", "I"), ("request_type", "H"),

@@ -36,12 +36,11 @@ BATCH_BYTES = 1 << 16
 m = None                              # labkit.kernel.messages, imported by the first Netlink()
 
 
-def _load():
+def _load() -> None:
     global m
     if m is None:
         from . import messages
         m = messages
-    return m
 
 
 class Netlink:
@@ -150,12 +149,12 @@ class Netlink:
             if fd is not None:
                 os.close(fd)
         for reply in self._replies(seq):
-            kind = reply["header"]["type"]
-            if kind == m.NLMSG_ERROR:
+            rkind = reply["header"]["type"]
+            if rkind == m.NLMSG_ERROR:
                 code, reason = m.error(reply)
                 if code and code not in ok:
                     raise self._fail(what, code, reason)
-            elif kind == m.RTM_NEWLINK and echo is not None:
+            elif rkind == m.RTM_NEWLINK and echo is not None:
                 self.created[echo] = m.link(reply)
 
     def _flush(self) -> None:
@@ -216,8 +215,8 @@ class Netlink:
     def batch(self):
         """Queue the calls that return nothing (add, set, delete) and send them together.
 
-        Calls that read (links, index, addresses, routes, netnsid_of) send the queue first,
-        so they see its effects. Failures are raised when the queue is sent."""
+        Calls that read (links, index, addresses, routes, neighbours, fdb, netnsid_of) send
+        the queue first, so they see its effects. Failures are raised when the queue is sent."""
         if self._queue is not None:
             yield self
             return
@@ -319,7 +318,7 @@ class Netlink:
         master = None
         if "master" in attrs:
             master = self._require(attrs["master"]) if attrs["master"] else 0
-        up = attrs.get("up")
+        up = bool(attrs["up"]) if "up" in attrs else None
         if mac or master is not None or up is not None:
             names = {"mac": "address", "master": "master", "up": "state"}
             keys = sorted(names[k] for k in attrs if k in names and (k != "mac" or attrs["mac"]))
