@@ -3,6 +3,7 @@ that never stalls inside lab namespaces."""
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 
@@ -24,6 +25,7 @@ def test_hosts_file_names_every_lab_address():
     text = service.hosts_text(stages.build("publish", "t1"))
     lines = text.splitlines()
     assert lines[0] == "127.0.0.1\tlocalhost"
+    assert lines[1] == f"127.0.1.1\t{socket.gethostname()}"   # sudo in a lab namespace needs it
     for line in ("10.0.2.15\thost", "172.18.0.1\thost", "10.0.2.2\tworld",
                  "203.0.113.80\tpublic-server", "172.18.0.10\tnetns0", "172.18.0.20\tnetns1"):
         assert line in lines

@@ -46,8 +46,9 @@ def etc_dir() -> str:
 # -- name resolution -----------------------------------------------------------------------------
 
 def hosts_text(topology: Topology) -> str:
-    """A hosts file naming every address of `topology` by its namespace role."""
-    lines = ["127.0.0.1\tlocalhost"]
+    """A hosts file naming every address of `topology` by its namespace role, and the machine's
+    own name (namespaces share it: sudo, typed in a lab namespace, resolves it)."""
+    lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{socket.gethostname()}"]  # sudo looks it up
     for address, (role, _itf) in sorted(topology.addresses().items(),
                                          key=lambda kv: socket.inet_aton(kv[0])):
         name = "public-server" if address == plan.PUBLIC_SERVER else role
