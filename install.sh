@@ -7,7 +7,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "install.sh needs root (it installs Debian packages): run it with sudo" >&2
   exit 1
 fi
-PACKAGES="iproute2 nftables iptables iputils-ping curl libpcap0.8 tcpdump tshark procps
+PACKAGES="iproute2 nftables iptables iputils-ping curl libpcap0.8 tcpdump tshark procps sudo
           python3 python3-venv python3-pip chromium poppler-utils"
 missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then

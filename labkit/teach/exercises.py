@@ -1,10 +1,12 @@
 """Exercises for the notebooks, each answer checked against the live lab.
 
 A wrong answer gets a hint aimed at that mistake (the usual wrong answers are listed per
-exercise); an empty one ("..." or "?") is told to answer first, without touching the kernel.
+exercise); an empty one ("", "?", or the student edition's stub `...` or None) is told to
+answer first, without touching the kernel.
 
     answer = "veth0"                              # the student edits this
     lesson.check("two-veths-route", answer, lab)  # Right: ... / Not quite (...). Hint: ...
+    exercises.reveal("two-veths-route", lab)       # the answer and why, for who asks
 
 The right answer is read from the kernel (`ip route get`, inspection, a short capture), not
 stored, so a check also fails when the lab no longer behaves as the lesson says.
@@ -239,23 +241,46 @@ class Verdict:
     __repr__ = __str__
 
 
-def check(name: str, answer, lab=None) -> Verdict:
-    """Check `answer` to exercise `name` against the live lab (None: the default lab): right,
-    or a targeted hint."""
+NOT_DONE = ("Not answered yet: write your answer in the cell above (in place of ...), run "
+            "that cell, then this one again.")
+
+
+def _exercise_named(name: str) -> Exercise:
     ex = EXERCISES.get(name)
     if ex is None:
         raise UnknownName(f"no exercise {name!r}: choose one of {', '.join(EXERCISES)}")
-    given = "" if answer is None else str(answer)
-    if not given.strip() or given.strip() in ("...", "?"):
-        return Verdict(name, given, False, "Not answered yet: put your answer between the quotes "
-                                           "above and run the cell again.")
+    return ex
+
+
+def _truth(ex: Exercise, lab) -> str:
+    """The right answer, read from the live lab (None: the default lab, which notebooks use)."""
     privilege.require()
     if lab is None:
         from ..lab import Lab
-        lab = Lab()  # the default lab, which the notebooks use
-    truth = ex.truth(lab)
+        lab = Lab()
+    return str(ex.truth(lab))
+
+
+def check(name: str, answer, lab=None) -> Verdict:
+    """Check `answer` to exercise `name` against the live lab (None: the default lab): right,
+    or a targeted hint. The student edition's stub (`...`) or None is "not answered yet"."""
+    ex = _exercise_named(name)
+    if answer is ... or answer is None:
+        return Verdict(name, "", False, NOT_DONE)
+    given = str(answer)
+    if not given.strip() or given.strip() in ("...", "?"):
+        return Verdict(name, given, False, "Not answered yet: put your answer between the quotes "
+                                           "above and run the cell again.")
+    truth = _truth(ex, lab)
     got = ex.normalize(given)
-    if got == ex.normalize(str(truth)):
+    if got == ex.normalize(truth):
         return Verdict(name, given, True, f"Right: {truth}. Why: {ex.why}")
     hint = ex.hints.get(got) or ex.hints.get(ex.normalize(got)) or ex.otherwise
     return Verdict(name, given, False, f"Not quite ({given.strip()!r}). Hint: {hint}")
+
+
+def reveal(name: str, lab=None) -> None:
+    """Print the answer to exercise `name`, read from the live lab (what `check` compares
+    with), and why, for a student who asks."""
+    ex = _exercise_named(name)
+    print(f"The answer to {name!r}, read from the lab now: {_truth(ex, lab)}. Why: {ex.why}")

@@ -7,15 +7,18 @@ skipped with one short line instead of failing with a traceback, so "Run All" go
 `python -m labkit.teach.notebook clean FILE...` strips what a notebook picks up from being run
 (timing and UI metadata, widget state; execution counts are renumbered 1, 2, 3... because
 nbval only compares cells that have one) and keeps outputs, which nbval compares;
-`check FILE...` exits 1 if a notebook is not clean.
+`check FILE...` exits 1 if a notebook is not clean. `student OUTDIR [FILE...]` writes the
+student edition of each notebook (default: all of notebooks/) into OUTDIR (see editions).
 """
 from __future__ import annotations
 
+import glob
 import json
+import os
 import sys
 
 from ..kernel import privilege
-from ..errors import NotPrivileged
+from ..errors import BadValue, LabkitError, NotPrivileged
 
 KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 KEEP_CELL_METADATA = ("tags",)
@@ -23,7 +26,8 @@ _state = {"told": False}
 
 
 def setup(quiet: bool = False) -> bool:
-    """Prepare an IPython kernel for labkit; returns True if labs can run here.
+    """Prepare an IPython kernel for labkit (and its `%%lab ROLE` cell magic); returns True
+    if labs can run here.
 
     Without privileges, prints once what is needed; later cells are then skipped, each
     with a one-line note (none fails, so "Run All" goes through)."""
@@ -31,6 +35,7 @@ def setup(quiet: bool = False) -> bool:
     shell = _shell()
     if shell is not None:
         shell.set_custom_exc((NotPrivileged,), _short_note)
+        shell.extension_manager.load_extension("labkit.teach.magic")   # %%lab ROLE
         if missing and _skip_cell not in shell.input_transformers_post:
             shell.input_transformers_post.append(_skip_cell)
     if missing and not _state["told"]:
@@ -108,10 +113,55 @@ def is_clean(path: str) -> bool:
     return text == dumps(clean(json.loads(text)))
 
 
+def notebooks_dir() -> str:
+    """notebooks/ in the working directory, else the repository's (beside the package)."""
+    here = os.path.abspath("notebooks")
+    if os.path.isdir(here):
+        return here
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "notebooks")
+
+
+def write_student(outdir: str, paths: list[str] | None = None) -> list[str]:
+    """Write the student edition of each notebook in `paths` (default: every notebook in
+    notebooks/) into `outdir`, stored clean; returns the files written. Refuses to write
+    over an instructor's notebook (BadValue), and writes nothing then."""
+    from .editions import student
+    if not paths:
+        paths = sorted(glob.glob(os.path.join(notebooks_dir(), "*.ipynb")))
+        if not paths:
+            raise BadValue(f"no notebooks in {notebooks_dir()}: name them after OUTDIR")
+    targets = [os.path.join(outdir, os.path.basename(p)) for p in paths]
+    for path, target in zip(paths, targets):
+        if os.path.exists(target) and any(os.path.samefile(target, p) for p in paths):
+            raise BadValue(f"{target} is an instructor's notebook: write the student edition "
+                           "into another directory")
+    editions = []
+    for path in paths:
+        with open(path) as f:
+            editions.append(dumps(clean(student(json.load(f), path))))
+    os.makedirs(outdir, exist_ok=True)
+    for target, text in zip(targets, editions):
+        with open(target, "w") as f:
+            f.write(text)
+    return targets
+
+
 def main(argv: list[str]) -> int:
-    """`clean FILE...` rewrites notebooks clean; `check FILE...` exits 1 if any is not."""
+    """`clean FILE...` rewrites notebooks clean; `check FILE...` exits 1 if any is not;
+    `student OUTDIR [FILE...]` writes the student editions."""
+    if argv[:1] == ["student"] and len(argv) >= 2:
+        try:
+            written = write_student(argv[1], argv[2:])
+        except (LabkitError, OSError, ValueError) as e:
+            print(f"labkit: {e}", file=sys.stderr)
+            return 1
+        for path in written:
+            print(f"wrote {path}")
+        return 0
     if len(argv) < 2 or argv[0] not in ("clean", "check"):
-        print("usage: python -m labkit.teach.notebook clean|check NOTEBOOK...", file=sys.stderr)
+        print("usage: python -m labkit.teach.notebook clean|check NOTEBOOK...\n"
+              "       python -m labkit.teach.notebook student OUTDIR [NOTEBOOK...]", file=sys.stderr)
         return 2
     dirty = []
     for path in argv[1:]:

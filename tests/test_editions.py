@@ -1,0 +1,177 @@
+"""Student editions: solutions (nbgrader's markers) replaced by stubs that run, instructor cells
+dropped, revealing outputs cleared, the instructor's notebook untouched. No root needed."""
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from labkit.errors import BadValue
+from labkit.teach import editions, notebook
+
+SECRETS = ("veth0", "172.18.0.11", "netns0 because", "ip addr add", "the instructor's note",
+           "MARKED WHOLE")
+
+
+def instructor_notebook():
+    """A small instructor's edition: every kind of marker, and cells that must stay as they are."""
+    return new_notebook(cells=[
+        new_markdown_cell("# Routes\nWhich interface leads to netns0?"),
+        new_code_cell("from labkit.teach import exercises"),
+        new_code_cell("### BEGIN SOLUTION\nroute_answer = \"veth0\"\n### END SOLUTION",
+                      metadata={"nbgrader": {"solution": True}}),
+        new_code_cell("exercises.check(\"veth-route\", route_answer)", outputs=[
+            new_output("execute_result", {"text/plain": "Right: veth0. Why: the route."},
+                       execution_count=4)]),
+        new_markdown_cell("Why?\n\n<!-- BEGIN SOLUTION -->\nBecause of netns0 because the route"
+                          "\nsays so.\n<!-- END SOLUTION -->\n\nNext part."),
+        new_code_cell("%%lab host\n### BEGIN SOLUTION\nsudo ip addr add 172.18.0.11/16 dev veth0\n"
+                      "### END SOLUTION\nip -br addr", outputs=[
+                          new_output("stream", name="stdout", text="root@host:~# sudo ip addr add "
+                                                                   "172.18.0.11/16 dev veth0\n")]),
+        new_markdown_cell("the instructor's note: MARKED WHOLE", metadata={"tags": ["instructor"]}),
+        new_code_cell("print('MARKED WHOLE')", metadata={"nbgrader": {"solution": True}}),
+        new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 'veth0'\n    ### END SOLUTION"),
+        new_code_cell("print(1 + 1)", outputs=[new_output("stream", name="stdout", text="2\n")]),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+def sources(nb):
+    return [c["source"] for c in nb["cells"]]
+
+
+def test_solutions_become_stubs_and_nothing_of_them_is_left():
+    nb = instructor_notebook()
+    before = json.dumps(nb, sort_keys=True)
+    out = editions.student(nb, "x.ipynb")
+    assert json.dumps(nb, sort_keys=True) == before               # the instructor's is unchanged
+    text = json.dumps(out)
+    for secret in SECRETS + ("BEGIN SOLUTION", "END SOLUTION"):
+        assert secret not in text, secret
+    src = sources(out)
+    assert len(src) == len(nb["cells"]) - 1                        # the instructor cell is gone
+    assert src[2] == "route_answer = ...  # your answer here"
+    assert src[4] == "Why?\n\n*Your answer here.*\n\n\nNext part."
+    assert src[5] == "%%lab host\n# your commands here\nip -br addr"
+    assert src[6] == "pass  # your code here"
+    assert src[7] == "def f():\n    pass  # your code here"
+    for s in (src[2], src[6], src[7]):
+        ast.parse(s)                                               # stubs are valid Python
+    assert src[9 - 1] == "print(1 + 1)" and out["cells"][8]["outputs"][0]["text"] == "2\n"
+
+
+def test_outputs_that_give_an_answer_away_are_cleared_and_not_compared():
+    out = editions.student(instructor_notebook())
+    verdict, lab_cell, plain = out["cells"][3], out["cells"][5], out["cells"][8]
+    for cell in (verdict, lab_cell):
+        assert cell["outputs"] == [] and "nbval-ignore-output" in cell["metadata"]["tags"]
+    assert plain["outputs"] and "tags" not in plain["metadata"]
+    revealing = new_notebook(cells=[new_code_cell("exercises.reveal('veth-route')", outputs=[
+        new_output("stream", name="stdout", text="The answer ... veth0\n")])])
+    assert editions.student(revealing)["cells"][0]["outputs"] == []
+
+
+def test_a_whole_solution_cell_keeps_its_cell_magic_line():
+    cell = new_code_cell("%%lab netns0\nip link set lo up", metadata={"nbgrader": {"solution": True}})
+    assert editions.clear_solutions(cell)
+    assert cell["source"] == "%%lab netns0\n# your commands here"
+
+
+def test_names_assigned_by_a_solution_each_get_a_stub():
+    assert editions.assigned_names("a = 1\nb: str = 'x'\nc, (d, e) = 1, (2, 3)\nf += 1") == \
+        ["a", "b", "c", "d", "e"]
+    assert editions.assigned_names("x = 1\ny = !ls") == ["x", "y"]    # not Python: by pattern
+    cell = new_code_cell("### BEGIN SOLUTION\ngw, dev = '10.0.2.2', 'ens18'\n### END SOLUTION")
+    editions.clear_solutions(cell)
+    assert cell["source"] == "gw = ...  # your answer here\ndev = ...  # your answer here"
+
+
+@pytest.mark.parametrize("source, complaint", [
+    ("### BEGIN SOLUTION\nx = 1", "without an END SOLUTION"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "inside another"),
+    ("x = 1\n### END SOLUTION", "without a BEGIN SOLUTION"),
+])
+def test_badly_marked_solutions_are_refused_naming_the_cell(source, complaint):
+    nb = new_notebook(cells=[new_markdown_cell("intro"), new_code_cell(source)])
+    with pytest.raises(BadValue, match=f"lesson.ipynb, cell 2: .*{complaint}"):
+        editions.student(nb, "lesson.ipynb")
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "labkit.teach.notebook", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_command_writes_clean_student_editions_and_leaves_the_instructors(tmp_path):
+    source = tmp_path / "teach" / "01-x.ipynb"
+    source.parent.mkdir()
+    source.write_text(notebook.dumps(notebook.clean(instructor_notebook())))
+    before = source.read_bytes()
+    result = run_cli("student", str(tmp_path / "out"), str(source))
+    assert result.returncode == 0, result.stderr
+    written = tmp_path / "out" / "01-x.ipynb"
+    assert result.stdout.strip() == f"wrote {written}"
+    assert source.read_bytes() == before
+    assert notebook.is_clean(str(written))
+    assert "route_answer = ...  # your answer here" in written.read_text()
+    assert "veth0" not in written.read_text()
+
+
+def test_the_command_refuses_to_write_over_the_instructors_notebooks(tmp_path):
+    source = tmp_path / "01-x.ipynb"
+    source.write_text(notebook.dumps(notebook.clean(instructor_notebook())))
+    before = source.read_bytes()
+    result = run_cli("student", str(tmp_path), str(source))
+    assert result.returncode == 1 and "is an instructor's notebook" in result.stderr
+    assert "Traceback" not in result.stderr and source.read_bytes() == before
+
+
+def test_without_notebooks_named_the_command_takes_every_notebook_in_notebooks(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    for name in ("a.ipynb", "b.ipynb"):
+        (tmp_path / "notebooks" / name).write_text(json.dumps(instructor_notebook()))
+    result = run_cli("student", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.ipynb", "b.ipynb"]
+
+
+def test_the_student_edition_runs_top_to_bottom_without_an_error(tmp_path):
+    """Executed by a real kernel: the stubs leave the answer unset, check says so, no traceback."""
+    from nbconvert.preprocessors import ExecutePreprocessor
+    nb = instructor_notebook()
+    nb["cells"][5]["source"] = nb["cells"][5]["source"].replace("\nip -br addr", "")
+    nb["cells"].insert(1, new_code_cell("%load_ext labkit.teach.magic"))
+    out = nbformat.from_dict(editions.student(nb))
+    ExecutePreprocessor(timeout=120, kernel_name="python3").preprocess(
+        out, {"metadata": {"path": str(tmp_path)}})           # raises on any error
+    verdict = out["cells"][4]["outputs"][0]["data"]["text/plain"]
+    assert verdict.startswith("Not answered yet: write your answer in the cell above"), verdict
+    assert out["cells"][6]["source"] == "%%lab host\n# your commands here"
+    assert out["cells"][6]["outputs"] == []                 # nothing typed yet: nothing run
+
+
+@pytest.mark.parametrize("stub", [..., None])
+def test_checking_the_stub_says_not_answered_yet_without_touching_the_lab(stub):
+    from labkit.teach import exercises
+    verdict = exercises.check("veth-route", stub, lab=object())   # a lab it would fail to use
+    assert not verdict and str(verdict) == exercises.NOT_DONE
+    assert "veth0" not in str(verdict)
+
+
+@pytest.mark.kernel
+def test_reveal_prints_the_answer_read_from_the_live_lab(lab, capsys):
+    from labkit.teach import exercises
+    lab.up("veth")
+    assert exercises.reveal("veth-route", lab) is None
+    out = capsys.readouterr().out
+    assert out == ("The answer to 'veth-route', read from the lab now: veth0. Why: "
+                   f"{exercises.EXERCISES['veth-route'].why}\n")
+    lab.exec("host", ["ip", "route", "add", "172.18.0.10/32", "dev", "ens18"], check=True)
+    exercises.reveal("veth-route", lab)                 # read afresh, not stored
+    assert "read from the lab now: ens18." in capsys.readouterr().out
+    with pytest.raises(LookupError, match="no exercise 'nope'"):
+        exercises.reveal("nope", lab)
