@@ -92,6 +92,15 @@ class Journal:
             self.data["inodes"].update(found)
             self._save()
 
+    def expect_namespaces(self, names: list[str]) -> None:
+        """Record namespaces a person is about to create by hand (practice): `undo` deletes
+        them by name, whoever made them (their identity cannot be known in advance)."""
+        new = [n for n in names if n not in self.data["namespaces"]]
+        self.data["namespaces"].extend(new)
+        for name in names:
+            self.data["inodes"].pop(name, None)
+        self._save()
+
     def foreign(self) -> list[str]:
         """Journaled namespaces that exist now but are not the ones the lab created."""
         return [n for n, ino in self.data["inodes"].items()

@@ -18,6 +18,7 @@ import dataclasses
 import os
 import subprocess
 
+from . import faults
 from . import journal as journal_mod
 from ..kernel import netns
 from ..model import plan
@@ -124,15 +125,21 @@ class Lab:
         return f"labkit up {journal.get('stage') or journal.get('goal') or 'STAGE'}{lab}"
 
     def up(self, stage, containers: int | None = None,
-           backend: str | None = None) -> Topology:
+           backend: str | None = None, fault: str | None = None) -> Topology:
         """Converge the kernel to `stage`; returns the plan. Safe to repeat; journaled first,
         undone by `down`.
 
         `stage` is a stage's name, or a lab of one's own (a Blueprint, Topology, dict or TOML
         file's path, see `plan`), checked whole before anything is made. `backend` is the
         NAT backend, "nftables" or "iptables"; None keeps the lab's own (nftables at first).
-        Switching leaves nothing of the other backend."""
+        Switching leaves nothing of the other backend. `fault` brings the stage up with one
+        thing broken (labkit.lab.faults lists them; NAT faults use iptables, the seed's tool)."""
         want, source = self._goal(stage, containers)
+        broken = None
+        if fault is not None:
+            broken = faults.fault(fault, want.stage)
+            want = faults.broken(want, fault)
+            backend = backend or ("iptables" if broken.layer == "nat" else None)
         custom = source is not None or want.stage not in stages.STAGES
         from ..nat import api as nat
         from . import service
@@ -154,9 +161,35 @@ class Lab:
         if has_nat_home:
             nat.apply(self.name, want.nat, backend, journal)
         service.converge(want, journal)
-        journal.update({"nat_backend": backend, "stage": want.stage,
-                        "containers": len(want.containers)})
+        for role, argv in broken.after if broken else ():
+            netns.run(plan.namespace_name(self.name, role), list(argv))
+        journal.update({"nat_backend": backend, "stage": want.stage, "fault": fault,
+                        "practice": None, "containers": len(want.containers)})
         return dataclasses.replace(want, nat_backend=backend)
+
+    def practice(self, stage: str, backend: str | None = "iptables"):
+        """Bring the lab to where `stage` starts and return the task: the seed's commands for a
+        person to type (labkit.lab.practice says what is journaled first)."""
+        from .practice import practice
+        return practice(self, stage, backend)
+
+    def check(self, stage: str | None = None):
+        """Whether the lab does what `stage` does (default: the one practised or brought up),
+        by the kernel's state and real traffic; a Result with hints (see labkit.lab.check)."""
+        from .check import check
+        return check(self, stage or self._checked_stage())
+
+    def hint(self, stage: str | None = None, level: int = 1) -> str:
+        """What is not done yet: level 1 where to look, level 2 also the command that fixes it."""
+        return self.check(stage).text(level)
+
+    def _checked_stage(self) -> str:
+        journal = self.journal
+        stage = journal.get("practice") or journal.get("stage")
+        if stage not in stages.STAGES:
+            raise UnknownName(f"which stage? name it (lab.check('bridge')): the lab is "
+                              f"{'down' if not journal.exists() else 'at ' + repr(stage)}")
+        return stage
 
     def _check_not_foreign(self, want: Topology, journal: journal_mod.Journal) -> None:
         """Refuse a namespace the stage needs that exists but this lab did not create
@@ -213,6 +246,11 @@ class Lab:
             again = f" --topology {source}" if source else f" {goal}" if goal else ""
             return [f"the last `labkit up{again}` did not finish (interrupted or failed): run it "
                     f"again, or `labkit down`"]
+        if journal.get("fault") or journal.get("practice"):
+            what = (f"fault {journal.get('fault')!r} is set" if journal.get("fault") else
+                    f"practising stage {journal.get('practice')!r}")
+            return [f"{what}: `labkit check {journal.get('practice') or journal.get('stage')}"
+                    f"{' --lab ' + self.name if self.name else ''}` says what is left to do"]
         want = self._planned(journal)
         live = live if live is not None else self.inspect()
         from ..nat import api as nat

@@ -1,0 +1,147 @@
+"""Is the stage done? The live lab compared with what a stage does, in the seed's terms.
+
+`check(lab, stage)` reads the kernel (namespaces, links, addresses, masters, link states,
+routes, forwarding, listening servers) and sends real traffic between lab namespaces (the
+stage's reachability). It judges what the lesson needs and accepts how a person did it: NAT
+typed with iptables (either flavour) or nft, rules in any order, routes of any protocol, any
+MAC, extra harmless addresses and processes. Each unmet item says what is wrong in the
+seed's words; `Result.hints(1)` adds where to look (the tool that shows it), `hints(2)` the
+command that fixes it. Commands are written for the lab's own names (`t1-netns0` in lab t1).
+"""
+from __future__ import annotations
+
+from ..model import plan, stages
+from ..model.topology import Interface, Namespace, Topology, route_text
+from . import reach, service
+from .verdict import Item, Result, Words
+
+
+def check(lab, stage: str, containers: int | None = None) -> Result:
+    """Compare lab `lab` (a Lab) with `stage`, by the kernel's state and by real traffic."""
+    stages.check_stage(stage)
+    want = stages.build(stage, lab.name, containers or _containers(lab, stage))
+    live = lab.inspect()
+    words = Words(lab.name)
+    items = list(_state_items(want, live, words))
+    items += _forwarding_items(want, live, words)
+    items += _server_items(lab, want, words)
+    items += reach.items(lab, stage, words)
+    return Result(stage, lab.name, tuple(items))
+
+
+def _containers(lab, stage: str) -> int:
+    """How many containers to expect: the stage's default, or more if the lab has them."""
+    have = [r for r in lab.roles() if plan.container_index(r) is not None]
+    return max(stages.default_containers(stage), len(have))
+
+
+def _state_items(want: Topology, live: Topology, w: Words):
+    """Namespaces, links (kind, peer, state, master) and addresses, in the plan's order."""
+    for ns in want.namespaces:
+        have = live.namespace(ns.name)
+        yield Item(have is not None, f"namespace {w.ns(ns.name)} "
+                   + ("exists" if have is not None else "does not exist"), "namespaces",
+                   "ip netns list", f"{w.where('host')}: ip netns add {w.ns(ns.name)}")
+        if have is None:
+            continue
+        for itf in ns.interfaces:
+            yield from _link_items(ns, itf, have, live, w)
+    for ns in want.namespaces:
+        have = live.namespace(ns.name)
+        if have is None:
+            continue
+        for itf in ns.interfaces:
+            got = have.interface(itf.name)
+            if got is None:
+                continue
+            yield from _address_items(ns.name, itf, got, w)
+        for route in ns.routes:
+            found = any(r.dst == route.dst and r.gateway == route.gateway for r in have.routes)
+            text = route_text(route)
+            yield Item(found, f"{ns.name} has " + ("a" if found else "no") + f" route {text}",
+                       "routes", w.look(ns.name, "ip route"),
+                       f"{w.where(ns.name)}: ip route add {text}")
+
+
+def _link_items(ns: Namespace, itf: Interface, have: Namespace, live: Topology, w: Words):
+    got = have.interface(itf.name)
+    where = f"{itf.name} in {ns.name}" if ns.name != "host" else itf.name
+    if got is None:
+        yield Item(False, f"{where} does not exist", "links", w.look(ns.name, "ip link"),
+                   _make_link(ns, itf, live, w))
+        return
+    if itf.kind == "veth" and itf.peer and ns.name == "host":
+        ok = got.kind == "veth" and got.peer is not None and tuple(got.peer) == tuple(itf.peer)
+        yield Item(ok, f"{where}'s other end is " + (f"{itf.peer[1]} in {itf.peer[0]}" if ok else
+                   f"not {itf.peer[1]} in {itf.peer[0]}"), "links", w.look("host", "ip -d link show type veth")
+                   + f" (and {w.look(itf.peer[0], 'ip link')})", _make_link(ns, itf, live, w))
+    if itf.kind != "loopback" or ns.role == "container":
+        yield Item(got.up == itf.up, f"{where} is " + ("up" if got.up else "down"), "links",
+                   w.look(ns.name, "ip -br link"),
+                   f"{w.where(ns.name)}: ip link set {itf.name} {'up' if itf.up else 'down'}")
+    if itf.kind == "veth" and ns.name == "host" and (itf.master or got.master):
+        ok = got.master == itf.master
+        said = (f"{itf.name} is a port of {itf.master}" if ok and itf.master else
+                f"{itf.name} is not a port of {itf.master}" if itf.master else
+                f"{itf.name} is a port of {got.master}, which this stage does not have")
+        fix = (f"ip link set {itf.name} master {itf.master}" if itf.master
+               else f"ip link set {itf.name} nomaster")
+        yield Item(ok, said, "links", w.look("host", "bridge link"), f"{w.where('host')}: {fix}")
+
+
+def _make_link(ns: Namespace, itf: Interface, live: Topology, w: Words) -> str:
+    """The seed's commands that make a missing link."""
+    if itf.kind == "bridge":
+        return f"{w.where('host')}: ip link add {itf.name} type bridge; ip link set {itf.name} up"
+    if itf.kind == "veth" and itf.peer:
+        host_end, other = (itf.name, itf.peer) if ns.name == "host" else (itf.peer[1], (ns.name, itf.name))
+        return (f"{w.where('host')}: ip link add {host_end} type veth peer name {other[1]}; "
+                f"ip link set {other[1]} netns {w.ns(other[0])}")
+    return ""
+
+
+def _address_items(role: str, itf: Interface, got: Interface, w: Words):
+    where = f"{itf.name} in {role}" if role != "host" else itf.name
+    for cidr in itf.addresses:
+        ok = cidr in got.addresses
+        instead = [a for a in got.addresses if a not in itf.addresses]
+        said = (f"{where} holds {cidr}" if ok else f"{where} lacks {cidr}"
+                + (f" (it holds {', '.join(instead)} instead)" if instead else ""))
+        fix = "; ".join([f"ip addr del {a} dev {itf.name}" for a in instead if not ok]
+                        + [f"ip addr add {cidr} dev {itf.name}"])
+        yield Item(ok, said, "addresses", w.look(role, "ip -br addr"), f"{w.where(role)}: {fix}")
+    if itf.master:  # a bridge port holds no address: one left there is a second route
+        for cidr in got.addresses:
+            yield Item(False, f"{where} still holds {cidr}, but a bridge port has no address "
+                       f"(its route competes with the bridge's)", "addresses",
+                       w.look(role, "ip route"), f"{w.where(role)}: ip addr del {cidr} dev {itf.name}")
+
+
+def _forwarding_items(want: Topology, live: Topology, w: Words):
+    """ip_forward where the stage routes (outside and later)."""
+    for ns in want.namespaces:
+        value = dict(ns.sysctls).get("net.ipv4.ip_forward")
+        have = live.namespace(ns.name)
+        if value != "1" or have is None:
+            continue
+        now = dict(have.sysctls).get("net.ipv4.ip_forward")
+        yield Item(now == "1", f"the {ns.name} " + ("forwards packets" if now == "1" else
+                   f"does not forward packets (net.ipv4.ip_forward is {now})"), "forwarding",
+                   w.look(ns.name, "sysctl net.ipv4.ip_forward"),
+                   f"{w.where(ns.name)}: sysctl -w net.ipv4.ip_forward=1")
+
+
+def _server_items(lab, want: Topology, w: Words):
+    """The stage's servers that a person starts (the seed's http.server), listening."""
+    for s in want.services:
+        if s.namespace == "world" or not (s.address and s.port):
+            continue  # the world's server is part of the scene, not the student's task
+        kernel = w.ns(s.namespace)
+        ok = service.is_listening(kernel, s.address, s.port) if kernel in _existing(lab) else False
+        yield Item(ok, f"{'something' if ok else 'nothing'} listens on {s.address}:{s.port} in "
+                   f"{s.namespace}", "servers", w.look(s.namespace, "ss -ltn"),
+                   f"{w.where(s.namespace)}: {' '.join(s.argv)} &")
+
+
+def _existing(lab) -> set[str]:
+    return {w for w in (plan.namespace_name(lab.name, r) for r in lab.roles())}

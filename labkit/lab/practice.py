@@ -1,0 +1,95 @@
+"""Your turn: the lab brought to where a stage starts, for a person to type the stage's commands.
+
+`practice(lab, stage)` converges the lab to the state before `stage` (the world and the host
+for `veth`; the previous stage otherwise, with the world's server when the stage needs it),
+journals first every namespace the person is expected to create (so `down` removes what
+they make under those names, never anything found by pattern), writes those namespaces'
+hosts and resolv.conf (a server started there resolves at once), and returns the task: the
+seed's steps, where to type each one, then `labkit check STAGE`. A namespace of that name
+that the lab did not make is refused, named, never taken over.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+from dataclasses import dataclass
+
+from ..errors import KernelError
+from ..kernel import netns
+from ..model import plan, seed, stages
+from ..model.topology import Topology
+from . import service
+from .verdict import Words
+
+
+@dataclass(frozen=True)
+class Task:
+    """The stage to build by hand: its steps, in the lab's names, and how to check it."""
+    stage: str
+    lab: str
+    steps: tuple[seed.Step, ...]
+
+    def text(self) -> str:
+        """The task as a terminal shows it: one block per place to type, then the check."""
+        flag = f" --lab {self.lab}" if self.lab else ""
+        words = Words(self.lab)
+        out = [f"Your turn: build stage {self.stage!r} ({stages.DESCRIPTIONS[self.stage]}).",
+               "Type each command in a shell in the namespace named above it:"]
+        where = None
+        for step in self.steps:
+            if step.where != where:
+                where = step.where
+                out.append(f"  # {words.where(where)}")
+            note = "" if step.seed else "   # labkit's lab: not in the seed"
+            out.append(f"  {step.command}{note}")
+        out.append(f"Then: labkit check {self.stage}{flag}   (a hint: labkit check {self.stage}{flag} --fix)")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.text()
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return f'<pre class="labkit-task">{html.escape(self.text())}</pre>'
+
+
+def before(stage: str, lab: str = "") -> Topology:
+    """Where `stage` starts: the previous stage's plan (the world and the host alone for
+    `veth`), with the world's server if `stage` has it (it is the scene, not the task)."""
+    i = stages.STAGES.index(stages.check_stage(stage))
+    target = stages.build(stage, lab)
+    if i == 0:
+        start = dataclasses.replace(target, namespaces=tuple(
+            dataclasses.replace(n, interfaces=tuple(
+                itf for itf in n.interfaces if not (itf.peer and plan.container_index(itf.peer[0]) is not None)))
+            for n in target.namespaces if n.role != "container"), nat=(), services=())
+    else:
+        start = stages.build(stages.STAGES[i - 1], lab)
+    world = tuple(s for s in target.services if s.namespace == "world" and s not in start.services)
+    if world or i == 0:
+        start = dataclasses.replace(start, stage=f"before-{stage}", services=start.services + world)
+    return start
+
+
+def practice(lab, stage: str, backend: str | None = "iptables") -> Task:
+    """Bring `lab` to where `stage` starts and return the task (see the module docstring).
+
+    `backend` is the NAT tool of what labkit sets up before (iptables: the seed's, so
+    `iptables -t nat -S` shows every rule); None keeps the lab's own."""
+    start = before(stage, lab.name)
+    names = [plan.namespace_name(lab.name, role) for role in seed.NEW_NAMESPACES.get(stage, ())]
+    journal = lab.journal
+    foreign = [n for n in names if n not in journal.namespaces and netns.exists(n)]
+    if foreign:
+        raise KernelError(f"namespace(s) {', '.join(foreign)} exist but lab {lab.name or '(default)'!r} "
+                          f"did not create them; to practise {stage!r} you create them yourself: "
+                          f"delete them if they are yours to lose "
+                          f"({'; '.join(f'sudo ip netns delete {n}' for n in foreign)}) or use "
+                          f"another lab name (--lab NAME)")
+    lab.up(start.stage if start.stage in stages.STAGES else start, backend=backend)
+    journal = lab.journal
+    journal.expect_namespaces(names)
+    service.write_resolver(stages.build(stage, lab.name), journal)
+    journal.update({"practice": stage, "fault": None})
+    return Task(stage, lab.name, seed.steps(stage, lab.name))

@@ -1,0 +1,119 @@
+"""What each stage makes reachable, and what it must not, probed with real traffic.
+
+A probe is a ping or an HTTP GET from one lab namespace to an address of another (never to
+anything outside the lab). `items(lab, stage, words)` turns the stage's probes into check
+items in the seed's words. `ping` and `http` are what the notebooks' tables use too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model import plan
+from .verdict import Item, Words
+
+CURL = ("curl", "-sS", "-f", "--noproxy", "*", "--connect-timeout", "1", "-m", "3")
+PUBLISHED = f"http://{plan.HOST_ADDRESS}:5000/"
+WHOAMI = f"http://{plan.PUBLIC_SERVER}/"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """From namespace `source`, ping `target` (an address) or GET it (a URL); `expect` it to work."""
+    source: str
+    target: str
+    expect: bool = True
+    why: str = ""            # what a wrong answer means, in the seed's words
+
+    @property
+    def command(self) -> str:
+        """The command a person types for this probe."""
+        if self.target.startswith("http"):
+            return f"curl {self.target}"
+        return f"ping -c1 {self.target}"
+
+
+def ping(lab, source: str, address: str, timeout: float = 1.0) -> bool:
+    """True if one ping from namespace `source` to `address` is answered."""
+    return lab.ping(source, address, timeout=timeout)
+
+
+def http(lab, source: str, url: str) -> tuple[bool, str]:
+    """(answered with success, the body) of a GET of `url` from namespace `source`."""
+    result = lab.exec(source, [*CURL, url])
+    return result.returncode == 0, result.stdout
+
+
+def _c(k: int) -> str:
+    return plan.container_address(k)
+
+
+PROBES: dict[str, tuple[Probe, ...]] = {
+    "veth": (Probe("host", _c(0)), Probe("netns0", "172.18.0.11")),
+    "two-veths": (
+        Probe("netns0", "172.18.0.21", why="netns0 should reach veth1's address through the host"),
+        Probe("host", _c(1), False, "the seed's lesson: the reply to netns1 leaves by veth0, "
+              "the first of two routes for 172.18.0.0/16; did you add a route by hand?"),
+        Probe("netns1", "172.18.0.21", False, "netns1 should not reach the host: the host's "
+              "reply leaves by veth0"),
+        Probe("netns0", _c(1), False, "netns0 should not reach netns1: nothing joins the two veths"),
+    ),
+    "bridge": (Probe("netns0", _c(1)), Probe("netns1", _c(0)), Probe("host", _c(0)),
+               Probe("host", _c(1)), Probe("netns0", plan.BRIDGE_ADDRESS)),
+    "outside": (Probe("netns0", plan.PUBLIC_SERVER), Probe("netns1", plan.PUBLIC_SERVER)),
+    "publish": (Probe("world", PUBLISHED, why="from outside: the PREROUTING DNAT"),
+                Probe("host", PUBLISHED, why="from the host itself: the OUTPUT DNAT")),
+    "hairpin": (Probe("host", "http://127.0.0.1:5000/", why="published on the host's 127.0.0.1"),
+                Probe("netns0", PUBLISHED, why="netns0 reaching its own published port (hairpin)"),
+                Probe("netns1", PUBLISHED, why="another container reaching the published port")),
+}
+
+
+def items(lab, stage: str, words: Words) -> list[Item]:
+    """The stage's probes as check items; `outside` also asks which source the world sees."""
+    roles = set(lab.roles())
+    found = []
+    for p in PROBES.get(stage, ()):
+        if p.source not in roles:
+            found.append(Item(False, f"cannot probe from {p.source}: the namespace is missing",
+                              "traffic", "ip netns list"))
+            continue
+        got = http(lab, p.source, p.target)[0] if p.target.startswith("http") else \
+            ping(lab, p.source, p.target)
+        found.append(_item(p, got, words))
+    if stage == "outside" and "netns0" in roles:
+        found.append(_source_seen(lab, words))
+    return found
+
+
+def _item(p: Probe, got: bool, w: Words) -> Item:
+    verb = "gets" if p.target.startswith("http") else "reaches"
+    said = (f"{p.source} {verb} {p.target}" if got else
+            f"{p.source} {'gets no answer from' if verb == 'gets' else 'does not reach'} {p.target}")
+    if got == p.expect:
+        return Item(True, said, "traffic")
+    extra = f" ({p.why})" if p.why else ""
+    look = w.look(p.source, p.command)
+    if p.expect and p.source != "host":
+        look += f"; then {w.look('host', 'ip route get ' + _address(p.target))}"
+    return Item(False, said + (" but should not" if got else "") + extra, "traffic", look)
+
+
+def _address(target: str) -> str:
+    return target.split("//")[-1].split(":")[0].rstrip("/") if "//" in target else target
+
+
+def _source_seen(lab, w: Words) -> Item:
+    """The world's whoami page names the source address it saw: the host's, if masqueraded."""
+    answered, body = http(lab, "netns0", WHOAMI)
+    seen = body.strip()
+    fix = (f"{w.where('host')}: iptables -t nat -A POSTROUTING -s {plan.BRIDGE_NET} "
+           f"! -o br0 -j MASQUERADE")
+    look = f"{w.look('host', f'tcpdump -ni {plan.HOST_UPLINK} icmp')} while netns0 pings " \
+           f"{plan.PUBLIC_SERVER}; {w.look('host', 'iptables -t nat -S POSTROUTING')}"
+    if answered and seen == plan.HOST_ADDRESS:
+        return Item(True, f"the public server sees netns0's packets coming from {seen}", "traffic")
+    if answered:
+        return Item(False, f"the public server sees netns0's packets coming from {seen}, not from "
+                    f"the host's {plan.HOST_ADDRESS}", "traffic", look, fix)
+    return Item(False, f"nothing rewrites the source of packets leaving {plan.HOST_UPLINK}: the "
+                f"public server gets no answer back to netns0 (no MASQUERADE?)", "traffic", look, fix)

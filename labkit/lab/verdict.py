@@ -1,0 +1,109 @@
+"""A check's verdict as plain data: items met or not, each with two levels of hint."""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, field
+
+from ..kernel import netns
+from ..model import plan
+
+LAYERS = ("namespaces", "links", "addresses", "routes", "forwarding", "servers", "traffic")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing the stage needs: met or not, in the seed's words, with two levels of hint."""
+    ok: bool
+    what: str            # the fact found, e.g. "veth1 is not a port of br0"
+    layer: str           # one of LAYERS
+    look: str = ""       # level 1: where to look, and with which tool
+    fix: str = ""        # level 2: the command that fixes it (where to type it first)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What `check` found: every item, met or not; true when the stage is done."""
+    stage: str
+    lab: str
+    items: tuple[Item, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when every item is met."""
+        return all(i.ok for i in self.items)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def unmet(self) -> list[Item]:
+        """The items not met, in the order of the lesson (earliest step first)."""
+        return [i for i in self.items if not i.ok]
+
+    def hints(self, level: int = 1) -> list[str]:
+        """One line per unmet item: level 1 says where to look, level 2 adds the fix."""
+        lines = []
+        for item in self.unmet:
+            lines.append(item.what + (f"; look: {item.look}" if item.look else ""))
+            if level >= 2 and item.fix:
+                lines.append(f"    fix: {item.fix}")
+        return lines
+
+    def text(self, level: int = 0) -> str:
+        """The verdict and one line per unmet item (with hints at `level` 1 or 2)."""
+        who = f"lab {self.lab}" if self.lab else "the lab"
+        if self.ok:
+            return f"stage {self.stage}: done ({who} does what the stage does: {len(self.items)} checks)"
+        head = f"stage {self.stage}: not done yet ({len(self.unmet)} of {len(self.items)} checks unmet)"
+        lines = self.hints(level) if level else [i.what for i in self.unmet]
+        return "\n".join([head] + [f"  {line}" for line in lines])
+
+    def __str__(self) -> str:
+        return self.text(1)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        color = "#2e7d32" if self.ok else "#c62828"
+        head = html.escape(self.text().splitlines()[0])
+        rows = "".join(f"<li>{html.escape(i.what)}<br><small>look: {html.escape(i.look)}</small></li>"
+                       for i in self.unmet)
+        return (f'<div class="labkit-check"><b style="color:{color}">{head}</b>'
+                + (f"<ul>{rows}</ul>" if rows else "") + "</div>")
+
+    def to_dict(self) -> dict:
+        """JSON-ready: stage, lab, ok, items."""
+        return {"stage": self.stage, "lab": self.lab, "ok": self.ok,
+                "items": [asdict(i) for i in self.items]}
+
+    def to_json(self) -> str:
+        """`to_dict` as JSON text."""
+        return json.dumps(self.to_dict(), indent=2)
+
+
+class Words:
+    """The lab's kernel names in commands ("netns0" -> "t1-netns0" in lab t1)."""
+
+    def __init__(self, lab: str):
+        self.lab = lab
+
+    def ns(self, role: str) -> str:
+        return plan.namespace_name(self.lab, role)
+
+    def where(self, role: str) -> str:
+        """Where to type a command that acts in namespace `role` (a shell in it)."""
+        return f"in {role} ({self.shell(role)})"
+
+    def shell(self, role: str) -> str:
+        """The command that opens a root shell in namespace `role`: nsenter for the host (the
+        namespaces added from there must be seen everywhere; `ip netns exec` gives its shell
+        a mount namespace of its own), `ip netns exec` elsewhere (it binds the namespace's
+        own resolv.conf and hosts from /etc/netns)."""
+        if role == "host":
+            return f"sudo nsenter --net={netns.path(self.ns(role))} bash"
+        return f"sudo ip netns exec {self.ns(role)} bash"
+
+    def look(self, role: str, command: str) -> str:
+        """`command` run in namespace `role`, typed from any root shell."""
+        return f"ip netns exec {self.ns(role)} {command}"

@@ -1,0 +1,113 @@
+"""The seed's commands for each stage, step by step, as a person types them (plain data).
+
+A step says where it is typed (a shell in a lab namespace: `host` is the seed's VM) and what
+it does. The words are the seed's, `sudo` included; two steps are labkit's own, marked
+`seed=False`: turning forwarding on (the seed's VM had it on already; the lab's host starts
+with it off, so the in-between state can be seen) and, for `hairpin`, which the seed lacks,
+every command. `steps(stage, lab)` writes the namespace names of lab `lab` (`t1-netns0`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from . import plan
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command, typed in a shell in namespace `where`; `does` says what it changes."""
+    where: str
+    command: str
+    does: str
+    seed: bool = True
+
+
+def _host(command: str, does: str, seed: bool = True) -> Step:
+    return Step("host", command, does, seed)
+
+
+def _container(k: int, recreate: bool = False) -> tuple[Step, ...]:
+    ns, veth, ceth = f"netns{k}", f"veth{k}", f"ceth{k}"
+    return (
+        _host(f"sudo ip netns add {ns}", f"a new network namespace: container {k}"),
+        _host(f"sudo ip link add {veth} type veth peer name {ceth}", "a veth pair, both ends on the host"),
+        _host(f"sudo ip link set {ceth} netns {ns}", f"one end moves into {ns}"),
+        _host(f"sudo ip link set {veth} up", "the host's end up"),
+    ) + (() if recreate else (
+        _host(f"sudo ip addr add {plan.host_veth_address(k)}/16 dev {veth}",
+              f"an address on the host's end: and a route for 172.18.0.0/16 via {veth}"),))
+
+
+def _inside(k: int) -> tuple[Step, ...]:
+    ns, ceth = f"netns{k}", f"ceth{k}"
+    return (
+        Step(ns, "ip link set lo up", "the loopback interface up"),
+        Step(ns, f"ip link set {ceth} up", "the container's end up"),
+        Step(ns, f"ip addr add {plan.container_address(k)}/16 dev {ceth}",
+             "the container's address: and its route for 172.18.0.0/16"),
+    )
+
+
+_DNAT = "-p tcp -m tcp --dport 5000 -j DNAT --to-destination 172.18.0.10:5000"
+
+STEPS: dict[str, tuple[Step, ...]] = {
+    "veth": _container(0) + _inside(0),
+    "two-veths": _container(1) + _inside(1),
+    "bridge": (
+        _host("sudo ip netns delete netns0", "container 0 goes, and its veth pair with it"),
+        _host("sudo ip netns delete netns1", "container 1 goes, and its veth pair with it"),
+    ) + _container(0, recreate=True) + _container(1, recreate=True) + _inside(0) + _inside(1) + (
+        _host("sudo ip link add br0 type bridge", "a bridge: a switch inside the host"),
+        _host("sudo ip link set br0 up", "the bridge up"),
+        _host("sudo ip link set veth0 master br0", "veth0 becomes a port of br0"),
+        _host("sudo ip link set veth1 master br0", "veth1 becomes a port of br0"),
+        _host("sudo ip addr add 172.18.0.1/16 dev br0", "the host's address on the bridge: one route"),
+    ),
+    "outside": (
+        Step("netns0", "ip route add default via 172.18.0.1", "netns0 sends what is not local to the host"),
+        Step("netns1", "ip route add default via 172.18.0.1", "netns1 sends what is not local to the host"),
+        _host("sudo sysctl -w net.ipv4.ip_forward=1", "the host forwards packets between interfaces",
+              seed=False),
+        _host("sudo iptables -t nat -A POSTROUTING -s 172.18.0.0/16 ! -o br0 -j MASQUERADE",
+              "packets from the containers leave with the host's address"),
+    ),
+    "publish": (
+        Step("netns0", "python3 -m http.server --bind 172.18.0.10 5000 &", "a web server in netns0"),
+        _host(f"sudo iptables -t nat -A PREROUTING -d 10.0.2.15 {_DNAT}",
+              "packets from outside to 10.0.2.15:5000 go to netns0"),
+        _host(f"sudo iptables -t nat -A OUTPUT -d 10.0.2.15 {_DNAT}",
+              "the host's own packets to 10.0.2.15:5000 go to netns0"),
+    ),
+    "hairpin": (
+        _host("sudo sysctl -w net.ipv4.conf.br0.route_localnet=1",
+              "packets from 127.0.0.1 may leave by br0", seed=False),
+        _host(f"sudo iptables -t nat -A PREROUTING -d 127.0.0.1 {_DNAT}",
+              "packets to 127.0.0.1:5000 arriving from the network go to netns0", seed=False),
+        _host(f"sudo iptables -t nat -A OUTPUT -d 127.0.0.1 {_DNAT}",
+              "the host's own packets to 127.0.0.1:5000 go to netns0", seed=False),
+        _host("sudo iptables -t nat -A POSTROUTING -s 127.0.0.0/8 -o br0 -j MASQUERADE",
+              "and they leave by br0 with br0's address", seed=False),
+        _host("sudo iptables -t raw -A PREROUTING -d 127.0.0.0/8 ! -i lo -j DROP",
+              "nothing from the network may claim 127.0.0.1 (moby#41872)", seed=False),
+    ),
+}
+"""Each stage's steps, from the state of the stage before it (see `practice`)."""
+
+NEW_NAMESPACES = {"veth": ("netns0",), "two-veths": ("netns1",), "bridge": ("netns0", "netns1")}
+"""The namespaces a person creates in each stage (the bridge stage deletes and re-adds both)."""
+
+
+def steps(stage: str, lab: str = "") -> tuple[Step, ...]:
+    """The steps of `stage` with lab `lab`'s namespace names (no root needed)."""
+    from .stages import check_stage
+    check_stage(stage)
+    return tuple(replace(s, command=kernel_names(s.command, lab)) for s in STEPS[stage])
+
+
+def kernel_names(command: str, lab: str) -> str:
+    """`command` with the container namespaces of lab `lab` named as the kernel knows them."""
+    if not lab:
+        return command
+    return re.sub(r"(?<![\w-])(netns\d+)\b(?!:)", lambda m: plan.namespace_name(lab, m.group(1)),
+                  command)
