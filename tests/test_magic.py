@@ -224,3 +224,19 @@ def test_a_line_sees_the_namespaces_own_sys_and_etc_files(ip, capsys, lab):
     if netns.netns_dir() == "/run/netns":           # labkit writes /etc/netns files only then
         assert re.search(r"^172\.18\.0\.10 +netns0$", out, re.M), out
     assert machine_mounts() == before
+
+
+def test_an_interrupt_stops_the_line_and_everything_it_started():
+    """The notebook's interrupt (KeyboardInterrupt) while a line runs: its processes end too."""
+    seen = []
+
+    def write(text):
+        seen.append(text)
+        raise KeyboardInterrupt
+
+    marker = f"sleep 3{os.getpid() % 1000}.17"            # a command line no one else runs
+    with pytest.raises(KeyboardInterrupt):
+        magic.run_line(["bash", "-c", f"echo started; {marker}; echo never"], 10, write)
+    assert seen == ["started\n"]
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    assert not [p for p in left.split() if running(int(p))]

@@ -242,24 +242,29 @@ def run(role: str, cell: str, lab=None, limit: float | None = None, write=None) 
 def run_line(argv: list[str], limit: float, write, env=None, cwd=None) -> int | None:
     """Run `argv` with stdout and stderr into one temporary file, writing what it prints as
     it comes; returns its exit status, or None if it ran `limit` seconds and was stopped
-    (with every process it started in the foreground). Background processes (`cmd &`)
-    keep the file, never a pipe, so returning does not wait for them."""
+    (with every process it started in the foreground; so is it on KeyboardInterrupt, which
+    goes on up). Background processes (`cmd &`) keep the file, never a pipe, so returning
+    does not wait for them."""
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=env, cwd=cwd, start_new_session=True)
         copy = _Copy(log.fileno(), write)
         deadline = time.monotonic() + limit
-        while True:
-            try:
-                status = proc.wait(timeout=max(0.0, min(0.1, deadline - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                status = None
-            if status is None and time.monotonic() >= deadline:
-                _stop(proc)
-            copy.more()
-            if status is not None or time.monotonic() >= deadline:
-                copy.end()
-                return status
+        try:
+            while True:
+                try:
+                    status = proc.wait(timeout=max(0.0, min(0.1, deadline - time.monotonic())))
+                except subprocess.TimeoutExpired:
+                    status = None
+                if status is None and time.monotonic() >= deadline:
+                    _stop(proc)
+                copy.more()
+                if status is not None or time.monotonic() >= deadline:
+                    copy.end()
+                    return status
+        except KeyboardInterrupt:              # the notebook's interrupt: as Ctrl-C in a terminal
+            _stop(proc)
+            raise
 
 
 class _Copy:
