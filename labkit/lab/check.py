@@ -10,7 +10,11 @@ command that fixes it. Commands are written for the lab's own names (`t1-netns0`
 """
 from __future__ import annotations
 
-from ..model import plan, stages
+import re
+import shutil
+
+from ..kernel import netns, sysctl
+from ..model import plan, seed, stages
 from ..model.topology import Interface, Namespace, Topology, route_text
 from . import reach, service
 from .verdict import Item, Result, Words
@@ -25,6 +29,8 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
     items = list(_state_items(want, live, words))
     items += _forwarding_items(want, live, words)
     items += _server_items(lab, want, words)
+    if stage == "hairpin":
+        items += _hairpin_items(lab, words)
     items += reach.items(lab, stage, words)
     return Result(stage, lab.name, tuple(items))
 
@@ -145,3 +151,41 @@ def _server_items(lab, want: Topology, w: Words):
 
 def _existing(lab) -> set[str]:
     return {w for w in (plan.namespace_name(lab.name, r) for r in lab.roles())}
+
+
+_HAIRPIN_RULES = (  # (its seed step, what, table, iptables -S, nft): either tool's, typed by hand
+    (2, "the OUTPUT DNAT of 127.0.0.1:5000", "nat", r"-A OUTPUT -d 127\.0\.0\.1/32 .*--dport 5000 .*DNAT",
+     r"ip daddr 127\.0\.0\.1 tcp dport 5000 dnat"),
+    (3, "the masquerade of 127.0.0.0/8 leaving by br0", "nat",
+     r"-A POSTROUTING -s 127\.0\.0\.0/8 -o br0 .*MASQUERADE",
+     r'ip saddr 127\.0\.0\.0/8 oifname "br0" masquerade'),
+    (4, "the raw PREROUTING drop of 127.0.0.0/8 from the network (moby#41872)", "raw",
+     r"-A PREROUTING -d 127\.0\.0\.0/8 ! -i lo .*DROP",
+     r'ip daddr 127\.0\.0\.0/8 iifname != "lo" drop'),
+)
+
+
+def _hairpin_items(lab, w: Words):
+    """Publishing on 127.0.0.1: route_localnet on br0, and its rules (in iptables or nft)."""
+    host = w.ns("host")
+    value = sysctl.read(host, "net.ipv4.conf.br0.route_localnet")
+    yield Item(value == "1", "br0 " + ("lets" if value == "1" else "does not let") + " packets "
+               "from 127.0.0.1 leave (net.ipv4.conf.br0.route_localnet)", "forwarding",
+               w.look("host", "sysctl net.ipv4.conf.br0.route_localnet"),
+               f"{w.where('host')}: sysctl -w net.ipv4.conf.br0.route_localnet=1")
+    texts = {table: _rules_text(host, table) for table in ("nat", "raw")}
+    for step, what, table, iptables, nft in _HAIRPIN_RULES:
+        ok = bool(re.search(iptables, texts[table][0], re.M) or re.search(nft, texts[table][1]))
+        yield Item(ok, f"{what} is " + ("there" if ok else "missing"), "nat",
+                   w.look("host", f"iptables -t {table} -S"),
+                   f"{w.where('host')}: {seed.STEPS['hairpin'][step].command}")
+
+
+def _rules_text(ns: str, table: str) -> tuple[str, str]:
+    """(iptables -S of `table`, both flavours, and nft's whole ruleset) in namespace `ns`."""
+    found = []
+    for tool in ("iptables", "iptables-legacy"):
+        if shutil.which(tool):
+            found.append(netns.run(ns, [tool, "-t", table, "-S"], check=False).stdout)
+    nft = netns.run(ns, ["nft", "list", "ruleset"], check=False).stdout if shutil.which("nft") else ""
+    return "\n".join(found), nft

@@ -106,7 +106,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           "still reaches both (what happens on a machine after Docker is installed)", "netfilter",
           after=(("host", ("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")),
                  ("host", ("iptables", "-P", "FORWARD", "DROP")))),
-    Fault("no-hairpin", _from("publish"), "netns1 cannot open http://10.0.2.15:5000/; the "
+    Fault("no-hairpin", _from("hairpin"), "netns1 cannot open http://10.0.2.15:5000/; the "
           "world and the host can", "nat", after=(_HAIRPIN,)),
 )}
 

@@ -12,19 +12,37 @@ import re
 from dataclasses import dataclass, replace
 
 from . import plan
+from ..errors import BadValue
 
 
 @dataclass(frozen=True)
 class Step:
-    """One command, typed in a shell in namespace `where`; `does` says what it changes."""
+    """One command, typed in a shell in namespace `where`; `does` says what it changes.
+    `nft`: the same with nft instead of iptables (lines a person types), for NAT steps."""
     where: str
     command: str
     does: str
     seed: bool = True
+    nft: str = ""
 
 
-def _host(command: str, does: str, seed: bool = True) -> Step:
-    return Step("host", command, does, seed)
+def _host(command: str, does: str, seed: bool = True, nft: str = "") -> Step:
+    return Step("host", command, does, seed, nft)
+
+
+_HOOKS = {"PREROUTING": ("prerouting", "prerouting", "dstnat"), "OUTPUT": ("output", "output", "-100"),
+          "POSTROUTING": ("postrouting", "postrouting", "srcnat")}
+
+
+def _nft(table: str, chain: str, rule: str) -> str:
+    """What a person types to add `rule` with nft: the table and its base chain, then the rule."""
+    name, hook, priority = _HOOKS[chain]
+    kind = "nat" if table == "nat" else "filter"
+    if table == "raw":
+        priority = "raw"
+    return (f"sudo nft add table ip {table}\n"
+            f"sudo nft 'add chain ip {table} {name} {{ type {kind} hook {hook} priority {priority}; }}'\n"
+            f"sudo nft 'add rule ip {table} {name} {rule}'")
 
 
 def _container(k: int, recreate: bool = False) -> tuple[Step, ...]:
@@ -50,6 +68,7 @@ def _inside(k: int) -> tuple[Step, ...]:
 
 
 _DNAT = "-p tcp -m tcp --dport 5000 -j DNAT --to-destination 172.18.0.10:5000"
+_NFT_DNAT = "tcp dport 5000 dnat to 172.18.0.10:5000"
 
 STEPS: dict[str, tuple[Step, ...]] = {
     "veth": _container(0) + _inside(0),
@@ -70,26 +89,33 @@ STEPS: dict[str, tuple[Step, ...]] = {
         _host("sudo sysctl -w net.ipv4.ip_forward=1", "the host forwards packets between interfaces",
               seed=False),
         _host("sudo iptables -t nat -A POSTROUTING -s 172.18.0.0/16 ! -o br0 -j MASQUERADE",
-              "packets from the containers leave with the host's address"),
+              "packets from the containers leave with the host's address",
+              nft=_nft("nat", "POSTROUTING", 'ip saddr 172.18.0.0/16 oifname != "br0" masquerade')),
     ),
     "publish": (
         Step("netns0", "python3 -m http.server --bind 172.18.0.10 5000 &", "a web server in netns0"),
         _host(f"sudo iptables -t nat -A PREROUTING -d 10.0.2.15 {_DNAT}",
-              "packets from outside to 10.0.2.15:5000 go to netns0"),
+              "packets from outside to 10.0.2.15:5000 go to netns0",
+              nft=_nft("nat", "PREROUTING", f"ip daddr 10.0.2.15 {_NFT_DNAT}")),
         _host(f"sudo iptables -t nat -A OUTPUT -d 10.0.2.15 {_DNAT}",
-              "the host's own packets to 10.0.2.15:5000 go to netns0"),
+              "the host's own packets to 10.0.2.15:5000 go to netns0",
+              nft=_nft("nat", "OUTPUT", f"ip daddr 10.0.2.15 {_NFT_DNAT}")),
     ),
     "hairpin": (
         _host("sudo sysctl -w net.ipv4.conf.br0.route_localnet=1",
               "packets from 127.0.0.1 may leave by br0", seed=False),
         _host(f"sudo iptables -t nat -A PREROUTING -d 127.0.0.1 {_DNAT}",
-              "packets to 127.0.0.1:5000 arriving from the network go to netns0", seed=False),
+              "packets to 127.0.0.1:5000 arriving from the network go to netns0", seed=False,
+              nft=_nft("nat", "PREROUTING", f"ip daddr 127.0.0.1 {_NFT_DNAT}")),
         _host(f"sudo iptables -t nat -A OUTPUT -d 127.0.0.1 {_DNAT}",
-              "the host's own packets to 127.0.0.1:5000 go to netns0", seed=False),
+              "the host's own packets to 127.0.0.1:5000 go to netns0", seed=False,
+              nft=_nft("nat", "OUTPUT", f"ip daddr 127.0.0.1 {_NFT_DNAT}")),
         _host("sudo iptables -t nat -A POSTROUTING -s 127.0.0.0/8 -o br0 -j MASQUERADE",
-              "and they leave by br0 with br0's address", seed=False),
+              "and they leave by br0 with br0's address", seed=False,
+              nft=_nft("nat", "POSTROUTING", 'ip saddr 127.0.0.0/8 oifname "br0" masquerade')),
         _host("sudo iptables -t raw -A PREROUTING -d 127.0.0.0/8 ! -i lo -j DROP",
-              "nothing from the network may claim 127.0.0.1 (moby#41872)", seed=False),
+              "nothing from the network may claim 127.0.0.1 (moby#41872)", seed=False,
+              nft=_nft("raw", "PREROUTING", 'ip daddr 127.0.0.0/8 iifname != "lo" drop')),
     ),
 }
 """Each stage's steps, from the state of the stage before it (see `practice`)."""
@@ -98,11 +124,15 @@ NEW_NAMESPACES = {"veth": ("netns0",), "two-veths": ("netns1",), "bridge": ("net
 """The namespaces a person creates in each stage (the bridge stage deletes and re-adds both)."""
 
 
-def steps(stage: str, lab: str = "") -> tuple[Step, ...]:
-    """The steps of `stage` with lab `lab`'s namespace names (no root needed)."""
+def steps(stage: str, lab: str = "", tool: str = "iptables") -> tuple[Step, ...]:
+    """The steps of `stage` with lab `lab`'s namespace names (no root needed); with
+    tool="nft" the NAT steps are nft's words."""
     from .stages import check_stage
     check_stage(stage)
-    return tuple(replace(s, command=kernel_names(s.command, lab)) for s in STEPS[stage])
+    if tool not in ("iptables", "nft"):
+        raise BadValue(f"tool {tool!r} is not known: use iptables or nft")
+    return tuple(replace(s, command=kernel_names(s.nft if tool == "nft" and s.nft else s.command, lab))
+                 for s in STEPS[stage])
 
 
 def kernel_names(command: str, lab: str) -> str:
