@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import BadValue, UnknownName
+from ..kernel import netns
 from ..model import plan, stages
 from ..model.topology import Masquerade, Topology
 
@@ -27,6 +28,7 @@ class Fault:
     layer: str
     change: Callable[[Topology], Topology] | None = None
     after: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (namespace role, argv) run after up
+    undo: tuple[tuple[str, tuple[str, ...]], ...] = ()    # what the next `up` runs first
 
     @property
     def stage(self) -> str:
@@ -105,7 +107,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("br-netfilter-drop", _from("bridge"), "netns0 cannot reach netns1 (and back); the host "
           "still reaches both (what happens on a machine after Docker is installed)", "netfilter",
           after=(("host", ("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")),
-                 ("host", ("iptables", "-P", "FORWARD", "DROP")))),
+                 ("host", ("iptables", "-P", "FORWARD", "DROP"))),
+          undo=(("host", ("iptables", "-P", "FORWARD", "ACCEPT")),
+                ("host", ("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0")))),
     Fault("no-hairpin", _from("hairpin"), "netns1 cannot open http://10.0.2.15:5000/; the "
           "world and the host can", "nat", after=(_HAIRPIN,)),
 )}
@@ -129,6 +133,17 @@ def broken(topology: Topology, name: str) -> Topology:
     """`topology` (a stage's plan) with fault `name` in it (its commands run after `up`)."""
     f = fault(name, topology.stage)
     return f.change(topology) if f.change else topology
+
+
+def undo(lab: str, name: str | None) -> None:
+    """Undo what fault `name` did beyond the plan (before the lab converges to another plan);
+    namespaces already gone are skipped."""
+    if name not in FAULTS:
+        return
+    for role, argv in FAULTS[name].undo:
+        kernel = plan.namespace_name(lab, role)
+        if netns.exists(kernel):
+            netns.run(kernel, list(argv), check=False)
 
 
 def listing() -> list[str]:

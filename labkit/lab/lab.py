@@ -156,6 +156,7 @@ class Lab:
         if not has_nat_home:
             with contextlib.suppress(LabkitError):
                 nat.remove(self.name, journal)  # while the old host, if any, is still there
+        faults.undo(self.name, journal.get("fault"))
         converge(want, journal)
         service.write_resolver(want, journal)
         if has_nat_home:

@@ -6,9 +6,10 @@ items in the seed's words. `ping` and `http` are what the notebooks' tables use 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from ..model import plan
+from ..model import plan, seed
 from .verdict import Item, Words
 
 CURL = ("curl", "-sS", "-f", "--noproxy", "*", "--connect-timeout", "1", "-m", "3")
@@ -23,6 +24,8 @@ class Probe:
     target: str
     expect: bool = True
     why: str = ""            # what a wrong answer means, in the seed's words
+    fix: str = ""            # the command that makes it work, when no state item names one
+    look: str = ""           # where else to look
 
     @property
     def command(self) -> str:
@@ -37,6 +40,19 @@ def ping(lab, source: str, address: str, timeout: float = 1.0) -> bool:
     return lab.ping(source, address, timeout=timeout)
 
 
+PATIENCE = 3.0
+
+
+def _works(lab, p: Probe, deadline: float) -> bool:
+    """Probe once; where it should work but does not, again until `deadline` (a link just set
+    up takes the kernel a moment: a person checking right after typing is not told wrong)."""
+    while True:
+        got = http(lab, p.source, p.target)[0] if p.target.startswith("http") else \
+            ping(lab, p.source, p.target)
+        if got or not p.expect or time.monotonic() > deadline:
+            return got
+
+
 def http(lab, source: str, url: str) -> tuple[bool, str]:
     """(answered with success, the body) of a GET of `url` from namespace `source`."""
     result = lab.exec(source, [*CURL, url])
@@ -45,6 +61,17 @@ def http(lab, source: str, url: str) -> tuple[bool, str]:
 
 def _c(k: int) -> str:
     return plan.container_address(k)
+
+
+def _seed(stage: str, i: int) -> str:
+    return seed.STEPS[stage][i].command.removeprefix("sudo ")
+
+
+_HAIRPIN = ("iptables -t nat -A POSTROUTING -s 172.18.0.0/16 -d 172.18.0.10 -o br0 -p tcp -m tcp "
+            "--dport 5000 -m conntrack --ctstate DNAT -j MASQUERADE")
+_BRIDGED = ("iptables -S FORWARD and sysctl net.bridge.bridge-nf-call-iptables (at 1, bridged "
+            "packets pass the FORWARD chain)")
+_UNBRIDGE = "iptables -P FORWARD ACCEPT (or: sysctl -w net.bridge.bridge-nf-call-iptables=0)"
 
 
 PROBES: dict[str, tuple[Probe, ...]] = {
@@ -57,14 +84,20 @@ PROBES: dict[str, tuple[Probe, ...]] = {
               "reply leaves by veth0"),
         Probe("netns0", _c(1), False, "netns0 should not reach netns1: nothing joins the two veths"),
     ),
-    "bridge": (Probe("netns0", _c(1)), Probe("netns1", _c(0)), Probe("host", _c(0)),
+    "bridge": (Probe("netns0", _c(1), look=_BRIDGED, fix=_UNBRIDGE),
+               Probe("netns1", _c(0), look=_BRIDGED, fix=_UNBRIDGE), Probe("host", _c(0)),
                Probe("host", _c(1)), Probe("netns0", plan.BRIDGE_ADDRESS)),
     "outside": (Probe("netns0", plan.PUBLIC_SERVER), Probe("netns1", plan.PUBLIC_SERVER)),
-    "publish": (Probe("world", PUBLISHED, why="from outside: the PREROUTING DNAT"),
-                Probe("host", PUBLISHED, why="from the host itself: the OUTPUT DNAT")),
-    "hairpin": (Probe("host", "http://127.0.0.1:5000/", why="published on the host's 127.0.0.1"),
-                Probe("netns0", PUBLISHED, why="netns0 reaching its own published port (hairpin)"),
-                Probe("netns1", PUBLISHED, why="another container reaching the published port")),
+    "publish": (Probe("world", PUBLISHED, why="from outside: the PREROUTING DNAT",
+                      fix=_seed("publish", 1)),
+                Probe("host", PUBLISHED, why="from the host itself: the OUTPUT DNAT",
+                      fix=_seed("publish", 2))),
+    "hairpin": (Probe("host", "http://127.0.0.1:5000/", why="published on the host's 127.0.0.1",
+                      fix=_seed("hairpin", 2)),
+                Probe("netns0", PUBLISHED, why="netns0 reaching its own published port (hairpin)",
+                      fix=_HAIRPIN),
+                Probe("netns1", PUBLISHED, why="another container reaching the published port",
+                      fix=_HAIRPIN)),
 }
 
 
@@ -72,14 +105,13 @@ def items(lab, stage: str, words: Words) -> list[Item]:
     """The stage's probes as check items; `outside` also asks which source the world sees."""
     roles = set(lab.roles())
     found = []
+    deadline = time.monotonic() + PATIENCE      # shared: a broken lab costs it once, not per probe
     for p in PROBES.get(stage, ()):
         if p.source not in roles:
             found.append(Item(False, f"cannot probe from {p.source}: the namespace is missing",
                               "traffic", "ip netns list"))
             continue
-        got = http(lab, p.source, p.target)[0] if p.target.startswith("http") else \
-            ping(lab, p.source, p.target)
-        found.append(_item(p, got, words))
+        found.append(_item(p, _works(lab, p, deadline), words))
     if stage == "outside" and "netns0" in roles:
         found.append(_source_seen(lab, words))
     return found
@@ -95,7 +127,10 @@ def _item(p: Probe, got: bool, w: Words) -> Item:
     look = w.look(p.source, p.command)
     if p.expect and p.source != "host":
         look += f"; then {w.look('host', 'ip route get ' + _address(p.target))}"
-    return Item(False, said + (" but should not" if got else "") + extra, "traffic", look)
+    if p.look:
+        look += f"; in host: {p.look}"
+    fix = f"{w.where('host')}: {p.fix}" if p.fix else ""
+    return Item(False, said + (" but should not" if got else "") + extra, "traffic", look, fix)
 
 
 def _address(target: str) -> str:
