@@ -1,4 +1,5 @@
-"""The `labkit` command: up, down, status, clean, exec, doctor, capture, draw, handout.
+"""The `labkit` command: up, down, check, practice, faults, status, clean, exec, doctor, capture,
+draw, handout.
 
 `labkit up --topology FILE` brings up a lab of one's own (labkit.model.topology_file).
 
@@ -34,9 +35,36 @@ def cmd_up(args) -> int:
         print(f"lab {lab.name or '(default)'}: topology {want.stage} is up (from {args.topology}: "
               f"{', '.join(ns.name for ns in want.namespaces)})")
         return 0
+    if args.fault:
+        kwargs["fault"] = args.fault
     lab.up(args.stage, **kwargs)
+    if args.fault:
+        from ..lab import faults
+        flag = f" --lab {lab.name}" if lab.name else ""
+        print(f"lab {lab.name or '(default)'}: stage {args.stage} is up, with one thing broken.\n"
+              f"Symptom: {faults.fault(args.fault).symptom}.\n"
+              f"Find it with the course's tools, fix it by hand, then: labkit check {args.stage}{flag}")
+        return 0
     print(f"lab {lab.name or '(default)'}: stage {args.stage} is up "
           f"({stages.DESCRIPTIONS[args.stage]})")
+    return 0
+
+
+def cmd_check(args) -> int:
+    result = _lab(args).check(args.stage)
+    print(result.to_json() if args.json else result.text(2 if args.fix else 1))
+    return 0 if result.ok else 1
+
+
+def cmd_practice(args) -> int:
+    print(_lab(args).practice(args.stage))
+    return 0
+
+
+def cmd_faults(args) -> int:
+    from ..lab import faults
+    print("\n".join(faults.listing()))
+    print("bring one up: labkit up STAGE --fault NAME [--lab NAME]")
     return 0
 
 
@@ -76,6 +104,8 @@ def _drift_text(lab, drift: list[str]) -> str:
     what = "topology" if journal.get("topology") else "stage"
     if not drift:
         return f"matches {what} {stage}: nothing was changed by hand"
+    if journal.get("fault") or journal.get("practice"):
+        return drift[0]       # it differs on purpose: a fault, or a stage being practised
     target = f"{what} {stage}" if stage else f"the {what}"
     return "\n".join([f"differs from {target} (changed by hand? `{lab.up_command()}` brings it back):"]
                      + [f"  {line}" for line in drift])
@@ -171,8 +201,23 @@ def parser() -> argparse.ArgumentParser:
                     help="number of containers, 1 to 1000 (default: the stage's)")
     sp.add_argument("--backend", choices=("nftables", "iptables"), default=None,
                     help="NAT backend for outside/publish/hairpin (default nftables)")
+    sp.add_argument("--fault", default=None, metavar="NAME",
+                    help="bring the stage up with one thing broken (labkit faults lists them)")
     sp = add("down", cmd_down, "remove a lab")
     lab_arg(sp)
+    sp = add("check", cmd_check, "say whether a lab does what a stage does (exit 0) or what is "
+             "missing (exit 1)")
+    sp.add_argument("stage", nargs="?", choices=stages.STAGES, metavar="STAGE",
+                    help="one of: " + ", ".join(stages.STAGES) + " (default: the one practised)")
+    lab_arg(sp)
+    sp.add_argument("--fix", action="store_true", help="also print the command that fixes each item")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp = add("practice", cmd_practice, "bring a lab to where a stage starts, and print the "
+             "seed's commands to type")
+    sp.add_argument("stage", choices=stages.STAGES, metavar="STAGE",
+                    help="one of: " + ", ".join(stages.STAGES))
+    lab_arg(sp)
+    add("faults", cmd_faults, "list the broken labs (labkit up STAGE --fault NAME)")
     sp = add("status", cmd_status, "show a lab as the kernel holds it")
     lab_arg(sp)
     sp.add_argument("--json", action="store_true", help="print JSON")
