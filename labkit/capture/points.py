@@ -21,10 +21,6 @@ class Point:
         return self.label
 
 
-def _lab_name(lab) -> str:
-    return lab if isinstance(lab, str) else getattr(lab, "name", "")
-
-
 def parse_point(spec, lab="") -> Point:
     """A capture point from "ROLE:IFACE" (relative to `lab`, a name or a Lab), a
     (kernel namespace, interface) pair, or a Point. Checks the names, not the kernel."""
@@ -40,4 +36,4 @@ def parse_point(spec, lab="") -> Point:
                       f"netns0:ceth0 or host:br0 (namespace role within the lab)")
     role, iface = spec.split(":")
     plan.check_kernel_name(iface, "interface")
-    return Point(plan.namespace_name(plan.check_lab_name(_lab_name(lab)), role), iface, spec)
+    return Point(plan.namespace_name(plan.lab_name(lab), role), iface, spec)

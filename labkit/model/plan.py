@@ -53,6 +53,14 @@ def check_lab_name(lab: str) -> str:
                   f"(e.g. --lab t1), or no --lab for the default lab")
 
 
+def lab_name(lab) -> str:
+    """The name of `lab`, a Lab or a lab name (checked); BadName for anything else."""
+    name = lab if isinstance(lab, str) else getattr(lab, "name", None)
+    if not isinstance(name, str):
+        raise BadName(f"{lab!r} is not a lab: pass a Lab or a lab name (e.g. 't1')")
+    return check_lab_name(name)
+
+
 def check_kernel_name(name: str, what: str = "interface") -> str:
     """Return `name` if the kernel accepts it as an interface/namespace name, else raise BadName."""
     if not isinstance(name, str) or not name:

@@ -73,17 +73,9 @@ def choose_backend(journal, backend: str | None, entries) -> str:
 
 # -- the lab, its journal and NAT's record in it ---------------------------------------------------
 
-def _lab_name(lab) -> str:
-    """The name of `lab` (a Lab or a lab name); BadName for anything else."""
-    name = lab if isinstance(lab, str) else getattr(lab, "name", None)
-    if not isinstance(name, str):
-        raise BadName(f"{lab!r} is not a lab: pass a Lab or a lab name (e.g. 't1')")
-    return plan.check_lab_name(name)
-
-
 def _journal(lab, journal=None):
     """`journal` if given, else the Lab's own (read afresh); a bare lab name has none."""
-    name = _lab_name(lab)
+    name = plan.lab_name(lab)
     if journal is not None:
         return journal
     found = getattr(lab, "journal", None)
@@ -115,9 +107,9 @@ class _Book:
 
 def host_namespace(lab) -> str:
     """Kernel name of lab `lab`'s host namespace; UnknownName if the lab is not up."""
-    name = plan.namespace_name(_lab_name(lab), "host")
+    name = plan.namespace_name(plan.lab_name(lab), "host")
     if not netns.exists(name):
-        raise UnknownName(f"lab {_lab_name(lab) or '(default)'!r} is not up (no namespace {name}): "
+        raise UnknownName(f"lab {plan.lab_name(lab) or '(default)'!r} is not up (no namespace {name}): "
                           f"run `labkit up outside` first")
     return name
 
@@ -162,7 +154,7 @@ def remove(lab, journal=None) -> None:
     """Remove every NAT rule of the lab and restore the sysctls NAT changed; safe twice."""
     journal = _journal(lab, journal)
     old = state(journal)
-    name = plan.namespace_name(_lab_name(lab), "host")
+    name = plan.namespace_name(plan.lab_name(lab), "host")
     if not old or not netns.exists(name):
         return
     backend = old.get("backend")
@@ -215,9 +207,9 @@ def masquerade(lab, source: str = plan.BRIDGE_NET, not_out: str | None = BRIDGE,
 
 def _container_address(lab, container: str) -> str:
     k = plan.container_index(container) if isinstance(container, str) else None
-    kernel = plan.namespace_name(_lab_name(lab), container) if k is not None else None
+    kernel = plan.namespace_name(plan.lab_name(lab), container) if k is not None else None
     if k is None or k >= plan.MAX_CONTAINERS or not netns.exists(kernel):
-        raise UnknownName(f"lab {_lab_name(lab) or '(default)'!r} has no container {container!r}: "
+        raise UnknownName(f"lab {plan.lab_name(lab) or '(default)'!r} has no container {container!r}: "
                           f"name one that is up (netns0, netns1, ...)")
     return plan.container_address(k)
 
