@@ -14,7 +14,7 @@ remove(ns, book), read(ns) and listing(ns).
 """
 from __future__ import annotations
 
-from ..errors import BadAddress, BadName, BadValue, UnknownName
+from ..errors import BadAddress, BadValue, UnknownName
 from ..kernel import netns, privilege, sysctl
 from ..kernel.netlink import Netlink
 from ..model import plan
