@@ -18,7 +18,7 @@ from ..errors import LabkitError
 
 def _lab(args):
     from ..lab import Lab
-    return Lab(args.lab)
+    return Lab(args.lab, take=getattr(args, "take", False))
 
 
 def cmd_up(args) -> int:
@@ -191,6 +191,9 @@ def parser() -> argparse.ArgumentParser:
 
     def lab_arg(sp):
         sp.add_argument("--lab", default="", help="lab name (1-6 of a-z0-9; default: the seed's names)")
+        if sp.get_default("func") in (cmd_up, cmd_down, cmd_practice):
+            sp.add_argument("--take", action="store_true",
+                            help="take the lab over from the process that owns it (a notebook kernel)")
 
     sp = add("up", cmd_up, "bring a lab to a stage, or to a topology of one's own (from any state)")
     sp.add_argument("stage", nargs="?", choices=stages.STAGES, metavar="STAGE",

@@ -133,17 +133,33 @@ class Journal:
 
     def undo(self) -> list[str]:
         """Delete every namespace and path recorded, in reverse, then the journal; returns what
-        went. A namespace whose name was re-used by someone else (another inode) is left alone."""
+        went. A namespace whose name was re-used by someone else (another inode) is left alone.
+        Goes on past what cannot be removed: that stays journaled, with why, in `self.left`
+        (name -> why), and the journal stays for a later `undo`."""
         foreign = set(self.foreign())
-        gone = netns.delete_many([n for n in reversed(self.data["namespaces"]) if n not in foreign])
+        self.left: dict[str, str] = {}
+        gone = netns.delete_many([n for n in reversed(self.data["namespaces"]) if n not in foreign],
+                                 problems=self.left)
         for path in reversed(self.data["paths"]):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-                gone.append(path)
-            elif os.path.lexists(path):
-                with contextlib.suppress(FileNotFoundError):
+            if not os.path.lexists(path):
+                continue
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
                     os.unlink(path)
-                gone.append(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                self.left[path] = f"cannot remove it: {e.strerror} (errno {e.errno})"
+                continue
+            gone.append(path)
+        if self.left:
+            self.data["namespaces"] = [n for n in self.data["namespaces"] if n in self.left]
+            self.data["paths"] = [p for p in self.data["paths"] if p in self.left]
+            self.data["inodes"] = {n: i for n, i in self.data["inodes"].items() if n in self.left}
+            self._save()
+            return gone
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         with contextlib.suppress(FileNotFoundError):
@@ -151,6 +167,14 @@ class Journal:
         with contextlib.suppress(OSError):
             os.rmdir(run_dir())  # only when no other lab has a journal there
         return gone
+
+    def left_text(self) -> str:
+        """What the last `undo` could not remove and why, as one line ("" if it removed all)."""
+        flag = f" --lab {self.lab}" if self.lab else ""
+        return "" if not getattr(self, "left", None) else (
+            f"lab {self.lab or '(default)'!r}: could not remove "
+            + "; ".join(f"{what}: {why}" for what, why in self.left.items())
+            + f"; the journal keeps them, so `labkit down{flag}` tries again")
 
 
 def labs() -> list[str]:
@@ -174,12 +198,19 @@ def labs() -> list[str]:
 
 
 def clean_all() -> dict[str, list[str]]:
-    """Undo every journaled lab (after a crash too); returns lab -> what was removed."""
+    """Undo every journaled lab (after a crash too); returns lab -> what was removed.
+    Takes no lock and ignores owners: `labkit.lab.clean` is the command's, which does."""
     removed = {lab: Journal(lab).undo() for lab in labs()}
+    sweep()
+    return removed
+
+
+def sweep() -> None:
+    """Remove journal files half-written by a killed process, and the directory if empty."""
     with contextlib.suppress(FileNotFoundError):
         for entry in os.listdir(run_dir()):
             if entry.endswith(".json.tmp"):
-                os.unlink(os.path.join(run_dir(), entry))
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(run_dir(), entry))
     with contextlib.suppress(OSError):
         os.rmdir(run_dir())
-    return removed

@@ -31,10 +31,14 @@ from ..model.topology import Topology
 class Lab:
     """A named lab; nothing is created until `up` (a context manager: leaving it runs `down`)."""
 
-    def __init__(self, name: str = ""):
+    def __init__(self, name: str = "", *, own: bool | None = None, take: bool = False):
+        """`own`: this process owns the lab it brings up while it lives, and another's `up`
+        or `down` is refused (None: only in a Jupyter kernel; labkit.lab.owner says why).
+        `take`: take the lab over from the process that owns it."""
         if not isinstance(name, str):
             raise BadName(f"lab name must be a string of 1 to 6 characters a-z and 0-9, got {name!r}")
         self.name = plan.check_lab_name(name)
+        self.own, self.take = own, take
 
     def __repr__(self) -> str:
         return f"Lab({self.name!r})"
@@ -124,6 +128,16 @@ class Lab:
                 f"lab.up(...) with the same topology (lab {self.name or '(default)'})"
         return f"labkit up {journal.get('stage') or journal.get('goal') or 'STAGE'}{lab}"
 
+    def writing(self):
+        """A context manager holding the lab's lock (one writer at a time, labkit.lab.lock)."""
+        from . import lock
+        return lock.held(self.name)
+
+    def _claim(self, journal: journal_mod.Journal) -> None:
+        from . import owner
+        own = owner.in_jupyter_kernel() if self.own is None else self.own
+        owner.claim(journal, self.name, own, self.take)
+
     def up(self, stage, containers: int | None = None,
            backend: str | None = None, fault: str | None = None) -> Topology:
         """Converge the kernel to `stage`; returns the plan. Safe to repeat; journaled first,
@@ -133,7 +147,14 @@ class Lab:
         file's path, see `plan`), checked whole before anything is made. `backend` is the
         NAT backend, "nftables" or "iptables"; None keeps the lab's own (nftables at first).
         Switching leaves nothing of the other backend. `fault` brings the stage up with one
-        thing broken (labkit.lab.faults lists them; NAT faults use iptables, the seed's tool)."""
+        thing broken (labkit.lab.faults lists them; NAT faults use iptables, the seed's tool).
+        Holds the lab's lock; refused (LabOwned) if another live process owns the lab."""
+        self._goal(stage, containers)  # bad input is said at once, not after waiting
+        privilege.require()
+        with self.writing():
+            return self._up(stage, containers, backend, fault)
+
+    def _up(self, stage, containers, backend, fault) -> Topology:
         want, source = self._goal(stage, containers)
         broken = None
         if fault is not None:
@@ -148,6 +169,7 @@ class Lab:
         journal = self.journal
         backend = nat.choose_backend(journal, backend, want.nat)
         privilege.require()
+        self._claim(journal)
         self._check_not_foreign(want, journal)
         from .converge import converge
         journal.update({"goal": want.stage, "stage": None,  # status names an `up` that did not finish
@@ -206,18 +228,29 @@ class Lab:
                 f"or use another lab name (--lab NAME)")
 
     def down(self) -> list[str]:
-        """Remove everything the lab created (namespaces, processes in them, files); safe twice."""
-        journal = self.journal
-        if not journal.exists():
+        """Remove everything the lab created (namespaces, processes in them, files); safe twice.
+
+        Holds the lab's lock; refused (LabOwned) if another live process owns the lab. Goes
+        on past what it cannot remove, then names it, and why, in a KernelError."""
+        if not self.journal.exists():
             return []
         privilege.require()
-        from ..nat import api as nat
-        from . import service
-        with contextlib.suppress(LabkitError):
-            nat.remove(self.name, journal)  # exact, though deleting the namespaces would do
-        service.stop_recorded(journal)  # also those in a namespace deleted by hand
-        removed = journal.undo()
-        service.tidy_etc_dir()
+        with self.writing():
+            journal = self.journal
+            if not journal.exists():
+                return []  # another writer took it down while we waited
+            from . import owner
+            owner.check(journal, self.name, self.take)
+            from ..nat import api as nat
+            from . import service
+            with contextlib.suppress(LabkitError):
+                nat.remove(self.name, journal)  # exact, though deleting the namespaces would do
+            service.stop_recorded(journal)  # also those in a namespace deleted by hand
+            removed = journal.undo()
+            service.tidy_etc_dir()
+        if journal.left:
+            raise KernelError(f"{journal.left_text()} (removed the rest: {len(removed)} "
+                              f"namespace(s)/file(s))")
         return removed
 
     def inspect(self) -> Topology:
@@ -299,13 +332,40 @@ def _stage_like(text: str) -> bool:
     return not text.endswith(".toml") and os.sep not in text and not os.path.exists(text)
 
 
+CLEAN_WAIT = 60.0
+"""Seconds `clean` waits for a writer busy with one lab before it goes on to the next."""
+
+
 def clean() -> dict[str, list[str]]:
-    """Remove every journaled lab's leftovers (after a crash too); returns lab -> what was removed."""
-    if journal_mod.labs():
+    """Remove every journaled lab's leftovers (after a crash too); returns lab -> what was removed.
+
+    Takes each lab's lock in turn (waiting at most CLEAN_WAIT s) and leaves alone a lab that
+    a live process owns (a notebook kernel). What it could not remove or left, and why, is
+    named in one KernelError raised after everything else is done."""
+    from . import lock, owner, service
+    labs = sorted(set(journal_mod.labs()) | set(lock.locked_labs()))
+    if labs:
         privilege.require()
-    from . import service
-    for lab in journal_mod.labs():
-        service.stop_recorded(journal_mod.Journal(lab))
-    removed = journal_mod.clean_all()
+    removed, problems = {}, []
+    for lab in labs:
+        try:
+            with lock.held(lab, wait=CLEAN_WAIT):
+                journal = journal_mod.Journal(lab)
+                holder = owner.of(journal) if journal.exists() else None
+                if holder is not None and not owner.is_mine(holder):
+                    problems.append(f"lab {lab or '(default)'!r} left as it is: it belongs to "
+                                    f"{holder.describe()}, which still runs (stop it, or "
+                                    f"`labkit down{' --lab ' + lab if lab else ''} --take`)")
+                elif journal.exists():
+                    service.stop_recorded(journal)
+                    removed[lab] = journal.undo()
+                    if journal.left:
+                        problems.append(journal.left_text())
+        except LabkitError as e:
+            problems.append(str(e))
+    journal_mod.sweep()
     service.tidy_etc_dir()
+    if problems:
+        done = ", ".join(lab or "(default)" for lab in removed)
+        raise KernelError("; ".join(problems) + (f" (cleaned the rest: {done})" if done else ""))
     return removed

@@ -76,7 +76,13 @@ def practice(lab, stage: str, backend: str | None = "iptables") -> Task:
     """Bring `lab` to where `stage` starts and return the task (see the module docstring).
 
     `backend` is the NAT tool of what labkit sets up before (iptables: the seed's, so
-    `iptables -t nat -S` shows every rule); None keeps the lab's own."""
+    `iptables -t nat -S` shows every rule); None keeps the lab's own. Holds the lab's lock."""
+    before(stage, lab.name)  # a bad stage is said at once, not after waiting for the lock
+    with lab.writing():
+        return _practice(lab, stage, backend)
+
+
+def _practice(lab, stage: str, backend: str | None) -> Task:
     start = before(stage, lab.name)
     names = [plan.namespace_name(lab.name, role) for role in seed.NEW_NAMESPACES.get(stage, ())]
     journal = lab.journal

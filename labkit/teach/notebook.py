@@ -46,6 +46,9 @@ def setup(quiet: bool = False) -> bool:
               "as root in a VM (see the README), then run the notebook again.")
     elif not missing and not quiet:
         print("labkit is ready: root with CAP_NET_ADMIN; labs run on this kernel.")
+    if not missing:
+        from .sharing import tell
+        tell()  # another notebook works in the default lab: say so once, offer a lab of its own
     return not missing
 
 
