@@ -181,3 +181,15 @@ def test_traffic_tester_http_ignores_the_machines_proxy(lab, monkeypatch):
     t = widgets.TrafficTester(lab, source="world", target="10.0.2.15:5000", method="http")
     t.points.value = ()
     assert t.send() is True, t.status.value
+
+
+def test_where_widgets_do_not_render_they_show_their_status_as_text():
+    s = widgets.StageStepper()
+    assert s.go("bridge")
+    bundle = s._repr_mimebundle_()
+    assert bundle["text/plain"] == ("at stage bridge (the plan; no lab touched)\n"
+                                    f"bridge: {widgets.stages.DESCRIPTIONS['bridge']}")
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    t = widgets.TrafficTester(FakeLab("outside"), capture=FakeCapture)
+    t.send()
+    assert t._repr_mimebundle_()["text/plain"] == "ping netns0 -> 203.0.113.80: answered"

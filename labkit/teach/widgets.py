@@ -6,10 +6,13 @@ and plain methods that the controls call: `StageStepper.go(stage)`, `TrafficTest
 show goes into HTML widgets (`.value` holds the HTML), and errors from labkit are shown there
 too, never raised into the notebook. Everything that touches the kernel goes through the
 `lab` given (a `Lab`; None for the stepper draws the stages' plans, no root needed).
+Where widgets do not render (a saved or printed notebook), each shows its status line as
+text (`text()`, the display's text/plain).
 """
 from __future__ import annotations
 
 import html
+import re
 
 import ipywidgets as w
 
@@ -29,15 +32,27 @@ def _say(text: str, color: str = "#333") -> str:
     return f'<span style="color:{color};font-family:monospace">{html.escape(text)}</span>'
 
 
+def _plain(value: str) -> str:
+    """The text of a status HTML, without its markup."""
+    return html.unescape(re.sub(r"<[^>]+>", "", value))
+
+
 class _Shown:
     widget: w.Widget
+    status: w.HTML
+
+    def text(self) -> str:
+        """What the widget says now, as plain text (its status line)."""
+        return _plain(self.status.value)
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs))
+        bundle["text/plain"] = self.text() or bundle.get("text/plain", "")
+        return bundle
 
     def _ipython_display_(self):
         from IPython.display import display
-        display(self.widget)
+        display(self._repr_mimebundle_(), raw=True)
 
 
 class StageStepper(_Shown):
@@ -88,6 +103,10 @@ class StageStepper(_Shown):
         except LabkitError as e:
             self.status.value = _say(str(e), FAIL)
             return False
+
+    def text(self) -> str:
+        """The status line and the stage's description, as plain text."""
+        return "\n".join(t for t in (_plain(self.status.value), _plain(self.about.value)) if t)
 
     def step(self, delta: int) -> bool:
         """Go to the stage `delta` places from the current one (first stage if none yet)."""
