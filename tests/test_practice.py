@@ -118,3 +118,26 @@ def test_check_without_a_stage_on_a_lab_that_is_down_says_which(lab):
 def test_unknown_stage_lists_the_stages(lab):
     with pytest.raises(UnknownName, match="veth, two-veths, bridge"):
         lab.practice("bridges")
+
+
+@pytest.mark.parametrize("stage", stages.STAGES)
+def test_the_seeds_commands_typed_in_lab_cells_make_check_pass(lab, stage):
+    """As in a notebook: one `%%lab ROLE` cell per run of steps typed in the same namespace
+    (the bridge stage deletes and re-adds both containers in one host cell)."""
+    import itertools
+
+    from labkit.teach import magic
+    lab.practice(stage)
+    printed = []
+    for where, group in itertools.groupby(seed.steps(stage, lab.name), key=lambda s: s.where):
+        statuses = magic.run(where, "\n".join(s.command for s in group), lab=lab, write=printed.append)
+        assert not any(statuses), "".join(printed)
+    result = lab.check(stage)
+    assert result.ok, result.text(2)
+
+
+def test_the_magic_knows_which_lab_namespaces_a_line_deletes():
+    from labkit.teach.magic import deleted_namespaces
+    assert deleted_namespaces("sudo ip netns delete netns0", "") == ["netns0"]
+    assert deleted_namespaces("ip netns del t1-netns1; ip netns delete other", "t1") == ["t1-netns1"]
+    assert deleted_namespaces("ip -n x netns list", "") == []

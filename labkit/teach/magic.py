@@ -33,6 +33,7 @@ from __future__ import annotations
 import codecs
 import getpass
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -41,7 +42,7 @@ import time
 
 from ..errors import BadValue, LabkitError
 from ..kernel import netns, privilege
-from .shell import PROXY_VARIABLES, settle
+from .shell import PROXY_VARIABLES, links_into, settle, wait_gone
 
 default_lab = ""
 """Lab of cells without `--lab` ("" is the default lab, whose namespaces have the seed's names)."""
@@ -226,8 +227,10 @@ def run(role: str, cell: str, lab=None, limit: float | None = None, write=None) 
     for line in lines:
         settle(lab)
         write(prompt(role) + line.replace("\n", "\n> ") + "\n")
+        going = [link for name in deleted_namespaces(line, lab.name) for link in links_into(lab, name)]
         status = run_line([*argv_in, "bash", "-c", before + line], limit, write, env,
                           home if os.path.isdir(home) else None)
+        wait_gone(going)    # the veths of a deleted namespace go a moment later: as by hand
         if status is None:
             write(f"[stopped after {limit:g} s: still running. A command that runs until "
                   "stopped needs a limit (ping -c 3) or, for a server, a final &]\n")
@@ -237,6 +240,15 @@ def run(role: str, cell: str, lab=None, limit: float | None = None, write=None) 
             write(f"[exit {status}]\n")
         statuses.append(status)
     return statuses
+
+
+def deleted_namespaces(line: str, lab: str) -> list[str]:
+    """Kernel names of the lab namespaces that `line` deletes (`ip netns delete NAME`)."""
+    from ..model import plan
+    names = re.findall(r"\bip\s+(?:-\S+\s+)*netns\s+del(?:ete)?\s+([\w.-]+)", line)
+    prefix = f"{lab}-" if lab else ""
+    return [n for n in names if n.startswith(prefix) or not lab and plan.container_index(n) is not None
+            or n in ("host", "world")]
 
 
 def run_line(argv: list[str], limit: float, write, env=None, cwd=None) -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from ..kernel import privilege
+from ..kernel import netns, privilege
 from ..errors import BadValue
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
@@ -68,4 +68,36 @@ def settle(lab, timeout: float = 10.0) -> list[str]:
         pending = [f"{r}:{i}" for r in lab.roles() for i in _pending(lab, r)]
         if not pending or time.monotonic() >= deadline:
             return pending
+        time.sleep(0.02)
+
+
+def links_into(lab, kernel_name: str) -> list[tuple[str, str]]:
+    """(namespace, interface) of every link of the lab's other namespaces whose veth peer is in
+    namespace `kernel_name`: they go when it is deleted, a moment after `ip netns delete`."""
+    from ..kernel.netlink import Netlink
+    found = []
+    for ns in lab.journal.namespaces:
+        if ns == kernel_name or not netns.exists(ns) or not netns.exists(kernel_name):
+            continue
+        with Netlink(ns) as nl:
+            nsid = nl.netnsid_of(kernel_name)
+            if nsid is not None:
+                found += [(ns, link["name"]) for link in nl.links() if link["link_netnsid"] == nsid]
+    return found
+
+
+def wait_gone(links: list[tuple[str, str]], timeout: float = 10.0) -> list[tuple[str, str]]:
+    """Wait (polling) until `links` are gone; returns those still there after `timeout`."""
+    import time
+    from ..kernel.netlink import Netlink
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for ns, name in links:
+            if netns.exists(ns):
+                with Netlink(ns) as nl:
+                    if nl.link(name) is not None:
+                        left.append((ns, name))
+        if not left or time.monotonic() >= deadline:
+            return left
         time.sleep(0.02)
