@@ -214,7 +214,7 @@ def delete_many(names: list[str], timeout: float = 5.0, problems: dict[str, str]
         callback(present)
     inodes = {ino for ino in map(inode, present) if ino is not None}
     found = _pids_in(inodes)
-    _kill([p for group in found.values() for p in group if p != os.getpid()], timeout)
+    _kill(_residents(found), timeout)
     held = []  # keeps each namespace alive, so no new namespace can take its inode meanwhile
     for name in present:
         with contextlib.suppress(OSError):
@@ -222,7 +222,7 @@ def delete_many(names: list[str], timeout: float = 5.0, problems: dict[str, str]
     try:
         failed = _unmount_all({name: path(name) for name in present})
         late = _pids_in(inodes)  # a process that entered between the scan and the unmount
-        _kill([p for group in late.values() for p in group if p != os.getpid()], timeout)
+        _kill(_residents(late), timeout)
     finally:
         for fd in held:
             os.close(fd)
@@ -232,6 +232,37 @@ def delete_many(names: list[str], timeout: float = 5.0, problems: dict[str, str]
         raise KernelError("could not delete " + "; ".join(f"namespace {n!r}: {why}"
                                                           for n, why in failed.items()))
     return [n for n in present if n not in failed]
+
+
+def _residents(found: dict[int, list[int]]) -> list[int]:
+    """The processes of `found` (namespace inode -> pids) that live in their namespace, not
+    this one, nor a visitor: a process that entered it with setns and holds its way back (an
+    open handle on another network namespace), as labkit's own readers (`status`, a notebook
+    drawing the lab) do for a moment. A visitor must not be killed for looking."""
+    residents = []
+    for ino, group in found.items():
+        for pid in group:
+            if pid != os.getpid() and not _visiting(pid, ino):
+                residents.append(pid)
+    return residents
+
+
+def _visiting(pid: int, ino: int) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("net:[") and target != f"net:[{ino}]":
+            return True
+    try:  # a visitor that left since the scan (and closed its way back) is no resident either
+        return os.stat(f"/proc/{pid}/ns/net").st_ino != ino
+    except OSError:
+        return True
 
 
 MAX_UNMOUNTS = 64  # per path and run: far more than any stacking seen (two per path, issue 16)

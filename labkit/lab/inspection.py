@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import LabkitError
 from ..kernel import netns
 from ..model import plan
 from ..kernel import sysctl
@@ -94,10 +95,15 @@ def inspect(lab: str, kernel_names: list[str], stage: str | None = None,
     hubs = [n for n in present if kinds[n] in ("host", "world")]
     read = []
     for n in present:  # one socket at a time: 1000 containers fit a 1024-descriptor limit
-        with Netlink(n) as nl:
-            others = present if kinds[n] == "host" else \
-                list(dict.fromkeys(hubs + [p for p in _plan_peers(lab, planned.get(roles[n])) if p in roles]))
-            read.append(read_namespace(roles[n], n, nl, _nsid_map(n, nl, others, roles), kinds[n], keys))
+        try:
+            with Netlink(n) as nl:
+                others = present if kinds[n] == "host" else \
+                    list(dict.fromkeys(hubs + [p for p in _plan_peers(lab, planned.get(roles[n])) if p in roles]))
+                read.append(read_namespace(roles[n], n, nl, _nsid_map(n, nl, others, roles), kinds[n], keys))
+        except LabkitError:
+            if netns.exists(n):
+                raise
+            continue  # deleted since `present` was read (a writer at work): not there now
     indexes = {ns.name: table for ns, table in read}
     namespaces = [_name_peers(ns, indexes) for ns, _ in read]
     order = {name: i for i, name in enumerate(planned)}
@@ -118,7 +124,12 @@ def _nsid_map(name: str, nl: Netlink, others: list[str], roles: dict[str, str]) 
     mapping = {}
     for other in others:
         if other != name:
-            nsid = nl.netnsid_of(other)
+            try:
+                nsid = nl.netnsid_of(other)
+            except OSError:
+                if netns.exists(other):
+                    raise
+                continue  # deleted meanwhile (a writer at work)
             if nsid is not None:
                 mapping[nsid] = roles[other]
     return mapping

@@ -275,9 +275,14 @@ class Lab:
         journal = self.journal
         if not journal.exists():
             return []
+        from .lock import holder
+        if busy := holder(self.name):  # another process's up, down, practice... at work
+            return [f"being changed now by {busy}: look again when it is done"]
         if journal.get("stage") is None:
             goal, source = journal.get("goal"), journal.get("topology_file")
             again = f" --topology {source}" if source else f" {goal}" if goal else ""
+            if holder(self.name) or self.journal.get("stage") is not None:
+                return self.drift()  # a writer started, or finished, just now
             return [f"the last `labkit up{again}` did not finish (interrupted or failed): run it "
                     f"again, or `labkit down`"]
         if journal.get("fault") or journal.get("practice"):

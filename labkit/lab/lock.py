@@ -159,15 +159,28 @@ def _release(p: str, fd: int) -> None:
         os.close(fd)
 
 
+def holder(lab: str) -> str | None:
+    """Who else holds lab `lab`'s lock now, as "pid N (command line)"; None if nobody (or
+    this process) does. Only reads (/proc/locks): never takes the lock, never waits."""
+    try:
+        st = os.stat(path(lab))
+    except OSError:
+        return None
+    return _holding(st, skip=os.getpid())
+
+
 def _holder(fd: int) -> str:
-    """The process holding the lock on `fd`'s file, as "pid N (command line)" (from /proc/locks)."""
-    st = os.fstat(fd)
+    """The process holding the lock on `fd`'s file, as "pid N (command line)"."""
+    return _holding(os.fstat(fd)) or "another process"
+
+
+def _holding(st: os.stat_result, skip: int | None = None) -> str | None:
     device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, ValueError):
         with open("/proc/locks") as f:
             for line in f:
                 fields = line.split()
                 if "->" not in fields and len(fields) > 5 and fields[5] == device:
                     pid = int(fields[4])
-                    return f"pid {pid} ({command_line(pid) or 'gone'})"
-    return "another process"
+                    return None if pid == skip else f"pid {pid} ({command_line(pid) or 'gone'})"
+    return None
