@@ -73,22 +73,22 @@ def test_one_arrow_per_hop_to_the_next():
 def test_masquerade_and_its_reply_are_highlighted():
     lad = ladder.layout(masqueraded_ping())
     nat = [(d.point, d.nat) for d in lad.dots if d.nat]
-    assert nat == [("host:ens18", "src 172.18.0.10 -> 10.0.2.15"),
-                   ("host:br0", "dst 10.0.2.15 -> 172.18.0.10")]
-    (into_ens18,) = [a for a in lad.arrows if a.nat.startswith("src")]
+    assert nat == [("host:ens18", "POSTROUTING: src 172.18.0.10 -> 10.0.2.15"),
+                   ("host:br0", "PREROUTING: dst 10.0.2.15 -> 172.18.0.10")]   # the hook that did it
+    (into_ens18,) = [a for a in lad.arrows if a.nat.startswith("POSTROUTING: src")]
     assert into_ens18.end[0] == lad.column("host:ens18").x
     assert [r.text.split()[2:] for r in lad.rows if r.nat] == [
         ["10.0.2.15", ">", PUBLIC], [PUBLIC, ">", "172.18.0.10"]]
-    left = [d for d in lad.dots if d.nat.startswith("dst")][0]
+    left = [d for d in lad.dots if d.nat.startswith("PREROUTING: dst")][0]
     assert left.side == "left"                                    # away from the incoming arrow
 
 
 def test_published_port_rewrite_shows_address_and_port():
     lad = ladder.layout(published_syn())
     assert [c.point for c in lad.columns] == OUTWARD             # still outward, though inbound
-    assert [d.nat for d in lad.dots if d.nat] == ["dst 10.0.2.15:5000 -> 172.18.0.10:5000"]
+    assert [d.nat for d in lad.dots if d.nat] == ["PREROUTING: dst 10.0.2.15:5000 -> 172.18.0.10:5000"]
     text = str(ladder.LadderView(published_syn()))
-    assert "at host:br0" in text and "NAT: dst 10.0.2.15:5000 -> 172.18.0.10:5000" in text
+    assert "at host:br0" in text and "NAT: PREROUTING: dst 10.0.2.15:5000 -> 172.18.0.10:5000" in text
 
 
 def test_points_where_nothing_arrived_stay_as_columns():
@@ -134,7 +134,8 @@ def test_renders_png_and_svg_with_points_and_rewrites_as_text(tmp_path):
     svg = ladder.render(pkts, "svg")
     texts = {html.unescape(s) for s in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
     assert set(OUTWARD) <= texts
-    assert "src 172.18.0.10 -> 10.0.2.15" in texts and "dst 10.0.2.15 -> 172.18.0.10" in texts
+    assert "POSTROUTING: src 172.18.0.10 -> 10.0.2.15" in texts
+    assert "PREROUTING: dst 10.0.2.15 -> 172.18.0.10" in texts
     assert svg == ladder.render(pkts, "svg")
     with pytest.raises(BadValue):
         ladder.render(pkts, "gif")
@@ -156,4 +157,4 @@ def test_a_live_masqueraded_ping_shows_the_rewrite(lab):
         cap.wait(until=lambda p: len(p) >= 10, timeout=5)
     lad = ladder.layout(cap.packets)
     assert [c.point for c in lad.columns] == OUTWARD
-    assert ("host:ens18", "src 172.18.0.10 -> 10.0.2.15") in [(d.point, d.nat) for d in lad.dots]
+    assert ("host:ens18", "POSTROUTING: src 172.18.0.10 -> 10.0.2.15") in [(d.point, d.nat) for d in lad.dots]

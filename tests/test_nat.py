@@ -65,7 +65,7 @@ def test_outside(lab, backend):
     assert nat.read(lab) == (backend, lab.plan("outside").nat)
     lines = "\n".join(nat.status_lines(lab))
     assert f"NAT rules ({backend}, this lab's backend)" in lines
-    assert ("! -o br0 -j MASQUERADE" if backend == "iptables" else 'oifname != "br0" masquerade') in lines
+    assert ("! -o br0 -j MASQUERADE" if backend == "iptables" else 'oifname != "br0" counter masquerade') in lines
 
 
 def test_publish(lab, backend):

@@ -16,7 +16,8 @@ from labkit.model.topology import (Interface, Masquerade, Namespace, PortMapping
                                    Topology)
 
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "two-networks.toml"
-V6 = (("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1"))
+V6 = (("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1"),
+      ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"))  # and rp_filter off
 
 
 def two_networks() -> Blueprint:
@@ -49,7 +50,7 @@ def test_two_networks_plan():
                                               ("host", "veth-api1"))
     assert api.routes == (Route("default", "172.18.0.1"),)
     assert host.sysctls == V6 + (("net.ipv4.ip_forward", "1"),)
-    assert all(ns.sysctls[:2] == V6 for ns in t.namespaces)          # IPv6 off everywhere
+    assert all(ns.sysctls[:4] == V6 for ns in t.namespaces)          # IPv6 off everywhere
     assert [ns.name for ns in t.containers] == ["web", "db", "api"]
     assert t.nat == () and t.services == ()
 

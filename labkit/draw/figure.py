@@ -27,6 +27,8 @@ LINE, TITLE_LINE = FONT * 1.45 / 72, TITLE_FONT * 1.6 / 72
 PAD, BOX_PAD, MARGIN = 0.07, 0.12, 0.2           # inside a chip or note; inside a box; around
 TOP = MARGIN + TITLE_LINE + 0.15                  # where a figure's content starts, under its title
 DPI = 110
+A4_WIDTH = 6.3                                    # inches: an A4 page's text width (160 mm)
+A4_MIN_FONT = 6.5                                 # points: the smallest text readable there
 
 FILL = {"host": "#e8f0fb", "world": "#e6f4e6", "container": "#fdf5e2", "summary": "#f2f2f2"}
 EDGE = {"host": "#4a6fa5", "world": "#4f8a4f", "container": "#a8843a", "summary": "#9a9a9a"}
@@ -253,9 +255,31 @@ def layout_figure(lay: Layout):
 
 # ---- display -----------------------------------------------------------------------------------
 
+def a4_points(fontsize: float, width: float) -> float:
+    """Size in points of `fontsize` text in a figure `width` inches wide, printed no wider
+    than an A4 page's text (a narrower figure keeps its size)."""
+    return fontsize * min(1.0, A4_WIDTH / width)
+
+
 def inline_svg(svg: str) -> str:
     """SVG text without the XML prolog before <svg>, to place inside an HTML page."""
     return svg[svg.index("<svg"):] if "<svg" in svg else svg
+
+
+def fitted_svg(svg: str) -> str:
+    """`inline_svg(svg)` that scales down to the width of what holds it (never wider, never
+    larger than drawn): width 100%, its natural width as max-width, height from the viewBox."""
+    import re
+    svg = inline_svg(svg)
+    head = re.match(r'<svg[^>]*?>', svg)
+    if head is None:
+        return svg
+    tag = head.group(0)
+    width = re.search(r'\swidth="([^"]+)"', tag)
+    fitted = re.sub(r'\s(width|height)="[^"]*"', "", tag)
+    natural = f"max-width:{width.group(1)};" if width else ""
+    fitted = fitted[:-1] + f' width="100%" style="{natural}height:auto;display:block">'
+    return fitted + svg[head.end():]
 
 
 class Display:
@@ -301,7 +325,7 @@ class Display:
 
     def _repr_html_(self) -> str:
         import html
-        return (f'<div class="{self.css}">{inline_svg(self.svg())}<details><summary>as text'
+        return (f'<div class="{self.css}">{fitted_svg(self.svg())}<details><summary>as text'
                 f"</summary><pre>{html.escape(str(self))}</pre></details></div>")
 
     def __repr__(self) -> str:

@@ -9,8 +9,13 @@
 (containers on the left, the world on the right); one row per sighting (hop) in time order,
 under a header row per packet; one arrow per hop to the next. A hop where NAT rewrote the
 packet (its `changes`) is highlighted: an orange arrow, dot and row, and a label such as
-"src 172.18.0.10 -> 10.0.2.15". Columns where nothing was seen stay in, marked "nothing seen":
-that is where a packet did not go. Geometry in inches, origin top left, y downward.
+"POSTROUTING: src 172.18.0.10 -> 10.0.2.15", naming the hook that made it (a destination is
+rewritten on PREROUTING, a source on POSTROUTING: DNAT and SNAT, or conntrack undoing them on a
+reply). With `macs` (automatic for ARP, and for frames crossing a bridge when no NAT is drawn)
+each hop shows its MAC addresses and a hop where they changed is marked "MACs rewritten":
+a bridge forwards a frame as it is; a router writes new ones. Columns where nothing was seen
+stay in, marked "nothing seen": that is where a packet did not go. Geometry in inches, origin
+top left, y downward.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ LIMIT = 30                         # packets drawn; the rest are counted
 ROW, HEAD_ROW, GROUP_GAP = 0.26, 0.30, 0.10
 COL_MIN, COL_GAP = 1.2, 0.35
 NAT_INK, NAT_FILL = "#d0650a", "#fff0e0"
+MAC_INK = "#7a52b3"                # as a bridge port is drawn
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Row:
     text: str
     path: int
     nat: str = ""                  # the rewrite at this hop, e.g. "src 172.18.0.10 -> 10.0.2.15"
+    macs: str = ""                 # "SRC_MAC > DST_MAC" where the ladder shows MACs
+    mac_changed: bool = False      # ... and they differ from the previous hop's (routed)
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,7 @@ class Ladder:
     arrows: tuple[Arrow, ...]
     top: float                     # where lifelines start (under the column headers)
     hidden: int = 0                # packets not drawn (over the limit)
+    macs: bool = False             # hops show their MAC addresses
 
     def column(self, point: str) -> Column | None:
         return next((c for c in self.columns if c.point == point), None)
@@ -142,27 +151,48 @@ def _ends(h) -> str:
 
 
 def nat_label(prev, hop) -> str:
-    """What NAT rewrote between two hops: "src 172.18.0.10 -> 10.0.2.15", "" if nothing."""
+    """What NAT rewrote between two hops, and on which hook: "POSTROUTING: src 172.18.0.10 ->
+    10.0.2.15" ("" if nothing). A destination is rewritten on PREROUTING (DNAT, or conntrack
+    undoing a SNAT on a reply), a source on POSTROUTING; an ICMP id goes with the address."""
     fields = {c.field for c in hop.changes}
     parts = []
-    for side, port in (("src", "sport"), ("dst", "dport")):
+    for side, port, hook in (("dst", "dport", "PREROUTING"), ("src", "sport", "POSTROUTING")):
         if side in fields or port in fields:
             def end(h):
                 addr, p = getattr(h, side), getattr(h, port)
                 return addr if p is None else f"{addr}:{p}"
-            parts.append(f"{side} {end(prev)} -> {end(hop)}")
-    if "icmp_id" in fields:
+            words = f"{side} {end(prev)} -> {end(hop)}"
+            if "icmp_id" in fields and not parts:
+                (c,) = [c for c in hop.changes if c.field == "icmp_id"]
+                words += f", id {c.before} -> {c.after}"
+            parts.append(f"{hook}: {words}")
+    if "icmp_id" in fields and not parts:
         (c,) = [c for c in hop.changes if c.field == "icmp_id"]
-        parts.append(f"id {c.before} -> {c.after}")
+        parts.append(f"POSTROUTING: id {c.before} -> {c.after}")
     return "; ".join(parts)
+
+
+def is_bridge(point: str) -> bool:
+    """True for a bridge's capture point ("host:br0"): labkit names its bridges br*."""
+    return point.split(":", 1)[-1].startswith("br")
+
+
+def shows_macs(paths, columns) -> bool:
+    """Whether a ladder shows MACs by itself: for ARP, and for frames crossing a bridge when
+    no NAT is drawn (then the lesson is the addresses NAT rewrites, not the MACs)."""
+    if any(p.proto == "arp" for p in paths):
+        return True
+    return any(is_bridge(c) for c in columns) and not any(h.changes for p in paths for h in p.hops)
 
 
 def _when(seconds: float) -> str:
     return f"+{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"+{seconds * 1e6:.1f} us"
 
 
-def layout(what, points=None, limit: int = LIMIT, title: str | None = None, **flow) -> Ladder:
-    """Lay out packets as a ladder; `points` fixes the columns' order, `limit` the packets drawn.
+def layout(what, points=None, limit: int = LIMIT, title: str | None = None,
+           macs: bool | None = None, **flow) -> Ladder:
+    """Lay out packets as a ladder; `points` fixes the columns' order, `limit` the packets drawn,
+    `macs` whether hops show MAC addresses (None: `shows_macs`).
 
     Flow criteria (proto=, host=, port=, ...) select packets as `Packets.paths` does."""
     paths, captured = paths_of(what, **flow)
@@ -172,6 +202,8 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None, **fl
     cols += [h.point for p in paths for h in p.hops if h.point not in cols]
     cols = list(dict.fromkeys(cols))
     t0 = min((p.hops[0].time for p in paths if p.hops), default=0.0)
+    macs = shows_macs(paths, cols) if macs is None else bool(macs)
+    ends_w = max([len(_ends(h)) for p in paths for h in p.hops] + [0])
 
     rows, texts = [], []
     for i, p in enumerate(paths):
@@ -183,9 +215,12 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None, **fl
         prev = None
         for h in p.hops:
             nat = nat_label(prev, h) if prev is not None and h.changes else ""
-            text = f"{_when(h.offset):>10}  {_ends(h)}"
+            pair = f"{h.src_mac} > {h.dst_mac}" if macs else ""
+            text = f"  {_ends(h):<{ends_w}}  {pair}" if macs else f"{_when(h.offset):>10}  {_ends(h)}"
             texts.append(text)
-            rows.append(("hop", text, i, nat, h))
+            moved = bool(macs and prev is not None
+                         and (prev.src_mac, prev.dst_mac) != (h.src_mac, h.dst_mac))
+            rows.append(("hop", text, i, nat, h, pair, moved))
             prev = h
     text_w = max([len(t) for t in texts] + [24]) * CHAR
     text_x = MARGIN
@@ -197,13 +232,13 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None, **fl
 
     out_rows, dots, arrows, last = [], [], [], {}
     seen = dict.fromkeys(cols, 0)
-    for kind, text, i, nat, h in rows:
+    for kind, text, i, nat, h, *mac in rows:
         if kind == "packet":
             y += GROUP_GAP if out_rows else 0
             out_rows.append(Row(kind, round(y, 3), text, i))
             y += HEAD_ROW
             continue
-        out_rows.append(Row(kind, round(y, 3), text, i, nat))
+        out_rows.append(Row(kind, round(y, 3), text, i, nat, *mac))
         side = "right"
         if nat and i in last and last[i].x > xs[h.point] \
                 and xs[h.point] - (len(nat) * CHAR + 0.3) > text_x + text_w:
@@ -231,7 +266,7 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None, **fl
     width = max([right + MARGIN, len(title) * TITLE_CHAR + 2 * MARGIN]
                 + [d.x + len(d.nat) * CHAR + 0.3 + MARGIN for d in dots if d.side == "right"])
     return Ladder(title, round(width, 3), round(y + MARGIN, 3), text_x, columns,
-                  tuple(out_rows), tuple(dots), tuple(arrows), round(top, 3), hidden)
+                  tuple(out_rows), tuple(dots), tuple(arrows), round(top, 3), hidden, macs)
 
 
 def _figure(lad: Ladder):
@@ -265,8 +300,9 @@ def _figure(lad: Ladder):
     for r in lad.rows:
         nat = bool(r.nat)
         ax.text(lad.text_x, r.y, r.text, va="center", ha="left", fontsize=FONT,
-                fontweight="bold" if r.kind == "packet" or nat else "normal",
-                color=NAT_INK if nat else ("#555555" if r.kind == "more" else INK[SAME]), zorder=3)
+                fontweight="bold" if r.kind == "packet" or nat or r.mac_changed else "normal",
+                color=NAT_INK if nat else MAC_INK if r.mac_changed else
+                ("#555555" if r.kind == "more" else INK[SAME]), zorder=3)
     for a in lad.arrows:
         color = NAT_INK if a.nat else "#303030"
         style = "arc3,rad=-0.6" if a.start[0] == a.end[0] else "arc3,rad=0"   # same point: loop
@@ -303,7 +339,8 @@ def text(lad: Ladder) -> str:
             continue
         d = dots[(r.path, r.y)]
         line = f"{r.text:<46} at {d.point:<{width}} {d.direction:<3}"
-        out.append((line + (f"  NAT: {r.nat}" if r.nat else "")).rstrip())
+        notes = (["MACs rewritten"] if r.mac_changed else []) + ([f"NAT: {r.nat}"] if r.nat else [])
+        out.append((line + "".join(f"  {n}" for n in notes)).rstrip())
     empty = [c.point for c in lad.columns if not c.seen]
     if empty and lad.dots:
         out.append(f"nothing seen at {', '.join(empty)}")
@@ -314,8 +351,8 @@ class LadderView(Display):
     """Packets that show themselves as a ladder (see figure.Display): SVG, PNG, HTML, text."""
     css = "labkit-ladder"
 
-    def __init__(self, what, points=None, limit: int = LIMIT, **flow):
-        self.ladder = layout(what, points, limit, **flow)
+    def __init__(self, what, points=None, limit: int = LIMIT, macs: bool | None = None, **flow):
+        self.ladder = layout(what, points, limit, macs=macs, **flow)
 
     def _render(self, fmt: str) -> bytes | str:
         return render(self.ladder, fmt)
@@ -324,6 +361,7 @@ class LadderView(Display):
         return text(self.ladder)
 
 
-def ladder(what, points=None, limit: int = LIMIT, **flow) -> LadderView:
-    """The ladder diagram of captured packets (see the module docstring)."""
-    return LadderView(what, points, limit, **flow)
+def ladder(what, points=None, limit: int = LIMIT, macs: bool | None = None, **flow) -> LadderView:
+    """The ladder diagram of captured packets (see the module docstring); `macs` True shows
+    each hop's MAC addresses, False never, None where the ladder has ARP or a bridge."""
+    return LadderView(what, points, limit, macs, **flow)

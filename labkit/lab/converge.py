@@ -25,7 +25,7 @@ from ..errors import KernelError
 from .journal import Journal
 from ..model.topology import Namespace, Topology
 from ..kernel.netlink import Netlink
-from ..model.stages import IPV6_OFF
+from ..model.stages import NAMESPACE_SYSCTLS
 
 MAX_SOCKETS = 32
 _LOOPBACK_INDEX = 1  # the kernel gives lo index 1 in every namespace
@@ -55,7 +55,8 @@ def converge(topology: Topology, journal: Journal) -> None:
 
 
 def _create(lab: str, names: list[str], journal: Journal) -> None:
-    """Create namespaces `names` (already journaled) with IPv6 off before any interface exists.
+    """Create namespaces `names` (already journaled) with IPv6 off and rp_filter 0 before any
+    interface exists (plan.NAMESPACE_SYSCTLS).
 
     Many at once: their mount points are hard links of one empty file, journaled first and
     removed after (see netns.create)."""
@@ -68,12 +69,12 @@ def _create(lab: str, names: list[str], journal: Journal) -> None:
         except OSError:
             template = None
 
-    def ipv6_off():
-        return sysctl.write_here(IPV6_OFF)
+    def first_sysctls():
+        return sysctl.write_here(NAMESPACE_SYSCTLS)
 
     try:
         for name in names:
-            netns.create(name, inside=ipv6_off, like=template)
+            netns.create(name, inside=first_sysctls, like=template)
     finally:
         if template:
             with contextlib.suppress(FileNotFoundError):
@@ -88,7 +89,7 @@ class _Run:
         self.order = {name: i for i, name in enumerate(wanted)}
         self.sockets: OrderedDict[str, Netlink] = OrderedDict()
         self.known: dict[str, dict[str, dict]] = {}   # namespace -> link name -> links() entry
-        self.sysctls_set = {name: dict(IPV6_OFF) for name in fresh}
+        self.sysctls_set = {name: dict(NAMESPACE_SYSCTLS) for name in fresh}
         self.made_here: set[str] = set()              # namespaces that made links of their own
         self.made_into: dict[str, list[dict]] = {}    # fresh namespace -> peers made into it
         self.echo_wanted: dict[str, list[dict]] = {}  # namespace -> those peers it made

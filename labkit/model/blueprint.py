@@ -11,8 +11,8 @@
     Lab("t1").up(bp)                 # made, journaled, undone by `down`
 
 Names are roles: in lab "t1" namespace "web" is t1-web in the kernel (15 characters at most,
-prefix included). Every namespace has lo and IPv6 off (plan.IPV6_OFF); a MAC is derived from
-the interface's first address, or from its name (plan.mac_for). Each call checks what it can
+prefix included). Every namespace has lo, IPv6 off and rp_filter 0 (plan.NAMESPACE_SYSCTLS);
+a MAC is derived from the interface's first address, or from its name (plan.mac_for). Each call checks what it can
 alone (names, addresses, ports, that the namespaces it names are declared) and raises at once;
 `build` checks the whole (validation.check). In the Topology each namespace lists lo, then its
 veths, then its bridges, and NAT lists masquerades before publishes, each in call order.
@@ -77,7 +77,7 @@ class Blueprint:
         self._roles[name] = role
         self._links[name] = {"lo": _Link("loopback")}
         self._routes[name] = []
-        self._sysctls[name] = dict(plan.IPV6_OFF)
+        self._sysctls[name] = dict(plan.NAMESPACE_SYSCTLS)
         return self._record("namespaces", name=name, role=role)
 
     def bridge(self, namespace: str, name: str, address: str | list[str] | None = None) -> Blueprint:

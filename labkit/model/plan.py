@@ -41,6 +41,11 @@ MAX_CONTAINERS = 1000
 IFNAMSIZ = 15
 # every lab namespace starts with IPv6 off (router solicitations are noise in captures)
 IPV6_OFF = (("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1"))
+# ... and reverse-path filtering off: a new namespace copies the machine's value (1 or 2 on
+# some distributions, where a reply on the "wrong" interface would be dropped in silence);
+# set before any interface exists, so each interface inherits 0 from `default`
+RP_FILTER_OFF = (("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"))
+NAMESPACE_SYSCTLS = IPV6_OFF + RP_FILTER_OFF
 
 _LAB_RE = re.compile(r"[a-z0-9]{1,6}")
 

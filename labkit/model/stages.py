@@ -16,8 +16,10 @@ STAGES = ("veth", "two-veths", "bridge", "outside", "publish", "hairpin")
 DEFAULT_CONTAINERS = {"veth": 1}
 PUBLISHED_PORT = 5000
 IPV6_OFF = plan.IPV6_OFF
+NAMESPACE_SYSCTLS = plan.NAMESPACE_SYSCTLS     # every lab namespace, set when it is created
 SYSCTLS_TOUCHED = ("net.ipv4.ip_forward", "net.ipv6.conf.all.disable_ipv6",
-                   "net.ipv6.conf.default.disable_ipv6")
+                   "net.ipv6.conf.default.disable_ipv6", "net.ipv4.conf.all.rp_filter",
+                   "net.ipv4.conf.default.rp_filter")
 
 DESCRIPTIONS = {
     "veth": "netns0 joined to the host by a veth pair (veth0 <-> ceth0)",

@@ -12,11 +12,13 @@ added. Imports only the rule model and the tool runner.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 
 from ..errors import KernelError
 from . import tool
-from .rules import Rule, shell_words
+from .rules import HOOKS, Counted, Rule, iptables_priority, shell_words
 from .tool import run_tool
 
 TOOL = "iptables"
@@ -182,3 +184,72 @@ def read(ns: str) -> list:
 def listing(ns: str) -> list[str]:
     """Every rule in tables raw and nat, as commands (`iptables -t nat -A ...`)."""
     return [f"iptables -t {table} {shell_words(argv)}" for table, argv in _saved(ns)]
+
+
+# -- every rule with its counters, either flavour (iptables-nft, iptables-legacy) ------------------
+
+def flavours() -> list[tuple[str, str]]:
+    """(the name a person types, its save command) of each iptables flavour installed: the one
+    `iptables` runs is "iptables", the other "iptables-legacy" or "iptables-nft"."""
+    path = shutil.which(TOOL)
+    bare = "legacy" if path and "legacy" in os.path.realpath(path) else "nft"
+    found = [(TOOL if bare == kind else f"{TOOL}-{kind}", f"{TOOL}-{kind}-save")
+             for kind in ("nft", "legacy") if tool.installed(f"{TOOL}-{kind}-save")]
+    return found or ([(TOOL, "iptables-save")] if available() else [])
+
+
+def _counts(argv: list[str]) -> tuple[list[str], int | None, int | None]:
+    """`argv` without its counters ("-c PACKETS BYTES", as `iptables -S -v` puts them)."""
+    if "-c" in argv[:-2]:
+        at = argv.index("-c")
+        return argv[:at] + argv[at + 3:], int(argv[at + 1]), int(argv[at + 2])
+    return argv, None, None
+
+
+def parse_saved(text: str, name: str = TOOL, table: str = "filter") -> list[Counted]:
+    """Every rule of `iptables-save -c` output (or of `iptables -t TABLE -S -v`: `table`), with
+    its counters and the hook it runs on (a chain of its own: the hook of the chain that jumps
+    to it); `name` is the flavour's name."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            continue
+        packets = size = None
+        if line.startswith("[") and "] -A " in line:
+            counts, line = line[1:].split("] ", 1)
+            packets, size = (int(n) for n in counts.split(":"))
+        if not line.startswith("-A "):
+            continue
+        argv, p, b = _counts(shlex.split(line))
+        found.append((table, argv, packets if p is None else p, size if b is None else b))
+    chains = {(t, argv[1]) for t, argv, _, _ in found}
+    hooks = {(t, c): c.lower() for t, c in chains if c.isupper() and c.lower() in HOOKS}
+    changed = True
+    while changed:                                 # chains jumped to take their caller's hook
+        changed = False
+        for t, argv, _, _ in found:
+            target = next((argv[k + 1] for k, w in enumerate(argv[:-1]) if w in ("-j", "-g")), "")
+            if (t, argv[1]) in hooks and (t, target) in chains and (t, target) not in hooks:
+                hooks[(t, target)], changed = hooks[(t, argv[1])], True
+    out, position = [], {}
+    for t, argv, p, b in found:
+        key = (t, argv[1])
+        hook = hooks.get(key)
+        position[key] = position.get(key, -1) + 1
+        out.append(Counted(name, t, argv[1], hook, iptables_priority(t, hook or ""),
+                           shell_words(argv[2:]), p, b, parse(t, argv), False, position[key]))
+    return out
+
+
+def counted(ns: str) -> list[Counted]:
+    """Every rule of every iptables table in namespace `ns`, each flavour, with its counters.
+
+    Reads `iptables-save -c` of each flavour: it lists only the tables that exist (asking
+    `iptables -t nat -L` of iptables-legacy would make its nat table in the namespace)."""
+    out = []
+    for name, save in flavours():
+        result = run_tool(ns, [save, "-c"], check=False)
+        if result.returncode == 0:
+            out += parse_saved(result.stdout, name)
+    return out

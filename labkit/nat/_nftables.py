@@ -9,10 +9,11 @@ Imports only the rule model and the tool runner.
 from __future__ import annotations
 
 import json
+import re
 
 from ..errors import KernelError
 from . import tool
-from .rules import NFT_CHAINS as CHAINS, NFT_FAMILY as FAMILY, NFT_TABLE as TABLE, Rule
+from .rules import HOOKS, NFT_CHAINS as CHAINS, NFT_FAMILY as FAMILY, NFT_TABLE as TABLE, Counted, Rule
 from .tool import run_tool
 
 TOOL = "nft"
@@ -70,6 +71,7 @@ def expressions(rule: Rule) -> list[dict]:
             expr.append(_match({"payload": {"protocol": "ip", "field": "protocol"}}, rule.proto))
     if rule.ct_dnat:
         expr.append(_match({"ct": {"key": "status"}}, "dnat", "in"))
+    expr.append({"counter": None})                # nft counts only where a rule says so
     if rule.action == "MASQUERADE":
         expr.append({"masquerade": None})
     elif rule.action == "DROP":
@@ -137,8 +139,9 @@ def read(ns: str) -> list:
 
 
 def listing(ns: str) -> list[str]:
-    """The table as `nft list table ip labkit` prints it (empty if there is no table)."""
-    result = run_tool(ns, [TOOL, "list", "table", FAMILY, TABLE], check=False)
+    """The table as `nft -s list table ip labkit` prints it, counters' numbers left out (empty
+    if there is no table)."""
+    result = run_tool(ns, [TOOL, "-s", "list", "table", FAMILY, TABLE], check=False)
     if result.returncode != 0:
         return []
     return [line.replace("\t", "  ") for line in result.stdout.splitlines() if line.strip()]
@@ -197,3 +200,77 @@ def parse(rule: dict) -> Rule | None:
     if "action" not in fields or None in (fields.get("saddr", ""), fields.get("daddr", "")):
         return None
     return Rule(key[0], key[1], **fields)
+
+
+# -- every rule of every table, with its counter ----------------------------------------------------
+
+_HANDLE = re.compile(r"\s+# handle (\d+)$")
+_COUNTER = re.compile(r"\bcounter packets \d+ bytes \d+")
+
+
+def rule_texts(listing: str) -> dict[tuple[str, str, str, int], str]:
+    """(family, table, chain, handle) -> the rule as `nft -a list ruleset` prints it, its
+    counter's numbers and its handle left out ("counter" stays: the rule counts)."""
+    texts, table, chain = {}, None, None
+    for raw in listing.splitlines():
+        line = raw.strip()
+        words = line.split()
+        if words[:1] == ["table"] and len(words) >= 3:
+            table, chain = (words[1], words[2]), None
+        elif words[:1] == ["chain"] and len(words) >= 2:
+            chain = words[1]
+        elif line == "}":
+            chain = None
+        elif chain and table and (m := _HANDLE.search(line)):
+            body = _COUNTER.sub("counter", line[:m.start()]).strip()
+            if not body.startswith(("type ", "policy ")):
+                texts[(*table, chain, int(m.group(1)))] = body
+    return texts
+
+
+def parse_ruleset(items: list[dict], texts: dict, skip=()) -> list[Counted]:
+    """Every rule of `nft -j list ruleset` (its "nftables" list) in families ip and inet, with
+    its counter (None without one) and hook (a regular chain: its caller's); `texts` from
+    `rule_texts`; tables in `skip` ("ip nat", ...) are left out (iptables-nft's own). The
+    rules of table ip labkit are labkit's."""
+    chains = {}
+    for item in items:
+        if "chain" in item:
+            c = item["chain"]
+            chains[(c["family"], c["table"], c["name"])] = (c.get("hook"), c.get("prio", 0))
+    rules = [item["rule"] for item in items if "rule" in item
+             and item["rule"]["family"] in ("ip", "inet")
+             and f"{item['rule']['family']} {item['rule']['table']}" not in skip]
+    hooks = {k: v for k, v in chains.items() if v[0] in HOOKS}
+    changed = True
+    while changed:                                 # chains jumped to take their caller's hook
+        changed = False
+        for r in rules:
+            key = (r["family"], r["table"], r["chain"])
+            for e in r["expr"]:
+                target = (e.get("jump") or e.get("goto") or {}).get("target")
+                to = (r["family"], r["table"], target)
+                if target and key in hooks and to in chains and to not in hooks:
+                    hooks[to], changed = hooks[key], True
+    out, position = [], {}
+    for r in rules:
+        key = (r["family"], r["table"], r["chain"])
+        hook, prio = hooks.get(key, (None, 0))
+        counter = next((e["counter"] for e in r["expr"] if isinstance(e.get("counter"), dict)), None)
+        position[key] = position.get(key, -1) + 1
+        text = texts.get((*key, r.get("handle")), json.dumps(r["expr"]))
+        mine = (r["family"], r["table"]) == (FAMILY, TABLE)
+        out.append(Counted(TOOL, f"{r['family']} {r['table']}", r["chain"], hook,
+                           prio if isinstance(prio, int) else 0, text,
+                           counter["packets"] if counter else None,
+                           counter["bytes"] if counter else None,
+                           parse(r) if mine else None, mine, position[key]))
+    return out
+
+
+def counted(ns: str, skip=()) -> list[Counted]:
+    """Every rule of every ip/inet table in namespace `ns` with its counter (tables in `skip`,
+    "ip nat" and such, left out: iptables-nft's, read with iptables)."""
+    result = run_tool(ns, [TOOL, "-j", "list", "ruleset"])
+    listing = run_tool(ns, [TOOL, "-a", "list", "ruleset"]).stdout
+    return parse_ruleset(json.loads(result.stdout)["nftables"], rule_texts(listing), skip)

@@ -14,19 +14,21 @@ remove(ns, book), read(ns) and listing(ns).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from ..errors import BadAddress, BadValue, UnknownName
 from ..kernel import netns, privilege, sysctl
 from ..kernel.netlink import Netlink
 from ..model import plan
 from ..model.topology import Masquerade, PortMapping
 from . import _iptables, _nftables
-from .rules import (BRIDGE, BRIDGE_NF, Rule, check_entry, check_port, check_protocol,
-                    commands, entries_from_rules, explain, from_record, is_loopback, rules_for,
-                    sysctls_for, to_record)
+from .rules import (BRIDGE, BRIDGE_NF, HOOKS, Counted, Rule, check_entry, check_port,
+                    check_protocol, commands, entries_from_rules, explain, from_record,
+                    is_loopback, rules_for, sysctls_for, to_record)
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "AlreadyPublished", "BRIDGE_NF", "Masquerade", "PortMapping",
            "apply", "backend_of", "backend_module", "check_backend", "choose_backend", "commands",
-           "drift", "entries_of", "explain", "host_namespace", "live_rules", "masquerade",
+           "counters", "drift", "entries_of", "explain", "host_namespace", "live_rules", "masquerade",
            "publish", "read", "remove", "state", "status_lines", "unpublish"]
 
 BACKENDS = ("nftables", "iptables")
@@ -296,6 +298,34 @@ def read(lab, journal=None) -> tuple[str | None, tuple]:
     recorded = backend_of(lab, journal)
     name = recorded if recorded in live else next(iter(live))
     return name, entries_from_rules(live[name])
+
+
+def counters(lab, role: str = "host", journal=None) -> list[Counted]:
+    """Every IPv4 rule in namespace `role` of the lab with its packet counter, whoever made
+    it: nft (any table), iptables of either flavour (iptables-nft, iptables-legacy), labkit or
+    a person at a shell. In hook order, then priority, then as each chain lists them; the
+    rules labkit made are marked `labkit` (its table ip labkit; its iptables rules as its
+    journal records them, when given a Lab or `journal=`)."""
+    name = plan.namespace_name(plan.lab_name(lab), role)
+    if not netns.exists(name):
+        raise UnknownName(f"lab {plan.lab_name(lab) or '(default)'!r} has no namespace {role!r} "
+                          f"(no {name}): bring the lab up first (labkit up STAGE)")
+    found = _iptables.counted(name) if _iptables.available() else []
+    nft_flavour = [f for f, save in _iptables.flavours() if save == "iptables-nft-save"]
+    skip = {f"ip {c.table}" for c in found if c.tool in nft_flavour}
+    if _nftables.available():
+        found += _nftables.counted(name, skip)
+    book = {}
+    if role == "host":                             # labkit's NAT lives in the host namespace
+        try:
+            book = state(_journal(lab, journal)).get("iptables") or {}
+        except BadValue:                           # a lab name alone: no journal to read
+            pass
+    made = {_iptables.parse(argv[1], argv[2:]) for argv in book.get("rules", [])}
+    mine = [c if c.tool == "nft" else dataclasses.replace(
+        c, labkit=c.tool == "iptables" and c.rule is not None and c.rule in made) for c in found]
+    return sorted(mine, key=lambda c: (HOOKS.index(c.hook) if c.hook in HOOKS else len(HOOKS),
+                                       c.priority, c.tool, c.table, c.chain, c.position))
 
 
 def _rule_text(backend: str, rule) -> str:

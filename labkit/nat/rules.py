@@ -95,7 +95,7 @@ class Rule:
         return argv
 
     def nft(self) -> str:
-        """The rule's body in nft's words (as `nft list table` prints it)."""
+        """The rule's body in nft's words (as `nft -s list table` prints it), with a counter."""
         words = []
         if self.saddr:
             words.append(f"ip saddr {self.saddr}")
@@ -109,6 +109,7 @@ class Rule:
                          else f"ip protocol {self.proto}")
         if self.ct_dnat:
             words.append("ct status dnat")
+        words.append("counter")                      # nft counts only where a rule says so
         words.append({"MASQUERADE": "masquerade", "DROP": "drop"}.get(self.action)
                      or f"dnat to {self.to}")
         return " ".join(words)
@@ -284,3 +285,62 @@ def commands(entries, tool: str = "both", namespace: str | None = None) -> list[
 def explain(entries) -> list[tuple[str, str, str]]:
     """Per rule: (why, iptables command, nft command), for a table in a notebook."""
     return [(r.why, r.iptables_command(), r.nft_command()) for r in rules_for(entries)]
+
+
+# -- rules as the kernel holds them, with their counters ------------------------------------------
+
+HOOKS = ("prerouting", "input", "forward", "output", "postrouting")   # netfilter's IPv4 hooks
+# where iptables' tables sit on a hook (nft's names for these priorities: raw, mangle, dstnat,
+# filter, security, srcnat); nat is dstnat on prerouting/output and srcnat on input/postrouting
+TABLE_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
+
+
+def iptables_priority(table: str, hook: str) -> int:
+    """The priority at which iptables' `table` runs on `hook` (nat: -100 or 100)."""
+    if table == "nat":
+        return -100 if hook in ("prerouting", "output") else 100
+    return TABLE_PRIORITY.get(table, 0)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One rule as the kernel holds it, with its packet counter, read with the tool that shows it.
+
+    `tool` is "nft", "iptables", or the other iptables flavour ("iptables-legacy" or
+    "iptables-nft"); `table` and `chain` as that tool names them (nft: family and table,
+    "ip labkit"); `hook` one of HOOKS (None: a chain no hook reaches); `text` the rule as the
+    tool prints it, counters left out; `packets`/`bytes` None where the rule has no counter
+    (an nft rule without `counter`); `rule` labkit's reading of it (None if not one of its
+    forms); `labkit` True if labkit made it."""
+    tool: str
+    table: str
+    chain: str
+    hook: str | None
+    priority: int
+    text: str
+    packets: int | None
+    bytes: int | None
+    rule: Rule | None = None
+    labkit: bool = False
+    position: int = 0              # its place in its chain (0 first)
+
+    @property
+    def action(self) -> str:
+        """What the rule does: DNAT, MASQUERADE, SNAT, DROP, ACCEPT, a chain's name, ... ("" unknown)."""
+        if self.rule is not None:
+            return self.rule.action
+        words = self.text.split()
+        if "-j" in words[:-1]:
+            return words[words.index("-j") + 1]
+        for verb in ("dnat", "snat", "masquerade", "redirect", "drop", "accept", "reject",
+                     "jump", "goto", "return"):
+            if verb in words:
+                return verb.upper()
+        return ""
+
+    def listing_command(self, namespace: str | None = None) -> str:
+        """The command a person types to see this rule's counter (in `namespace`, if given)."""
+        pre = f"ip netns exec {namespace} " if namespace else ""
+        if self.tool == "nft":
+            return f"{pre}nft list table {self.table}"
+        return f"{pre}{self.tool} -t {self.table} -L -v -n -x"

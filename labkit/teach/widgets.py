@@ -7,7 +7,8 @@ show goes into HTML widgets (`.value` holds the HTML), and errors from labkit ar
 too, never raised into the notebook. Everything that touches the kernel goes through the
 `lab` given (a `Lab`; None for the stepper draws the stages' plans, no root needed).
 Where widgets do not render (a saved or printed notebook), each shows its status line as
-text (`text()`, the display's text/plain).
+text (`text()`, the display's text/plain). Drawings scale down to the width of the output
+area (`fitted`), never wider than it.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ..draw import diagram
 from ..draw import ladder
 from ..model import stages
 from ..errors import LabkitError
-from ..draw.figure import WARN, inline_svg
+from ..draw.figure import WARN, fitted_svg
 
 OK, FAIL = "#138a36", WARN
 DEFAULT_POINTS = ("netns0:ceth0", "host:veth0", "host:br0", "host:veth1", "netns1:ceth1",
@@ -28,8 +29,26 @@ DEFAULT_POINTS = ("netns0:ceth0", "host:veth0", "host:br0", "host:veth1", "netns
 PROTOS = ("all", "icmp", "tcp", "udp", "arp")
 
 
+FULL = {"width": "100%", "max_width": "100%"}   # a widget as wide as the output area, no wider
+
+
 def _say(text: str, color: str = "#333") -> str:
     return f'<span style="color:{color};font-family:monospace">{html.escape(text)}</span>'
+
+
+def fitted(svg: str) -> str:
+    """SVG for an HTML widget: scaled to the output area's width (never wider than drawn)."""
+    return fitted_svg(svg)
+
+
+def boxed(content: str) -> str:
+    """HTML (a table) kept inside the output area: it scrolls inside its box if too wide."""
+    return f'<div style="max-width:100%;overflow-x:auto">{content}</div>'
+
+
+def _area(*children) -> w.VBox:
+    """A column of widgets as wide as the output area; drawings inside scale to it."""
+    return w.VBox(list(children), layout=w.Layout(**FULL))
 
 
 def _plain(value: str) -> str:
@@ -72,15 +91,15 @@ class StageStepper(_Shown):
                                layout=w.Layout(width="90px"))
         self.status = w.HTML()
         self.about = w.HTML()
-        self.diagram = w.HTML()
+        self.diagram = w.HTML(layout=w.Layout(**FULL))
         self._quiet = False                           # go() setting the buttons itself
         self.stage.observe(lambda c: None if self._quiet or not c["new"] else self.go(c["new"]),
                            "value")
         self.back.on_click(lambda _: self.step(-1))
         self.next.on_click(lambda _: self.step(+1))
         self.redraw.on_click(lambda _: self.show())
-        self.widget = w.VBox([self.stage, w.HBox([self.back, self.next, self.redraw]),
-                              self.status, self.about, self.diagram])
+        self.widget = _area(self.stage, w.HBox([self.back, self.next, self.redraw]),
+                            self.status, self.about, self.diagram)
 
     def go(self, stage: str) -> bool:
         """Bring the lab to `stage` (or plan it) and draw it; False (and a message) on error."""
@@ -129,7 +148,7 @@ class StageStepper(_Shown):
             return False
         self.view = diagram.TopologyView(topology, self.previous)
         self.previous = topology
-        self.diagram.value = inline_svg(self.view.svg())
+        self.diagram.value = fitted(self.view.svg())
         return True
 
 
@@ -165,10 +184,12 @@ class TrafficTester(_Shown):
                                        value=tuple(p for p in DEFAULT_POINTS if p in points),
                                        rows=min(8, max(len(points), 1)))
         self.button = w.Button(description="send", button_style="primary")
-        self.status, self.table, self.ladder = w.HTML(), w.HTML(), w.HTML()
+        self.status = w.HTML()
+        self.table, self.ladder = w.HTML(layout=w.Layout(**FULL)), w.HTML(layout=w.Layout(**FULL))
         self.button.on_click(lambda _: self.send())
-        self.widget = w.VBox([w.HBox([self.source, self.target]), self.method, self.points,
-                              self.button, self.status, self.ladder, self.table])
+        self.widget = _area(w.HBox([self.source, self.target], layout=w.Layout(flex_flow="row wrap")),
+                            self.method, self.points, self.button, self.status, self.ladder,
+                            self.table)
 
     def _choices(self) -> tuple[list[str], list[str]]:
         try:
@@ -205,8 +226,8 @@ class TrafficTester(_Shown):
             return None
         self.status.value = _say(said, OK if ok else FAIL)
         if self.packets is not None:
-            self.table.value = self.packets._repr_html_()
-            self.ladder.value = inline_svg(ladder.render(ladder.layout(self.packets), "svg"))
+            self.table.value = boxed(self.packets._repr_html_())
+            self.ladder.value = fitted(ladder.render(ladder.layout(self.packets), "svg"))
         else:
             self.table.value = self.ladder.value = ""
         return ok
@@ -236,11 +257,13 @@ class CaptureViewer(_Shown):
         points = tuple(packets.points)
         self.point = w.SelectMultiple(options=points, value=points, description="points",
                                       rows=min(8, max(len(points), 1)))
-        self.status, self.table, self.ladder = w.HTML(), w.HTML(), w.HTML()
+        self.status = w.HTML()
+        self.table, self.ladder = w.HTML(layout=w.Layout(**FULL)), w.HTML(layout=w.Layout(**FULL))
         for control in (self.proto, self.host, self.port, self.point):
             control.observe(lambda _: self.apply(), "value")
-        self.widget = w.VBox([w.HBox([self.proto, self.host, self.port]), self.point,
-                              self.status, self.ladder, self.table])
+        self.widget = _area(w.HBox([self.proto, self.host, self.port],
+                                   layout=w.Layout(flex_flow="row wrap")),
+                            self.point, self.status, self.ladder, self.table)
         self.apply()
 
     def apply(self) -> int:
@@ -260,8 +283,8 @@ class CaptureViewer(_Shown):
             else self.packets[:0]
         self.shown = at.filter(**flow)
         self.status.value = _say(f"{len(self.shown)} of {len(self.packets)} packets")
-        self.table.value = self.shown._repr_html_()
+        self.table.value = boxed(self.shown._repr_html_())
         # the ladder keeps whole paths that match anywhere: hops after NAT rewrote the address
         lad = ladder.layout(at, limit=self.limit, **flow)
-        self.ladder.value = inline_svg(ladder.render(lad, "svg"))
+        self.ladder.value = fitted(ladder.render(lad, "svg"))
         return len(self.shown)
