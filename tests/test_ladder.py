@@ -148,6 +148,61 @@ def test_renders_png_and_svg_with_points_and_rewrites_as_text(tmp_path):
     assert view._repr_svg_() == svg and repr(view) == str(view)
 
 
+M0, M1, BRIDGE_MAC = "02:42:ac:12:00:0a", "02:42:ac:12:00:14", "02:42:ac:12:00:01"
+ENS18_MAC, WAN0_MAC = "02:42:0a:00:02:0f", "02:42:0a:00:02:02"
+BRIDGED = ["netns0:ceth0", "host:veth0", "host:br0", "host:veth1", "netns1:ceth1"]
+
+
+def arp_then_ping() -> Packets:
+    """netns0 asks for 172.18.0.20's MAC across br0 (bridge stage), is answered, then pings it."""
+    def arp(op, src, dst, smac, dmac):
+        return frame(Ether(src=smac, dst=dmac), ARP(op=op, psrc=src, pdst=dst, hwsrc=smac,
+                                                    hwdst=dmac if op == 2 else "00:00:00:00:00:00"))
+    req, rep = arp(1, C0, C1, M0, "ff:ff:ff:ff:ff:ff"), arp(2, C1, C0, M1, M0)
+    ping = frame(Ether(src=M0, dst=M1), IP(src=C0, dst=C1, ttl=64, id=5), ICMP(id=3, seq=1))
+    b = BRIDGED
+    return Packets([seen(0, b[0], "out", req), seen(5, b[1], "in", req), seen(6, b[2], "in", req, upper=True),
+                    seen(8, b[3], "out", req), seen(9, b[4], "in", req), seen(20, b[4], "out", rep),
+                    seen(21, b[3], "in", rep), seen(23, b[1], "out", rep), seen(24, b[0], "in", rep),
+                    seen(30, b[0], "out", ping), seen(31, b[1], "in", ping), seen(33, b[3], "out", ping),
+                    seen(34, b[4], "in", ping)], [PointStats(p, 3, 3, 0) for p in BRIDGED])
+
+
+def routed_ping() -> list:
+    """netns0 pings 203.0.113.80 (outside stage): the host routes it, so its MACs change at ens18."""
+    def req(src, smac, dmac, ttl):
+        return frame(Ether(src=smac, dst=dmac), IP(src=src, dst=PUBLIC, ttl=ttl, id=42), ICMP(id=7, seq=1))
+    return follow([seen(0, "netns0:ceth0", "out", req(C0, M0, BRIDGE_MAC, 64)),
+                   seen(2, "host:veth0", "in", req(C0, M0, BRIDGE_MAC, 64)),
+                   seen(2, "host:br0", "in", req(C0, M0, BRIDGE_MAC, 64), upper=True),
+                   seen(9, "host:ens18", "out", req(HOST, ENS18_MAC, WAN0_MAC, 63)),
+                   seen(10, "world:wan0", "in", req(HOST, ENS18_MAC, WAN0_MAC, 63))])
+
+
+def test_arp_and_a_bridge_show_macs_that_the_bridge_leaves_alone():
+    lad = ladder.layout(arp_then_ping())
+    assert lad.macs                                   # ARP and a bridge: MACs shown by themselves
+    hops = [r for r in lad.rows if r.kind == "hop"]
+    assert [r.macs for r in hops[:5]] == [f"{M0} > ff:ff:ff:ff:ff:ff"] * 5
+    assert [r.macs for r in hops[9:]] == [f"{M0} > {M1}"] * 4
+    assert not any(r.mac_changed for r in hops)       # a bridge forwards the frame as it is
+    assert all(r.macs in r.text for r in hops)
+    assert f"{C0} > {C1}  {M0} > {M1}" in str(ladder.ladder(arp_then_ping()))
+    assert not ladder.layout(arp_then_ping(), macs=False).macs
+
+
+def test_a_router_writes_new_macs_and_the_ladder_says_so():
+    lad = ladder.layout(routed_ping(), macs=True)
+    changed = [(d.point, r.macs) for r, d in zip([r for r in lad.rows if r.kind == "hop"], lad.dots)
+               if r.mac_changed]
+    assert changed == [("host:ens18", f"{ENS18_MAC} > {WAN0_MAC}")]
+    text = str(ladder.ladder(routed_ping(), macs=True))
+    assert "at host:ens18   out  MACs rewritten  NAT: POSTROUTING: src 172.18.0.10 -> 10.0.2.15" in text
+    assert not ladder.layout(routed_ping()).macs      # NAT drawn, no ARP: MACs only if asked
+    svg = ladder.render(lad, "svg")
+    assert f"{ENS18_MAC} &gt; {WAN0_MAC}" in svg
+
+
 @pytest.mark.kernel
 def test_a_live_masqueraded_ping_shows_the_rewrite(lab):
     from labkit.capture import Capture
@@ -155,6 +210,9 @@ def test_a_live_masqueraded_ping_shows_the_rewrite(lab):
     with Capture(OUTWARD, lab=lab, filter="icmp") as cap:
         assert lab.ping("netns0", PUBLIC)
         cap.wait(until=lambda p: len(p) >= 10, timeout=5)
-    lad = ladder.layout(cap.packets)
+    lad = ladder.layout(cap.packets, macs=True)
     assert [c.point for c in lad.columns] == OUTWARD
     assert ("host:ens18", "POSTROUTING: src 172.18.0.10 -> 10.0.2.15") in [(d.point, d.nat) for d in lad.dots]
+    rewritten = [d.point for r, d in zip([r for r in lad.rows if r.kind == "hop"], lad.dots)
+                 if r.mac_changed]
+    assert sorted(rewritten) == ["host:br0", "host:ens18"]    # routed out of ens18, back into br0

@@ -1,4 +1,5 @@
 """Widgets' callbacks without a browser: stage stepper, traffic tester, capture viewer."""
+import re
 import subprocess
 import sys
 
@@ -150,6 +151,35 @@ def test_widgets_display_as_their_box():
     s = widgets.StageStepper()
     bundle = s._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def svg_head(value: str) -> str:
+    assert value.startswith("<svg"), value[:80]
+    return value[:value.index(">") + 1]
+
+
+def test_drawings_scale_to_the_output_area_and_are_never_wider():
+    """A drawing wider than the output area (a ladder is 11 inches) would make the area scroll
+    sideways: each is width 100% of its widget, at most its natural width, its height from
+    its viewBox; the widgets themselves are as wide as the area, no wider."""
+    s = widgets.StageStepper()
+    s.go("hairpin")
+    t = widgets.TrafficTester(FakeLab("outside"), capture=FakeCapture)
+    t.send()
+    v = widgets.CaptureViewer(masqueraded_ping())
+    for value in (s.diagram.value, t.ladder.value, v.ladder.value):
+        head = svg_head(value)
+        assert re.search(r'\swidth="100%"', head) and 'viewBox="0 0 ' in head
+        natural = re.search(r"max-width:([\d.]+)pt", head)
+        assert natural and float(natural.group(1)) > 500 and "height:auto" in head
+        assert not re.search(r'\sheight="', head) and len(re.findall(r'\swidth="', head)) == 1
+        assert "<text" in value                       # text stays text: it scales, it is searchable
+    for widget in (s, t, v):
+        assert (widget.widget.layout.width, widget.widget.layout.max_width) == ("100%", "100%")
+    for html_widget in (s.diagram, t.ladder, t.table, v.ladder, v.table):
+        assert html_widget.layout.max_width == "100%"
+    for table in (t.table.value, v.table.value):      # a wide table scrolls inside its own box
+        assert table.startswith('<div style="max-width:100%;overflow-x:auto">')
 
 
 @pytest.mark.kernel
