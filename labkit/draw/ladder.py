@@ -299,10 +299,14 @@ def _figure(lad: Ladder):
                 linestyle=(0, (3, 3)), zorder=1)
     for r in lad.rows:
         nat = bool(r.nat)
-        ax.text(lad.text_x, r.y, r.text, va="center", ha="left", fontsize=FONT,
-                fontweight="bold" if r.kind == "packet" or nat or r.mac_changed else "normal",
-                color=NAT_INK if nat else MAC_INK if r.mac_changed else
-                ("#555555" if r.kind == "more" else INK[SAME]), zorder=3)
+        words = r.text[:len(r.text) - len(r.macs)] if r.macs else r.text
+        ax.text(lad.text_x, r.y, words, va="center", ha="left", fontsize=FONT,
+                fontweight="bold" if r.kind == "packet" or nat else "normal",
+                color=NAT_INK if nat else ("#555555" if r.kind == "more" else INK[SAME]), zorder=3)
+        if r.macs:                                  # MACs in their own ink where a router wrote them
+            ax.text(lad.text_x + len(words) * CHAR, r.y, r.macs, va="center", ha="left",
+                    fontsize=FONT, fontweight="bold" if r.mac_changed else "normal",
+                    color=MAC_INK if r.mac_changed else INK[SAME], zorder=3)
     for a in lad.arrows:
         color = NAT_INK if a.nat else "#303030"
         style = "arc3,rad=-0.6" if a.start[0] == a.end[0] else "arc3,rad=0"   # same point: loop
