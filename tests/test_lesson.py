@@ -337,6 +337,22 @@ def test_the_route_localnet_guard_drops_a_neighbours_syn_to_127(lab):
     assert "nothing seen" not in str(trace)            # both points saw the control SYN
 
 
+@pytest.mark.kernel
+def test_a_dnat_once_made_outlives_its_rule_for_the_same_ports(lab):
+    """Notebook 06: with the raw guard gone, deleting the PREROUTING DNAT of 127.0.0.1 closes
+    the hole for a new connection only; the neighbour's SYN from the same ports is still
+    DNATed by the conntrack entry its first SYN made."""
+    lab.up("hairpin", backend="iptables")
+    lab.exec("host", "iptables -t raw -D PREROUTING -d 127.0.0.0/8 ! -i lo -j DROP".split(), check=True)
+    assert lesson.neighbour_syn(lab).outcome == "the SYN to 127.0.0.1 REACHED netns0"
+    lab.exec("host", ("iptables -t nat -D PREROUTING -d 127.0.0.1 -p tcp -m tcp --dport 5000 -j DNAT "
+                      "--to-destination 172.18.0.10:5000").split(), check=True)
+    assert lesson.neighbour_syn(lab).outcome == "the SYN to 127.0.0.1 REACHED netns0"
+    fresh = lesson.neighbour_syn(lab, sport=31101)
+    assert fresh.outcome == "the SYN to 127.0.0.1 was dropped in the host"
+    assert {p.hops[0].sport for p in fresh.paths} == {31101, 31102}
+
+
 def test_show_displays_the_paths_then_the_ladder(capsys):
     trace = trace_of(masqueraded_ping(), ["netns0:ceth0", "host:br0", "host:ens18"])
     trace.show()                                        # outside IPython: printed reprs

@@ -69,22 +69,27 @@ def _default_keep(is_ping: bool) -> Callable:
     return lambda p: p.proto == "tcp" and describe(p.hops[0]) in ("SYN", "SYN-ACK")
 
 
-def neighbour_syn(lab, target: str = "127.0.0.1", port: int = 5000, timeout: float = 3.0) -> Trace:
+def neighbour_syn(lab, target: str = "127.0.0.1", port: int = 5000, timeout: float = 3.0,
+                  sport: int = 31001) -> Trace:
     """What a neighbour on the LAN can do: from `world`, send a TCP SYN for target:port in a
     frame addressed straight to the host's ens18 MAC (as moby#41872 describes), then a
     control SYN for 10.0.2.15:port; capture at host:ens18 and netns0:ceth0 until the control
-    arrives (frames on one path keep their order). Traffic stays inside the lab."""
+    arrives (frames on one path keep their order). Traffic stays inside the lab.
+
+    The SYNs leave from ports `sport` and `sport + 1`: the same ports are the same connection
+    to conntrack, which keeps a DNAT it once made (for minutes) even after its rule is gone;
+    other ports make a new one."""
     privilege.require()
     import socket
     from ..kernel import netns
     from ..capture.live import Capture
-    probes = ((31001, target), (31002, plan.HOST_ADDRESS))
+    probes = ((sport, target), (sport + 1, plan.HOST_ADDRESS))
     frames = [syn_frame(plan.mac_for(plan.WORLD_ADDRESS), plan.mac_for(plan.HOST_ADDRESS),
-                        plan.WORLD_ADDRESS, dst, sport, port, seq=sport) for sport, dst in probes]
+                        plan.WORLD_ADDRESS, dst, src, port, seq=src) for src, dst in probes]
     with netns.entered(lab.ns("world")):
         tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     points = ["host:ens18", "netns0:ceth0"]
-    control = lambda pkts: any(p.headers.sport == 31002 and p.point == "netns0:ceth0"
+    control = lambda pkts: any(p.headers.sport == sport + 1 and p.point == "netns0:ceth0"
                                for p in pkts.filter(proto="tcp"))
     with tx, Capture(points, lab=lab, filter=f"tcp port {port}") as cap:
         tx.bind((plan.WORLD_UPLINK, 0))
@@ -93,11 +98,11 @@ def neighbour_syn(lab, target: str = "127.0.0.1", port: int = 5000, timeout: flo
         arrived = cap.wait(until=control, timeout=timeout)
     if not arrived:
         raise AssertionError("the control SYN to 10.0.2.15 never reached netns0: is the stage up?")
-    syns = lambda p: p.proto == "tcp" and describe(p.hops[0]) == "SYN" and p.hops[0].sport in (31001, 31002)
+    syns = lambda p: p.proto == "tcp" and describe(p.hops[0]) == "SYN" and p.hops[0].sport in (sport, sport + 1)
     # in probe order: two frames sent one after the other may still be received out of order
     # (each send queues its frame on the CPU the sender happens to run on)
     paths = sorted(distinct(cap.packets.paths(), syns), key=lambda p: p.hops[0].sport)
-    reached = any(h.point == "netns0:ceth0" and h.sport == 31001 for p in paths for h in p.hops)
+    reached = any(h.point == "netns0:ceth0" and h.sport == sport for p in paths for h in p.hops)
     outcome = (f"the SYN to {target} REACHED netns0" if reached
                else f"the SYN to {target} was dropped in the host")
     action = f"SYNs from world to {target}:{port} and (control) {plan.HOST_ADDRESS}:{port}, " \
