@@ -21,7 +21,7 @@ import pytest
 
 import labkit
 from labkit import Lab
-from labkit.kernel import netns
+from labkit.kernel import mounts, netns
 from labkit.lab import journal, lock, owner
 
 pytestmark = pytest.mark.kernel
@@ -274,7 +274,7 @@ def test_a_namespace_mounted_twice_by_hand_goes_in_one_down(lab):
         p = netns.path(lab.ns(role))
         for _ in range(2):
             subprocess.run(["mount", "--bind", p, p], check=True)
-    stacked = netns.mount_counts([netns.path(lab.ns("netns0"))])
+    stacked = mounts.mount_counts([netns.path(lab.ns("netns0"))])
     assert list(stacked.values())[0] >= 3, stacked
     assert_down_leaves_nothing(lab.name)
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import re
 import signal
 import subprocess
 import time
 
 from ..errors import KernelError, UnknownName
+from . import mounts
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MS_REC = 16384
 MS_SHARED = 1 << 20
-MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -206,7 +205,7 @@ def delete_many(names: list[str], timeout: float = 5.0, problems: dict[str, str]
                 ) -> list[str]:
     """Delete namespaces `names` as `delete` does each, in order, finding the processes of all
     of them in one scan of /proc (`delete` scans once per namespace: 0.5 ms each here).
-    Returns the names removed. Each goes whatever it meets (see `_unmount_all`); one that
+    Returns the names removed. Each goes whatever it meets (see `mounts.remove_all`); one that
     cannot be removed is put in `problems` (name -> why), or, without `problems`, named in a
     KernelError raised once every other one is gone."""
     present = [n for n in names if os.path.lexists(path(n))]
@@ -220,7 +219,7 @@ def delete_many(names: list[str], timeout: float = 5.0, problems: dict[str, str]
         with contextlib.suppress(OSError):
             held.append(os.open(path(name), os.O_RDONLY | os.O_CLOEXEC))
     try:
-        failed = _unmount_all({name: path(name) for name in present})
+        failed = mounts.remove_all({name: path(name) for name in present})
         late = _pids_in(inodes)  # a process that entered between the scan and the unmount
         _kill(_residents(late), timeout)
     finally:
@@ -263,64 +262,6 @@ def _visiting(pid: int, ino: int) -> bool:
         return os.stat(f"/proc/{pid}/ns/net").st_ino != ino
     except OSError:
         return True
-
-
-MAX_UNMOUNTS = 64  # per path and run: far more than any stacking seen (two per path, issue 16)
-
-
-def mount_counts(paths: list[str]) -> dict[str, int]:
-    """How many mounts sit on each of `paths` (stacked bind mounts count each), from
-    /proc/self/mountinfo: this process's mount namespace."""
-    wanted = {os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p)): p for p in paths}
-    counts = dict.fromkeys(paths, 0)
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            fields = line.split(b" ", 5)
-            if len(fields) > 4:
-                point = _unescape(fields[4])
-                if point in wanted:
-                    counts[wanted[point]] += 1
-    return counts
-
-
-def _unescape(field: bytes) -> str:
-    """A mountinfo path: octal escapes (\\040 for a space) back to characters."""
-    if b"\\" in field:
-        field = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
-    return field.decode(errors="surrogateescape")
-
-
-def _unmount_all(paths: dict[str, str]) -> dict[str, str]:
-    """Unmount each path (name -> path) until it is no longer a mount point, detaching busy
-    mounts (MNT_DETACH: they go when their last user does), then remove the file. Returns
-    name -> why, for those that could not be removed."""
-    failed: dict[str, str] = {}
-    errors: dict[str, int] = {}
-    left = mount_counts(list(paths.values()))
-    for _ in range(MAX_UNMOUNTS):
-        todo = [p for p, count in left.items() if count]
-        if not todo:
-            break
-        for p in todo:
-            for _ in range(left[p]):
-                if _libc.umount2(p.encode(), MNT_DETACH) != 0:
-                    errors[p] = ctypes.get_errno()
-                    break
-        left = mount_counts(todo)
-    for name, p in paths.items():
-        if left.get(p):
-            err = errors.get(p)
-            why = f": {os.strerror(err)}" if err else ""
-            failed[name] = (f"{p} is still mounted {left[p]} time(s) after unmounting it{why} "
-                            f"(see grep {name} /proc/self/mountinfo)")
-            continue
-        try:
-            os.unlink(p)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            failed[name] = f"cannot remove {p}: {e.strerror} (errno {e.errno})"
-    return failed
 
 
 def names() -> list[str]:
