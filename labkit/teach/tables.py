@@ -124,7 +124,9 @@ def conntrack_table(connections, namespace: str, *, proto: str | None = None,
     which = ", ".join(w for w in (proto, address, None if port is None else f"port {port}") if w)
     title = f"conntrack entries in {namespace}" + (f" ({which})" if which else "")
     nat = [c for c in shown if implied_nat(c)]
-    notes = ["original: the first packet as it arrived; reply: what an answer must look like."]
+    notes = ["original: the first packet as it arrived; reply: what an answer must look like. "
+             "DNAT: the reply's source is not the original destination; SNAT (a SNAT or "
+             "MASQUERADE rule): the reply's destination is not the original source."]
     notes.append("Why the answer comes back: " + why_back(nat[0]) if nat else
                  "No entry shown rewrites anything: answers come back by routing alone.")
     notes.append("(the conntrack command is in Debian's package conntrack)")
