@@ -1,60 +1,50 @@
-"""Classroom handouts: execute the notebooks, write HTML and PDF with diagrams and captures embedded.
+"""Classroom handouts: run the notebooks, print a student's and an instructor's edition.
 
-    labkit handout [-o DIR] [NOTEBOOK...]      as root: runs each notebook for real, then prints it
+    labkit handout [-o DIR] [--stored] [NOTEBOOK...]   as root: runs each notebook for real
+
+DIR/student/ and DIR/instructor/ each get, per notebook, NAME.html and NAME.pdf (A4), then
+course.pdf (title page, contents with page numbers, the notebooks in order, the cheat sheets)
+and cheatsheets.pdf (one page per stage: the seed's commands and the commands to look at the
+result), each beside its HTML. The student's edition has no solutions, answers or verdicts,
+and a ruled box to write in where a solution was; the instructor's has them, with notes
+(labkit.teach.copies). Both come from one run of each instructor's notebook.
 
 Each notebook runs top to bottom in a fresh kernel of this Python (the one labkit is installed
-in), in the notebooks' directory, and takes the default lab up and down as it goes. The HTML is
-one self-contained file: pictures are embedded, and the scripts that nbconvert would load from
-the internet (require.js, jQuery, MathJax, mermaid) are left out, as the notebooks need none of
-them. The PDF is that HTML printed by Debian's headless Chromium (package chromium), which works
-offline; nbconvert's webpdf would download a browser of its own. Chromium runs in a network
-namespace of its own with no interfaces when labkit may make one (root), so printing sends
-nothing anywhere.
+in), in the notebooks' directory, and takes the default lab up and down as it goes; pictures
+are printed as SVG (labkit.teach.vector). --stored prints the stored outputs (no root; the
+pictures stay PNG). The HTML is one offline file with its print stylesheet (labkit.teach.page),
+so a browser's print dialog prints what the PDF shows. The PDF is that HTML printed by Debian's
+headless Chromium (package chromium), which works offline, in a network namespace of its own
+with no interfaces when labkit may make one (root).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import glob
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import LabkitError, MissingTool
+from ..errors import LabkitError
+from . import page
+from .printer import browser, to_pdf
 
 NOTEBOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "notebooks")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--disable-extensions", "--no-pdf-header-footer",
-                  "--host-resolver-rules=MAP * ~NOTFOUND")
-PRINT_CSS = """
-<style id="labkit-handout">
-  @page { size: A4; margin: 12mm 11mm; }
-  body { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  pre, .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
-  .jp-OutputArea-output pre { font-size: 7.5pt; line-height: 1.3; }
-  .jp-OutputArea-output img, .jp-RenderedImage img { max-width: 100%; height: auto; }
-  .jp-InputPrompt, .jp-OutputPrompt { display: none; }
-  .jp-Cell { break-inside: avoid-page; }
-  .jp-RenderedHTMLCommon table { font-size: 85%; }
-</style>
-"""
+EDITIONS = ("student", "instructor")
+PRINT_CELL = {"cell_type": "code", "id": "labkit-print", "metadata": {}, "outputs": [],
+              "execution_count": None, "source": "import labkit.teach.vector; labkit.teach.vector.install()"}
 TIMEOUT = 300
+PRINTERS = 2                                    # Chromiums printing at once
 
 
 def notebooks() -> list[str]:
     """The course notebooks in order."""
     return sorted(glob.glob(os.path.join(NOTEBOOK_DIR, "[0-9]*.ipynb")))
-
-
-def browser() -> str:
-    """Path of a Chromium to print PDFs with, or MissingTool naming the package."""
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    raise MissingTool("printing PDF handouts needs Chromium: apt-get install chromium")
 
 
 def _kernel_manager():
@@ -81,15 +71,18 @@ def _kernel_env() -> dict:
 
 
 def execute(path: str, timeout: int = TIMEOUT):
-    """Run notebook `path` top to bottom in a fresh kernel; returns the executed notebook.
+    """Run notebook `path` top to bottom in a fresh kernel, pictures also as SVG; returns the
+    executed notebook, with the run's length in seconds in metadata["labkit_seconds"].
 
     Raises LabkitError naming the notebook and the cell that failed."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, km=_kernel_manager(), timeout=timeout,
+    nb.cells.insert(0, nbformat.from_dict(PRINT_CELL))
+    client = NotebookClient(nb, km=_kernel_manager(), timeout=timeout, record_timing=True,
                             resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}})
+    started = time.monotonic()
     with tempfile.TemporaryFile("w+") as log:       # the kernel's own chatter, shown on failure
         try:
             client.execute(env=_kernel_env(), stderr=log)
@@ -101,6 +94,8 @@ def execute(path: str, timeout: int = TIMEOUT):
                               f"written for it: {last[0][:300]}"
                               + (f" (kernel said: {' / '.join(said)[:300]})" if said else "")
                               + "; run it in JupyterLab to see the cell") from None
+    nb.cells.pop(0)
+    nb.metadata["labkit_seconds"] = round(time.monotonic() - started, 1)
     return nb
 
 
@@ -115,7 +110,9 @@ def offline(html: str) -> str:
     html = _EXTERNAL_SCRIPT.sub("", html)
     html = _EXTERNAL_IMPORT.sub("", html)
     html = _EXTERNAL_LINK.sub("", html)
-    return html.replace("</head>", PRINT_CSS + "</head>", 1)
+    if 'id="labkit-handout"' not in html:
+        html = html.replace("</head>", f'<style id="labkit-handout">{page.STYLE}</style></head>', 1)
+    return html
 
 
 def external_references(html: str) -> list[str]:
@@ -126,49 +123,81 @@ def external_references(html: str) -> list[str]:
     return found
 
 
-def to_html(nb, title: str) -> str:
-    """The executed notebook as one self-contained, offline HTML page (images embedded)."""
+def title_of(nb, default: str) -> str:
+    """The notebook's title: the first heading of its first markdown cell."""
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            m = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", cell.get("source", ""), re.M)
+            return m.group(1).strip() if m else default
+    return default
+
+
+def cells_html(nb):
+    """(the notebook's cells as paper-ready HTML, its pictures as printed: typeset.Figure)."""
     from nbconvert import HTMLExporter
+
+    from .typeset import typeset
     exporter = HTMLExporter(template_name="lab")
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
-    return offline(body)
+    full, _ = exporter.from_notebook_node(nb)
+    m = re.search(r"<main>(.*)</main>", full, re.S)
+    return typeset(offline_fragment(m.group(1) if m else full))
 
 
-def _isolated() -> list[str]:
-    """A command prefix that runs a program in a new, empty network namespace, if we may."""
-    unshare = shutil.which("unshare")
-    if unshare and os.geteuid() == 0:
-        probe = subprocess.run([unshare, "--net", "true"], capture_output=True)
-        if probe.returncode == 0:
-            return [unshare, "--net"]
-    return []
+def offline_fragment(markup: str) -> str:
+    """A piece of HTML without scripts, styles or links fetched from the network."""
+    return _EXTERNAL_LINK.sub("", _EXTERNAL_IMPORT.sub("", _EXTERNAL_SCRIPT.sub("", markup)))
 
 
-def to_pdf(html_path: str, pdf_path: str) -> None:
-    """Print `html_path` to `pdf_path` with headless Chromium (A4, backgrounds kept)."""
-    pdf_path = os.path.abspath(pdf_path)
-    if os.path.exists(pdf_path):
-        os.unlink(pdf_path)
-    with tempfile.TemporaryDirectory(prefix="labkit-chromium-") as profile:
-        argv = [*_isolated(), browser(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                f"--crash-dumps-dir={profile}", f"--print-to-pdf={pdf_path}",
-                "file://" + os.path.abspath(html_path)]
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=180,
-                                    env={**os.environ, "HOME": profile})
-        except subprocess.TimeoutExpired:
-            raise LabkitError(f"Chromium did not finish printing {html_path} within 180 s") from None
-    if result.returncode != 0 or not os.path.exists(pdf_path) or os.path.getsize(pdf_path) == 0:
-        raise LabkitError(f"Chromium could not print {html_path} to PDF (exit {result.returncode}): "
-                          f"{result.stderr.strip()[-500:]}")
+def to_html(nb, title: str, footer: str = "", kind: str = "") -> str:
+    """The notebook as one self-contained, offline HTML page for paper (images embedded)."""
+    return offline(page.page(title, cells_html(nb)[0], footer or title, kind))
 
 
-def build(output_dir: str = "handouts", notebooks: list[str] | None = None,
-          run: bool = True) -> list[str]:
-    """Write NAME.html and NAME.pdf for each notebook into `output_dir`; returns the paths.
+def _document(title: str, footer: str, kind: str, main: str) -> str:
+    return page.page(title, main, footer, kind)
 
-    With run=False the stored outputs are printed as they are (no root needed for that)."""
+
+def _write(path: str, text: str) -> str:
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def _cheat_sheets(dirs: dict[str, str], sheets: str) -> list[str]:
+    """cheatsheets.html and .pdf in each edition's directory (the same: printed once)."""
+    written = []
+    for edition in EDITIONS:
+        html_path = _write(os.path.join(dirs[edition], "cheatsheets.html"),
+                           page.page("Cheat sheets", sheets, "labkit · cheat sheets", "lk-sheets"))
+        pdf_path = os.path.join(dirs[edition], "cheatsheets.pdf")
+        if written:
+            shutil.copyfile(written[1], pdf_path)
+        else:
+            to_pdf(html_path, pdf_path)
+        written += [html_path, pdf_path]
+    return written
+
+
+def _small_figures(name: str, figures, say) -> None:
+    for k, fig in enumerate(figures, 1):
+        if fig.smallest_pt < page.MIN_FIGURE_PT:
+            say(f"note: picture {k} of {name} prints its smallest text at {fig.smallest_pt:.2f} pt "
+                f"({'about, ' if fig.kind == 'png' else ''}< {page.MIN_FIGURE_PT} pt) even {'on a landscape page' if fig.landscape else 'at full width'}: "
+                f"it is drawn {fig.natural / 72:.1f} in wide; labkit.draw should draw it narrower")
+
+
+def build(output_dir: str = "handouts", notebooks: list[str] | None = None, run: bool = True,
+          say=None) -> list[str]:
+    """Write both editions of each notebook, the booklets and the cheat sheets into
+    `output_dir`/student and `output_dir`/instructor; returns the paths written.
+
+    With run=False the stored outputs are printed as they are (no root needed for that).
+    `say(line)` is told of each notebook run and of pictures too wide to print well."""
     import nbformat
+
+    from . import booklet, cheatsheet, copies, pagination
+    from .typeset import typeset
+    say = say or (lambda line: None)
     paths = list(notebooks or globals()["notebooks"]())
     if not paths:
         raise LabkitError(f"no notebooks to print (looked in {NOTEBOOK_DIR})")
@@ -176,20 +205,45 @@ def build(output_dir: str = "handouts", notebooks: list[str] | None = None,
         if not os.path.exists(path):
             raise LabkitError(f"no notebook at {path}")
     browser()                                   # before running anything: is Chromium there?
+    dirs = {e: os.path.join(output_dir, e) for e in EDITIONS}
     try:
-        os.makedirs(output_dir, exist_ok=True)
+        for d in dirs.values():
+            os.makedirs(d, exist_ok=True)
     except OSError as e:
         raise LabkitError(f"cannot create {output_dir}: {e.strerror}; choose another -o DIR") from None
-    written = []
-    for path in paths:
-        name = os.path.splitext(os.path.basename(path))[0]
-        nb = execute(path) if run else nbformat.read(path, as_version=4)
-        html_path = os.path.join(output_dir, name + ".html")
-        with open(html_path, "w") as f:
-            f.write(to_html(nb, name))
-        pdf_path = os.path.join(output_dir, name + ".pdf")
-        to_pdf(html_path, pdf_path)
-        written += [html_path, pdf_path]
+    written, pending = [], []
+    with ThreadPoolExecutor(PRINTERS) as printers:
+        for path in paths:
+            name = os.path.splitext(os.path.basename(path))[0]
+            nb = execute(path) if run else nbformat.read(path, as_version=4)
+            seconds = nb.metadata.get("labkit_seconds")
+            if seconds is not None:
+                say(f"ran {name} in {seconds:.0f} s")
+            title = title_of(nb, name)
+            made = {"student": copies.student(nb, name), "instructor": copies.instructor(nb, seconds)}
+            for edition in EDITIONS:
+                main, figures = cells_html(nbformat.from_dict(made[edition]))
+                if edition == "student":
+                    _small_figures(name, figures, say)
+                html_path = os.path.join(dirs[edition], name + ".html")
+                pdf_path = os.path.join(dirs[edition], name + ".pdf")
+                document = functools.partial(_document, title, f"{title} · {edition}'s edition",
+                                             f"lk-edition-{edition}")
+                _write(html_path, document(main))
+                pending.append((edition, booklet.Part(name, title, main, pdf_path),
+                                printers.submit(pagination.settle, html_path, pdf_path, main, document)))
+                written += [html_path, pdf_path]
+        sheets = typeset(cheatsheet.body())[0]
+        written += _cheat_sheets(dirs, sheets)
+        parts = {e: [] for e in EDITIONS}
+        for edition, part, job in pending:        # as printed: cells may have moved (pagination)
+            parts[edition].append(dataclasses.replace(part, main=job.result()))
+        for edition in EDITIONS:
+            parts[edition].append(booklet.Part("cheatsheets", "Cheat sheets", sheets,
+                                               os.path.join(dirs[edition], "cheatsheets.pdf")))
+        books = [printers.submit(booklet.write, dirs[e], e, parts[e], run) for e in EDITIONS]
+        for book in books:
+            written += book.result()
     return written
 
 
@@ -206,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.stored:
             from ..kernel import privilege
             privilege.require()
-        for path in build(args.output, args.notebooks or None, run=not args.stored):
+        for path in build(args.output, args.notebooks or None, run=not args.stored, say=print):
             print(f"wrote {path}")
     except LabkitError as e:
         print(f"labkit handout: error: {e}", file=sys.stderr)
