@@ -1,5 +1,5 @@
 """The `labkit` command: up, down, check, practice, faults, status, clean, exec, doctor, capture,
-draw, handout.
+draw, handout; shell and install-kernel (labkit.cli.rootless: a normal user's world).
 
 `labkit up --topology FILE` brings up a lab of one's own (labkit.model.topology_file).
 
@@ -14,6 +14,7 @@ import sys
 
 from ..model import stages
 from ..errors import LabkitError
+from . import rootless
 
 
 def _lab(args):
@@ -230,6 +231,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("ns", metavar="NS", help="namespace: host, world, netns0, ...")
     sp.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
     add("doctor", cmd_doctor, "check privileges, kernel support and tools")
+    rootless.add_parsers(add)
     sp = add("capture", cmd_capture, "capture packets on lab interfaces")
     lab_arg(sp)
     sp.add_argument("points", nargs="+", metavar="NS:IFACE",
@@ -258,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         try:
+            rootless.enter(args.command)  # a normal user's world: first, before any thread
+            for note in rootless.notes():
+                print(f"labkit: {note}", file=sys.stderr)
             status = args.func(args)
+            rootless.leave()              # ends the world if nothing is left in it
         except LabkitError as e:
             print(f"labkit: error: {e}", file=sys.stderr)
             status = 2

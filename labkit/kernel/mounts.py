@@ -19,17 +19,47 @@ MAX_UNMOUNTS = 64  # per path and run: far more than any stacking seen (two per 
 
 def mount_counts(paths: list[str]) -> dict[str, int]:
     """How many mounts sit on each of `paths` (stacked bind mounts count each), from
-    /proc/self/mountinfo: this process's mount namespace."""
+    /proc/self/mountinfo: this process's mount namespace. Only mounts the path reaches count:
+    those stacked on the mount its directory is on, not ones hidden under a later mount of
+    the directory (a user's world has a tmpfs over /run/netns, above the machine's mounts)."""
     wanted = {os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p)): p for p in paths}
-    counts = dict.fromkeys(paths, 0)
+    under = {d: _mount_id(d) for d in {os.path.dirname(point) for point in wanted}}
+    stacks: dict[str, dict[int, int]] = {}  # point -> {parent mount id: mount id}
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
             fields = line.split(b" ", 5)
             if len(fields) > 4:
                 point = _unescape(fields[4])
                 if point in wanted:
-                    counts[wanted[point]] += 1
+                    stacks.setdefault(point, {})[int(fields[1])] = int(fields[0])
+    counts = dict.fromkeys(paths, 0)
+    for point, stack in stacks.items():
+        mount = under[os.path.dirname(point)]
+        if mount is None:  # the directory's mount is unknown: count them all, as before
+            counts[wanted[point]] = len(stack)
+            continue
+        while mount in stack:
+            mount = stack[mount]
+            counts[wanted[point]] += 1
     return counts
+
+
+def _mount_id(directory: str) -> int | None:
+    """Id of the mount that `directory` is on (its top mount, as a path lookup reaches it)."""
+    try:
+        fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            for line in f:
+                if line.startswith("mnt_id:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return None
 
 
 def _unescape(field: bytes) -> str:

@@ -37,9 +37,28 @@ def require() -> None:
         who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()}"
         raise NotPrivileged(
             f"labkit needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces; "
-            f"this process runs as {who} without {', '.join(missing)}. Run it in a privileged Linux "
-            f"VM as root (sudo labkit ..., or start JupyterLab with sudo); containers need "
-            f"--privileged, and hosted notebook services (Binder) cannot run the cells.")
+            f"this process runs as {who} without {', '.join(missing)}. {_how(os.geteuid())}")
+
+
+def world_problem() -> str:
+    """Why this user's world could not be made, as the Jupyter launcher found ("" if it was,
+    or was not tried): LABKIT_WORLD_PROBLEM, which labkit.kernel.launcher sets."""
+    return os.environ.get("LABKIT_WORLD_PROBLEM", "")
+
+
+def _how(euid: int) -> str:
+    """How to run labkit, for a process without the capabilities."""
+    root = ("Run it in a privileged Linux VM as root (sudo labkit ..., or start JupyterLab with "
+            "sudo); containers need --privileged, and hosted notebook services (Binder) cannot "
+            "run the cells.")
+    if euid == 0:
+        return root
+    if world_problem():
+        return f"Your own world of user namespaces could not be made: {world_problem()}"
+    return ("As a normal user, labkit works in a world of your own: run the labkit command as you "
+            "are (`labkit up STAGE`, `labkit shell` for a root shell there), and in Jupyter the "
+            "kernel \"Python (labkit lab)\" (`labkit install-kernel --user`); a script enters it "
+            "first thing with labkit.kernel.world.enter(). Or: " + root[0].lower() + root[1:])
 
 
 def require_tool(tool: str) -> str:

@@ -1,0 +1,124 @@
+"""The command's part in a normal user's world: entering it before anything else, ending it
+when nothing is left in it, `labkit shell` and `labkit install-kernel`.
+
+`enter(args)` runs first thing in `main()`, single-threaded: a normal user's command enters the
+user's world (labkit.kernel.world), starting it if needed; `clean` only enters a running one
+(and ends one whose keeper is gone); `doctor`, `faults` and `install-kernel` stay outside.
+`leave()` ends the world once the command leaves it with no lab, no namespace and no other
+process in it: `labkit down` of the last lab ends it. Root has no world.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+from ..errors import LabkitError, MissingTool
+from ..kernel import world
+
+OUTSIDE = {"doctor", "faults", "install-kernel"}   # commands that never enter a world
+KERNEL_NAME = "labkit"
+DISPLAY_NAME = "Python (labkit lab)"
+_notes: list[str] = []
+
+
+def enter(command: str) -> None:
+    """Enter (or start) this user's world for `command`, when a world is wanted."""
+    if command in OUTSIDE or not world.wanted():
+        return
+    stale = world.recorded()
+    entered = world.enter(create=command != "clean")
+    if stale is not None and stale != entered:
+        _notes.append(f"your previous world (keeper pid {stale.pid}) had ended; what was left "
+                      f"of it was stopped")
+
+
+def notes() -> list[str]:
+    """What entering had to say (a stale world ended), for the command to print."""
+    return list(_notes)
+
+
+def leave() -> None:
+    """End the world this command entered if it leaves it empty (no lab journal, no network
+    namespace, no process but the keeper)."""
+    if world.joined() is None:
+        return
+    from ..kernel import netns
+    from ..lab import journal
+    world.end_if_idle(busy=bool(journal.labs() or netns.names()))
+
+
+def cmd_shell(args) -> int:
+    """`labkit shell [-- CMD...]`: a root shell (or CMD) in this user's world."""
+    argv = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else list(args.cmd)
+    if not argv:
+        argv = [os.environ.get("SHELL") or "/bin/sh"]
+        current = world.joined()
+        where = (f"your world ({current.describe()}): you are root here, the labs' namespaces "
+                 f"are in `ip netns`; `exit` leaves it, the labs stay" if current else
+                 "the machine itself: root has no world (labkit shell is for normal users)")
+        print(f"labkit: a shell in {where}", file=sys.stderr)
+    if shutil.which(argv[0]) is None:
+        raise MissingTool(f"the command `{argv[0]}` is not installed")
+    old = [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)]
+    try:  # as system(3): the terminal's Ctrl-C is the shell's, not labkit's
+        return subprocess.call(argv, preexec_fn=_default_signals)
+    finally:
+        for s, handler in zip((signal.SIGINT, signal.SIGQUIT), old):
+            signal.signal(s, handler)
+
+
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
+def kernel_spec(python: str) -> dict:
+    """The kernelspec (kernel.json) of "Python (labkit lab)": ipykernel, run by the launcher
+    that enters (or starts) the user's world first."""
+    return {"argv": [python, "-m", "labkit.kernel.launcher", "--", python, "-m", "ipykernel_launcher",
+                     "-f", "{connection_file}"],
+            "display_name": DISPLAY_NAME, "language": "python", "metadata": {"debugger": True}}
+
+
+def cmd_install_kernel(args) -> int:
+    """`labkit install-kernel [--user | --prefix DIR]`: install the kernelspec."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+    except ImportError:
+        raise MissingTool("jupyter_client is not installed: pip install ipykernel "
+                          "(in the environment that has labkit)") from None
+    python = args.python or sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "kernel.json"), "w") as f:
+            json.dump(kernel_spec(python), f, indent=1)
+        try:
+            where = KernelSpecManager().install_kernel_spec(tmp, KERNEL_NAME, user=args.user,
+                                                            prefix=args.prefix)
+        except OSError as e:
+            raise LabkitError(f"cannot install the kernel: {e.strerror or e} ({e.filename}); "
+                              f"--user installs it for you alone, or run it as root for "
+                              f"everyone") from None
+    print(f"installed the kernel {DISPLAY_NAME!r} in {where}: a notebook on it runs in "
+          f"{'the world of whoever runs it' if os.geteuid() else 'root: labkit as root, or each user in their world'}")
+    return 0
+
+
+def add_parsers(add) -> None:
+    """Add `shell` and `install-kernel` to the command's parser (`add(name, func, help)`)."""
+    import argparse
+    sp = add("shell", cmd_shell, "a root shell (or a command) in your world, as a normal user "
+             "(as `podman unshare`)")
+    sp.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
+    sp = add("install-kernel", cmd_install_kernel, "install the Jupyter kernel \"Python (labkit "
+             "lab)\" whose notebooks run in the user's world")
+    where = sp.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for you alone (~/.local/share/jupyter)")
+    where.add_argument("--prefix", default=None, metavar="DIR",
+                       help="under DIR/share/jupyter (e.g. a JupyterHub's environment)")
+    sp.add_argument("--python", default=None, metavar="PATH",
+                    help="the interpreter the kernel runs (default: this one)")
