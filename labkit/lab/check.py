@@ -14,7 +14,7 @@ import dataclasses
 import re
 import shutil
 
-from ..kernel import netns, sysctl
+from ..kernel import netns, privilege, sysctl
 from ..model import plan, seed, stages
 from ..model.topology import Interface, Namespace, Topology, route_text
 from . import reach, service
@@ -24,6 +24,7 @@ from .verdict import Item, Result, Words
 def check(lab, stage: str, containers: int | None = None) -> Result:
     """Compare lab `lab` (a Lab) with `stage`, by the kernel's state and by real traffic."""
     stages.check_stage(stage)
+    privilege.require()     # it sends real traffic: without privileges it could only say "missing"
     want = stages.build(stage, lab.name, containers or _containers(lab, stage))
     live = lab.inspect()
     words = Words(lab.name)

@@ -1,8 +1,10 @@
 """Notebook support: the first-cell setup, and keeping stored notebooks free of execution noise.
 
 In a notebook, start with `labkit.teach.notebook.setup()`: where the kernel lacks the privileges to
-run labs (Binder, a laptop without sudo), it says so once, plainly, and every later cell is
-skipped with one short line instead of failing with a traceback, so "Run All" goes through.
+run labs (Binder, a laptop without sudo), it says so once, plainly; then every later cell runs,
+and one that needs the kernel shows, instead of an error, the outputs recorded for it on a real
+kernel under a one-line banner (see replay), so "Run All" goes through and leaves the notebook
+as rich as it was stored. With privileges every cell runs for real, as before.
 
 `python -m labkit.teach.notebook clean FILE...` strips what a notebook picks up from being run
 (timing and UI metadata, widget state; execution counts are renumbered 1, 2, 3... because
@@ -29,21 +31,26 @@ def setup(quiet: bool = False) -> bool:
     """Prepare an IPython kernel for labkit (and its `%%lab ROLE` cell magic); returns True
     if labs can run here.
 
-    Without privileges, prints once what is needed; later cells are then skipped, each
-    with a one-line note (none fails, so "Run All" goes through)."""
+    Without privileges, prints once what is needed; a later cell that needs the kernel then
+    shows the outputs recorded for it (labkit.teach.replay; none fails, so "Run All" goes
+    through)."""
     missing = privilege.missing_capabilities()
     shell = _shell()
     if shell is not None:
-        shell.set_custom_exc((NotPrivileged,), _short_note)
         shell.extension_manager.load_extension("labkit.teach.magic")   # %%lab ROLE
-        if missing and _skip_cell not in shell.input_transformers_post:
-            shell.input_transformers_post.append(_skip_cell)
+        if missing:
+            from .replay import install
+            install(shell)           # cells that need the kernel replay what it printed
+        else:
+            shell.set_custom_exc((NotPrivileged,), _short_note)
     if missing and not _state["told"]:
         _state["told"] = True
         print("labkit needs a privileged Linux VM to run these cells for real (root with "
               f"CAP_NET_ADMIN and CAP_SYS_ADMIN; missing here: {', '.join(missing)}).\n"
-              "The stored outputs below show what each cell does. To run them: start JupyterLab "
-              "as root in a VM (see the README), then run the notebook again.")
+              "Cells that need the kernel show the outputs recorded for them on a real kernel, "
+              "under a line saying so; the others (plans, drawings, your own code) run here. To run "
+              "them all for real: start JupyterLab as root in a VM (see the README), then run "
+              "the notebook again.")
     elif not missing and not quiet:
         print("labkit is ready: root with CAP_NET_ADMIN; labs run on this kernel.")
     if not missing:
@@ -61,13 +68,6 @@ def _shell():
 
 
 SKIPPED = "(skipped: this cell needs a privileged VM; see the first cell)"
-
-
-def _skip_cell(lines: list[str]) -> list[str]:
-    """IPython input transformer: replace a cell by the one-line note (unprivileged kernels)."""
-    if any("labkit.teach.notebook.setup(" in line for line in lines):
-        return lines
-    return [f"print({SKIPPED!r})\n"]
 
 
 def _short_note(shell, etype, value, tb, tb_offset=None):

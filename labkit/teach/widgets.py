@@ -5,7 +5,9 @@ and plain methods that the controls call: `StageStepper.go(stage)`, `TrafficTest
 `CaptureViewer.apply()`. Those methods work, and are tested, without a browser; what they
 show goes into HTML widgets (`.value` holds the HTML), and errors from labkit are shown there
 too, never raised into the notebook. Everything that touches the kernel goes through the
-`lab` given (a `Lab`; None for the stepper draws the stages' plans, no root needed).
+`lab` given (a `Lab`). Plan mode, with lab=None or where labs cannot run (no CAP_NET_ADMIN):
+the stepper draws the stages' plans with the reachability recorded on a real kernel, and the
+tester shows probes as recorded (PlannedStepper, PlannedTraffic; labkit.teach.recording).
 Where widgets do not render (a saved or printed notebook), each shows its status line as
 text (`text()`, the display's text/plain). Drawings scale down to the width of the output
 area (`fitted`), never wider than it.
@@ -22,6 +24,8 @@ from ..draw import ladder
 from ..model import stages
 from ..errors import LabkitError
 from ..draw.figure import WARN, fitted_svg
+from ..kernel import privilege
+from . import recording
 
 OK, FAIL = "#138a36", WARN
 DEFAULT_POINTS = ("netns0:ceth0", "host:veth0", "host:br0", "host:veth1", "netns1:ceth1",
@@ -79,6 +83,11 @@ class StageStepper(_Shown):
 
     With `lab`, each step converges the kernel (`lab.up`) and draws what `lab.inspect()` reads
     back; with lab=None it draws the stage's plan (no root: previews, Binder)."""
+
+    def __new__(cls, lab=None, *args, **kwargs):
+        if cls is StageStepper and _planned(lab):
+            cls = PlannedStepper                  # no lab, or labs cannot run here: plan mode
+        return super().__new__(cls)
 
     def __init__(self, lab=None, containers: int | None = None):
         self.lab, self.containers = lab, containers
@@ -168,6 +177,11 @@ class TrafficTester(_Shown):
     Shows whether it got through, the packets that crossed each point (a table) and their
     ladder (NAT rewrites highlighted). `capture` makes the capture (labkit.capture.Capture by
     default; tests pass a stand-in)."""
+
+    def __new__(cls, lab=None, *args, **kwargs):
+        if cls is TrafficTester and _planned(lab):
+            cls = PlannedTraffic                  # no lab, or labs cannot run here: plan mode
+        return super().__new__(cls)
 
     def __init__(self, lab, capture=None, source: str = "netns0", target: str = "203.0.113.80",
                  method: str = "ping"):
@@ -288,3 +302,81 @@ class CaptureViewer(_Shown):
         lad = ladder.layout(at, limit=self.limit, **flow)
         self.ladder.value = fitted(ladder.render(lad, "svg"))
         return len(self.shown)
+
+
+# Plan mode: where labs cannot run (no lab given, or no CAP_NET_ADMIN: Binder), the stepper and
+# the tester work on the stages' plans and on the run recorded on a real kernel (recording); a
+# CaptureViewer needs no privileges: CaptureViewer(recording.load().packets(stage, src, dst)).
+
+def _planned(lab) -> bool:
+    """True if a widget given `lab` works in plan mode: no lab, or no privileges to run one."""
+    return lab is None or bool(privilege.missing_capabilities())
+
+
+class PlannedStepper(StageStepper):
+    """StageStepper in plan mode: each stage's plan, changes marked against the stage drawn
+    before, and the stage's reachability as recorded on a real kernel (a table)."""
+
+    def __init__(self, lab=None, containers: int | None = None):
+        super().__init__(None, containers)
+        self.reach = w.HTML(layout=w.Layout(**FULL))
+        self.widget.children = (*self.widget.children, self.reach)
+
+    def show(self, stage: str | None = None) -> bool:
+        ok = super().show(stage)
+        run = recording.load()
+        if ok and run.takes.get(self.stage.value):
+            self.reach.value = boxed(run.table(self.stage.value))
+        return ok
+
+
+class PlannedTraffic(TrafficTester):
+    """TrafficTester in plan mode: sends nothing; `send()` shows the probe as recorded on a
+    real kernel at the chosen stage (answered or not, the packets at the chosen points and
+    their ladder), or says it was not recorded. The stage defaults to the first at which the
+    probe was answered."""
+
+    def __init__(self, lab=None, capture=None, source: str = "netns0", target: str = "203.0.113.80",
+                 method: str = "ping", stage: str | None = None):
+        self.run = recording.load()
+        first = self.run.first_working(source, target, method) or stages.STAGES[-1]
+        self.stage = w.Dropdown(options=stages.STAGES, value=stages.check_stage(stage or first),
+                                description="stage")
+        super().__init__(None, capture, source, target, method)
+        self.button.description = "show recorded"
+        self.widget.children = (self.stage, *self.widget.children)
+        self.stage.observe(lambda _: self._restage(), "value")
+
+    def _choices(self) -> tuple[list[str], list[str]]:
+        topology = stages.build(self.stage.value)
+        return ([ns.name for ns in topology.namespaces],
+                [f"{ns.name}:{i.name}" for ns in topology.namespaces for i in ns.interfaces
+                 if i.kind != "loopback"])
+
+    def _restage(self) -> None:
+        roles, points = self._choices()
+        source, chosen = self.source.value, set(self.points.value)
+        self.source.options, self.points.options = roles, points
+        self.source.value = source if source in roles else roles[0]
+        self.points.value = tuple(p for p in points if p in chosen or p in DEFAULT_POINTS)
+        self.send()
+
+    def send(self) -> bool | None:
+        """Show the recorded probe; True/False as it was answered, None if not recorded."""
+        method, source, stage = self.method.value, self.source.value, self.stage.value
+        take = self.run.take(stage, source, self.target.value, method)
+        if take is None:
+            self.packets, self.table.value, self.ladder.value = None, "", ""
+            self.status.value = _say(f"{method} from {source} to {self.target.value.strip()} was not "
+                                     f"recorded at stage {stage}: run it yourself in a VM", FAIL)
+            return None
+        self.packets = take.packets.filter(point=list(self.points.value)) if self.points.value else None
+        self.status.value = _say(f"{take.said} (recorded on a real kernel on {self.run.date}; run "
+                                 "it yourself in a VM)", OK if take.ok else FAIL)
+        if self.packets is not None:
+            self.table.value = boxed(self.packets._repr_html_())
+            self.ladder.value = fitted(ladder.render(ladder.layout(self.packets), "svg"))
+        else:
+            self.table.value = self.ladder.value = ""
+        return take.ok
+

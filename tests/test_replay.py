@@ -1,0 +1,258 @@
+"""Where labs cannot run (no CAP_NET_ADMIN: Binder), a cell that needs the kernel shows what it
+printed on a real kernel (labkit.teach.replay, labkit.teach.recorded): real Jupyter kernels
+started without capabilities, as a hosted notebook service starts them."""
+import base64
+import datetime
+import glob
+import itertools
+import json
+import os
+import sys
+import time
+
+import pytest
+
+import labkit
+from labkit.teach import recorded
+from labkit.teach.replay import NOT_JUDGED, NOT_RECORDED
+
+NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
+
+
+_ids = itertools.count()
+
+
+def code(source, outputs=(), tags=()):
+    return {"cell_type": "code", "execution_count": None, "id": f"cell{next(_ids)}",
+            "metadata": {"tags": list(tags)} if tags else {}, "source": source, "outputs": list(outputs)}
+
+
+def stream(text):
+    return {"output_type": "stream", "name": "stdout", "text": text}
+
+
+def shown(data):
+    return {"output_type": "display_data", "metadata": {}, "data": data}
+
+
+def notebook(cells):
+    return {"nbformat": 4, "nbformat_minor": 5, "cells": cells,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+
+
+def write(path, cells):
+    path.write_text(json.dumps(notebook(cells)))
+    return str(path)
+
+
+# -- finding the recorded cell (plain Python, no kernel) ------------------------------------------
+
+def test_a_cell_is_found_by_its_source_text_normalized(tmp_path, monkeypatch):
+    monkeypatch.setattr(recorded, "course_dir", lambda: str(tmp_path / "none"))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    write(tmp_path / "a.ipynb", [code("lab.up('veth')\n", [stream("a\n")])])
+    found = recorded.Finder(str(tmp_path)).find("\nlab.up('veth')   \n\n")
+    assert found and found.outputs == [stream("a\n")]
+    assert recorded.Finder(str(tmp_path)).find("lab.up('bridge')") is None
+    assert recorded.Finder(str(tmp_path)).find("   \n") is None
+
+
+def test_a_text_that_repeats_is_matched_in_turn_and_an_id_wins(tmp_path, monkeypatch):
+    monkeypatch.setattr(recorded, "course_dir", lambda: str(tmp_path / "none"))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    cells = [code("trace.show()", [stream("first\n")]), code("lab.check()", [stream("x\n")]),
+             code("trace.show()", [stream("second\n")])]
+    write(tmp_path / "a.ipynb", cells)
+    finder = recorded.Finder(str(tmp_path))
+    said = [finder.find("trace.show()").outputs[0]["text"] for _ in range(3)]
+    assert said == ["first\n", "second\n", "first\n"]        # Run All twice: in turn, then again
+    assert finder.find("trace.show()", cell_id=cells[2]["id"]).outputs[0]["text"] == "second\n"
+
+
+def test_the_notebook_matched_last_and_the_session_notebook_are_preferred(tmp_path, monkeypatch):
+    monkeypatch.setattr(recorded, "course_dir", lambda: str(tmp_path / "none"))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    write(tmp_path / "a.ipynb", [code("lab.down()", [stream("in a\n")])])
+    write(tmp_path / "b.ipynb", [code("only_in_b()", [stream("b\n")]), code("lab.down()", [stream("in b\n")])])
+    finder = recorded.Finder(str(tmp_path))
+    assert finder.find("lab.down()").outputs[0]["text"] == "in a\n"
+    assert finder.find("only_in_b()") and finder.find("lab.down()").outputs[0]["text"] == "in b\n"
+    monkeypatch.setenv("JPY_SESSION_NAME", "course/b.ipynb")          # Jupyter Server's name
+    assert recorded.Finder(str(tmp_path)).find("lab.down()").outputs[0]["text"] == "in b\n"
+
+
+def test_a_copy_saved_after_a_run_here_gives_way_to_the_pristine_notebook(tmp_path, monkeypatch):
+    """A notebook saved after running without privileges (old skip lines, errors, banners)
+    holds no recording: the same cell of the notebook of that name in labkit's notebooks/."""
+    pristine, copy = tmp_path / "pristine", tmp_path / "copy"
+    pristine.mkdir(), copy.mkdir()
+    monkeypatch.setattr(recorded, "course_dir", lambda: str(pristine))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    write(pristine / "n.ipynb", [code("lab.up('veth')", [stream("real\n"), shown({"image/png": PNG})])])
+    banner = shown({"text/plain": recorded.BANNER.format(date="2020-01-01")})
+    for wiped in ([stream("(skipped: this cell needs a privileged VM; see the first cell)\n")],
+                  [{"output_type": "error", "ename": "NameError", "evalue": "", "traceback": []}],
+                  [banner]):
+        write(copy / "n.ipynb", [code("lab.up('veth')", wiped)])
+        found = recorded.Finder(str(copy)).find("lab.up('veth')")
+        assert found.notebook.path == str(pristine / "n.ipynb"), wiped
+        assert found.outputs == [stream("real\n"), shown({"image/png": PNG})]
+    write(copy / "n.ipynb", [code("lab.up('veth')", [banner, stream("real\n")])])   # replayed, saved
+    assert recorded.Finder(str(copy)).find("lab.up('veth')").outputs == [stream("real\n")]
+
+
+def test_a_recording_is_dated_by_its_last_commit():
+    path = next(p for p in NOTEBOOKS if recorded._git_date(os.path.abspath(p)))
+    import subprocess
+    said = subprocess.run(["git", "log", "-1", "--format=%cs", "--", path], capture_output=True,
+                          text=True, cwd=os.path.dirname(path)).stdout.strip()
+    assert recorded.recorded_on(path) == said and len(said) == 10
+
+
+# -- real kernels without capabilities --------------------------------------------------------------
+
+@pytest.fixture
+def nocaps(tmp_path, monkeypatch):
+    """Runs a notebook top to bottom in a Jupyter kernel without any capability, in `cwd`;
+    returns the executed notebook (a cell whose reply is an error fails the run, unless
+    tagged raises-exception)."""
+    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
+    spec = tmp_path / "jupyter" / "kernels" / "nocaps"
+    spec.mkdir(parents=True)
+    spec.joinpath("kernel.json").write_text(json.dumps({
+        "argv": [*WITHOUT_CAPABILITIES, sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "no capabilities", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    env = {**os.environ, "LABKIT_RUN_DIR": str(tmp_path / "run"), "IPYTHONDIR": str(tmp_path / "ipy"),
+           "MPLCONFIGDIR": str(tmp_path / "mpl"),
+           "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
+
+    def run(nb, cwd):
+        import nbformat
+        from nbclient import NotebookClient
+        nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+        NotebookClient(nb, kernel_name="nocaps", timeout=120,
+                       resources={"metadata": {"path": str(cwd)}}).execute(env=env)
+        return nb
+    return run
+
+
+def texts(outputs, name="stdout"):
+    return "".join("".join(o["text"]) for o in outputs if o["output_type"] == "stream" and o["name"] == name)
+
+
+def displays(outputs):
+    return [{k: "".join(v).strip() if isinstance(v, (list, str)) else v for k, v in o["data"].items()}
+            for o in outputs if "data" in o]
+
+
+def banner_of(outputs):
+    plain = [d.get("text/plain", "") for d in displays(outputs)]
+    return next((p for p in plain if p.startswith("recorded on a real kernel on ")), None)
+
+
+@pytest.mark.kernel
+def test_cells_that_need_the_kernel_replay_their_recording(nocaps, tmp_path):
+    setup = "import labkit.teach.notebook; labkit.teach.notebook.setup()"
+    cells = [
+        code(setup, [stream("labkit is ready\n")]),
+        code("from labkit import Lab\nlab = Lab('np')\nlab.up('veth')", [stream("up\n"), shown(
+            {"image/png": PNG, "text/plain": "<picture>"})]),
+        code("print('partly')\nlab.up('bridge')", [stream("partly\nand the rest\n")]),
+        code("trace = lab.up('two-veths')"),
+        code("trace", [shown({"text/html": "<table><tr><td>1</td></tr></table>", "text/plain": "t"})]),
+        code("%%lab host\nip -br link", [stream("root@host:~# ip -br link\nlo  UNKNOWN\n")]),
+        code("print('partly')\nlab.up('bridge')", [stream("partly\nthe second time\n")]),
+        code("1 + 1", [{"output_type": "execute_result", "execution_count": 1, "metadata": {},
+                        "data": {"text/plain": "2"}}]),
+        code("from labkit.teach import lesson\nlesson.check('intro-gateway', '10.0.2.1', lab)",
+             [shown({"text/plain": "Right: 10.0.2.2. Why: ..."})]),
+        code("students_own_name", tags=["raises-exception"]),
+    ]
+    write(tmp_path / "course.ipynb", cells)
+    typed = code("lab.up('outside')   # typed by the student: not in the stored notebook")
+    run = nocaps(notebook(cells + [typed]), tmp_path)
+    out = [c["outputs"] for c in run["cells"]]
+    date = datetime.date.fromtimestamp(os.stat(tmp_path / "course.ipynb").st_mtime).isoformat()
+    banner = f"recorded on a real kernel on {date}; run it yourself in a VM"
+    assert "needs a privileged Linux VM" in texts(out[0]) and "recorded for them on a real kernel" in texts(out[0])
+    assert banner_of(out[1]) == banner and texts(out[1]) == "up\n"
+    assert {"image/png": PNG, "text/plain": "<picture>"} in displays(out[1])
+    assert texts(out[2]) == "partly\nand the rest\n"          # what it printed first is cleared
+    assert banner_of(out[3]) == banner and texts(out[3]) == ""
+    assert banner_of(out[4]) and "<table>" in str(displays(out[4]))   # NameError after a replay
+    assert banner_of(out[5]) and texts(out[5]) == "root@host:~# ip -br link\nlo  UNKNOWN\n"
+    assert texts(out[6]) == "partly\nthe second time\n"       # the same text: its own turn
+    assert banner_of(out[7]) is None and displays(out[7]) == [{"text/plain": "2"}]   # runs for real
+    assert texts(out[8]).strip() == NOT_JUDGED and "Right" not in str(out[8])
+    assert out[9][0]["output_type"] == "error" and out[9][0]["ename"] == "NameError"
+    assert texts(out[10]).strip() == NOT_RECORDED
+
+
+def test_with_privileges_setup_installs_nothing_of_the_replay(tmp_path):
+    """As root with CAP_NET_ADMIN: the same message as before, NotPrivileged alone handled
+    (nbval compares what every cell really printed), the %%lab magic itself."""
+    import subprocess
+    script = ("from IPython.testing.globalipapp import start_ipython\n"
+              "ip = start_ipython()\n"
+              "ip.run_cell('import labkit.teach.notebook; labkit.teach.notebook.setup()')\n"
+              "from labkit.errors import NotPrivileged\nfrom labkit.teach import magic, replay\n"
+              "print(ip.custom_exceptions == (NotPrivileged,), not replay._installed,\n"
+              "      ip.magics_manager.magics['cell']['lab'] is magic.lab_magic)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "IPYTHONDIR": str(tmp_path / "ipy"),
+                                 "LABKIT_RUN_DIR": str(tmp_path / "run")})
+    said = result.stdout + result.stderr
+    assert "labkit is ready: root with CAP_NET_ADMIN; labs run on this kernel." in said, said
+    assert said.strip().splitlines()[-1] == "True True True", said
+
+
+def rich(outputs) -> set:
+    """What a reader sees in a cell's outputs beyond text: a picture, a table."""
+    found = set()
+    for d in displays(outputs):
+        if "image/png" in d or "image/svg+xml" in d:
+            found.add("picture")
+        if "<table" in d.get("text/html", ""):
+            found.add("table")
+    return found
+
+
+def _student_editions(tmp_path):
+    from labkit.teach.notebook import write_student
+    return write_student(str(tmp_path / "student"))
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("edition", ["instructor", "student"])
+def test_binder_run_all_leaves_every_notebook_as_rich_as_stored(edition, nocaps, tmp_path):
+    """Binder, as a student meets it: each notebook run top to bottom in a fresh kernel without
+    CAP_NET_ADMIN (which notebook it is, the kernel finds by the cells' text). No cell fails or
+    shows a traceback; each cell that had a picture or a table stored still shows one; each
+    replayed cell shows exactly what was stored for it."""
+    import nbformat
+    paths = NOTEBOOKS if edition == "instructor" else _student_editions(tmp_path)
+    assert paths
+    replayed, cells, start = 0, 0, time.monotonic()
+    for path in paths:
+        stored = nbformat.read(path, as_version=4)
+        run = nocaps(stored, os.path.dirname(os.path.abspath(path)))
+        for i, (before, after) in enumerate(zip(stored.cells, run.cells)):
+            if before.cell_type != "code":
+                continue
+            cells += 1
+            where = f"{os.path.basename(path)} cell {i + 1}: {before.source[:60]!r}"
+            assert not [o for o in after.outputs if o["output_type"] == "error"], where
+            assert "Traceback" not in texts(after.outputs) + texts(after.outputs, "stderr"), where
+            assert rich(before.outputs) <= rich(after.outputs), where
+            if banner_of(after.outputs):
+                replayed += 1
+                kept = [o for o in before.outputs if recorded.is_recording(o)]
+                assert texts(after.outputs) == texts(kept), where
+                assert displays(after.outputs)[1:] == displays(kept), where
+    took = time.monotonic() - start
+    print(f"\n{edition}: {len(paths)} notebooks, {cells} code cells, {replayed} replayed, {took:.1f} s")
+    assert replayed > len(paths)          # most cells need the kernel: they were replayed, not erased
