@@ -105,8 +105,8 @@ def _drift_text(lab, drift: list[str]) -> str:
     what = "topology" if journal.get("topology") else "stage"
     if not drift:
         return f"matches {what} {stage}: nothing was changed by hand"
-    if journal.get("fault") or journal.get("practice"):
-        return drift[0]       # it differs on purpose: a fault, or a stage being practised
+    if journal.get("fault") or journal.get("practice") or drift[0].startswith("being changed now"):
+        return drift[0]       # on purpose (a fault, a stage practised), or a writer is at work
     target = f"{what} {stage}" if stage else f"the {what}"
     return "\n".join([f"differs from {target} (changed by hand? `{lab.up_command()}` brings it back):"]
                      + [f"  {line}" for line in drift])
