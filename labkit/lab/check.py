@@ -159,13 +159,13 @@ def _existing(lab) -> set[str]:
 
 _HAIRPIN_RULES = (  # (its seed step, what, table, iptables -S, nft): either tool's, typed by hand
     (2, "the OUTPUT DNAT of 127.0.0.1:5000", "nat", r"-A OUTPUT -d 127\.0\.0\.1/32 .*--dport 5000 .*DNAT",
-     r"ip daddr 127\.0\.0\.1 tcp dport 5000 dnat"),
+     r"ip daddr 127\.0\.0\.1 tcp dport 5000 .*dnat"),
     (3, "the masquerade of 127.0.0.0/8 leaving by br0", "nat",
      r"-A POSTROUTING -s 127\.0\.0\.0/8 -o br0 .*MASQUERADE",
-     r'ip saddr 127\.0\.0\.0/8 oifname "br0" masquerade'),
+     r'ip saddr 127\.0\.0\.0/8 oifname "br0" .*masquerade'),
     (4, "the raw PREROUTING drop of 127.0.0.0/8 from the network (moby#41872)", "raw",
      r"-A PREROUTING -d 127\.0\.0\.0/8 ! -i lo .*DROP",
-     r'ip daddr 127\.0\.0\.0/8 iifname != "lo" drop'),
+     r'ip daddr 127\.0\.0\.0/8 iifname != "lo" .*drop'),
 )
 
 

@@ -68,7 +68,7 @@ def _inside(k: int) -> tuple[Step, ...]:
 
 
 _DNAT = "-p tcp -m tcp --dport 5000 -j DNAT --to-destination 172.18.0.10:5000"
-_NFT_DNAT = "tcp dport 5000 dnat to 172.18.0.10:5000"
+_NFT_DNAT = "tcp dport 5000 counter dnat to 172.18.0.10:5000"
 
 STEPS: dict[str, tuple[Step, ...]] = {
     "veth": _container(0) + _inside(0),
@@ -90,7 +90,7 @@ STEPS: dict[str, tuple[Step, ...]] = {
               seed=False),
         _host("sudo iptables -t nat -A POSTROUTING -s 172.18.0.0/16 ! -o br0 -j MASQUERADE",
               "packets from the containers leave with the host's address",
-              nft=_nft("nat", "POSTROUTING", 'ip saddr 172.18.0.0/16 oifname != "br0" masquerade')),
+              nft=_nft("nat", "POSTROUTING", 'ip saddr 172.18.0.0/16 oifname != "br0" counter masquerade')),
     ),
     "publish": (
         Step("netns0", "python3 -m http.server --bind 172.18.0.10 5000 &", "a web server in netns0"),
@@ -112,10 +112,10 @@ STEPS: dict[str, tuple[Step, ...]] = {
               nft=_nft("nat", "OUTPUT", f"ip daddr 127.0.0.1 {_NFT_DNAT}")),
         _host("sudo iptables -t nat -A POSTROUTING -s 127.0.0.0/8 -o br0 -j MASQUERADE",
               "and they leave by br0 with br0's address", seed=False,
-              nft=_nft("nat", "POSTROUTING", 'ip saddr 127.0.0.0/8 oifname "br0" masquerade')),
+              nft=_nft("nat", "POSTROUTING", 'ip saddr 127.0.0.0/8 oifname "br0" counter masquerade')),
         _host("sudo iptables -t raw -A PREROUTING -d 127.0.0.0/8 ! -i lo -j DROP",
               "nothing from the network may claim 127.0.0.1 (moby#41872)", seed=False,
-              nft=_nft("raw", "PREROUTING", 'ip daddr 127.0.0.0/8 iifname != "lo" drop')),
+              nft=_nft("raw", "PREROUTING", 'ip daddr 127.0.0.0/8 iifname != "lo" counter drop')),
     ),
 }
 """Each stage's steps, from the state of the stage before it (see `practice`)."""
