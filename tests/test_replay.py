@@ -256,3 +256,112 @@ def test_binder_run_all_leaves_every_notebook_as_rich_as_stored(edition, nocaps,
     took = time.monotonic() - start
     print(f"\n{edition}: {len(paths)} notebooks, {cells} code cells, {replayed} replayed, {took:.1f} s")
     assert replayed > len(paths)          # most cells need the kernel: they were replayed, not erased
+
+
+# -- plan mode of the widgets, on the recorded run -------------------------------------------------
+
+def test_the_shipped_recording_covers_every_stage_as_its_check_expects():
+    from labkit.model import stages
+    from labkit.teach import recording
+    run = recording.load()
+    assert set(run.takes) == set(stages.STAGES) and run.date
+    checked = 0
+    for stage, takes in run.takes.items():
+        for take in takes:
+            if take.expect is not None:
+                checked += 1
+                assert take.ok == take.expect, (stage, take.source, take.target, take.said)
+            if take.ok:
+                assert len(take.packets) and take.packets.points, (stage, take.source, take.target)
+    assert checked >= sum(len(v) for v in recording.reach.PROBES.values())
+
+
+def test_stepper_and_tester_without_privileges_work_on_plans_and_the_recording(monkeypatch):
+    from labkit.kernel import privilege
+    from labkit.teach import widgets
+
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError(f"plan mode touched the lab: {name}")
+
+    monkeypatch.setattr(privilege, "missing_capabilities", lambda: ["CAP_NET_ADMIN"])
+    s = widgets.StageStepper(Untouchable())
+    assert isinstance(s, widgets.PlannedStepper) and s.lab is None
+    assert s.go("two-veths") and s.go("bridge") and "br0" in s.diagram.value
+    assert s.view.layout.chip("host", "br0").status == "added"          # marked against two-veths
+    assert "labkit-reachability" in s.reach.value and "recorded on a real kernel" in s.reach.value
+    t = widgets.TrafficTester(Untouchable(), source="world", target="10.0.2.15:5000", method="http")
+    assert isinstance(t, widgets.PlannedTraffic) and t.stage.value == "publish"  # first answered
+    assert t.send() is True and "HTTP 200" in t.text() and "recorded on a real kernel" in t.text()
+    assert "<svg" in t.ladder.value and "labkit-capture" in t.table.value
+    t.stage.value = "outside"                                    # not published yet: refused
+    assert "Failed to connect" in t.text() and t.source.value == "world"
+    t.target.value = "192.0.2.1"
+    assert t.send() is None and "was not recorded at stage outside" in t.text()
+    t.stage.value = "veth"
+    assert t.source.options == ("host", "world", "netns0")       # the stage's plan
+    monkeypatch.setattr(privilege, "missing_capabilities", lambda: [])
+    assert type(widgets.StageStepper(Untouchable())) is widgets.StageStepper   # root: unchanged
+
+
+def test_a_capture_viewer_shows_a_recorded_capture():
+    from labkit.errors import UnknownName
+    from labkit.teach import recording, widgets
+    v = widgets.CaptureViewer(recording.load().packets("outside", "netns0", "203.0.113.80"))
+    assert v.apply() > 0 and "10.0.2.15" in v.table.value        # masqueraded on the way out
+    with pytest.raises(UnknownName, match="recorded there: host -> 172.18.0.10"):
+        recording.load().packets("veth", "netns1", "172.18.0.10")
+
+
+@pytest.mark.kernel
+def test_plan_mode_in_a_process_without_capabilities(tmp_path):
+    import subprocess
+    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
+    script = ("from labkit import Lab\nfrom labkit.teach import widgets\n"
+              "s = widgets.StageStepper(Lab())\nt = widgets.TrafficTester(Lab())\n"
+              "print(type(s).__name__, s.go('outside'), type(t).__name__, t.send())\n")
+    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", script], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "LABKIT_RUN_DIR": str(tmp_path),
+                                                        "MPLCONFIGDIR": str(tmp_path / "mpl")})
+    assert result.stdout.split() == ["PlannedStepper", "True", "PlannedTraffic", "True"], \
+        result.stdout + result.stderr
+
+
+def _comparable(take):
+    """Answered or not, the account, and where an answered probe's packets were seen (where an
+    unanswered one went depends on the neighbour caches the stages before left)."""
+    import re
+    said = re.sub(r"after \d+ ms", "after N ms", take.said)
+    return take.ok, said, sorted({p.point for p in take.packets if p.headers.proto != "arp"
+                                  and take.ok})
+
+
+@pytest.mark.kernel
+def test_a_fresh_recording_matches_the_shipped_one(lab, tmp_path):
+    """The recorder run on a real kernel (two stages): each probe answered or not as shipped,
+    with the same account, an answer seen at the same points; so the shipped run cannot drift."""
+    from labkit.teach import recorder, recording
+    path = str(tmp_path / "run.json.gz")
+    recording.write(path, recorder.record(lab, ["two-veths", "publish"]))
+    fresh, shipped = recording.load(path), recording.load()
+    for stage in ("two-veths", "publish"):
+        assert [(t.source, t.target) for t in fresh.takes[stage]] == \
+               [(t.source, t.target) for t in shipped.takes[stage]]
+        for new, old in zip(fresh.takes[stage], shipped.takes[stage]):
+            assert _comparable(new) == _comparable(old), (stage, new.source, new.target)
+
+
+@pytest.mark.kernel
+def test_the_recorder_command_writes_a_run_and_takes_its_lab_down(tmp_path):
+    import subprocess
+    from labkit.lab import journal
+    from labkit.pytest_plugin import unique_lab_name
+    from labkit.teach import recording
+    name, path = unique_lab_name(), tmp_path / "run.json.gz"
+    result = subprocess.run([sys.executable, "-m", "labkit.teach.recorder", "veth", "-o", str(path),
+                             "--lab", name], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "probes at 1 stages" in result.stdout, result.stdout + result.stderr
+    assert name not in journal.labs()
+    run = recording.load(str(path))
+    assert list(run.takes) == ["veth"]
+    assert run.take("veth", "host", "172.18.0.10").ok and not run.take("veth", "world", "172.18.0.10").ok
