@@ -1,9 +1,11 @@
-"""Handouts: offline HTML (nothing fetched from the network) and a PDF printed by headless
-Chromium whose pages render (pdftoppm). Printing the stored outputs needs no root; running the
-notebooks first (the default of `labkit handout`) is covered by the kernel test at the end."""
+"""Handouts: offline HTML (nothing fetched from the network) and PDFs printed by headless
+Chromium whose pages render (pdftoppm), in a student's and an instructor's edition. Printing the
+stored outputs needs no root; running the notebooks first (the default of `labkit handout`) is
+covered by the kernel test at the end. What the pages look like is measured in test_print."""
 import labkit
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,7 +62,8 @@ def test_every_course_notebook_converts_to_offline_html():
 def test_missing_notebook_and_missing_browser_say_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(LabkitError, match="no notebook at"):
         handout.build(str(tmp_path / "out"), [str(tmp_path / "nope.ipynb")], run=False)
-    monkeypatch.setattr(handout.shutil, "which", lambda name: None)
+    from labkit.teach import printer
+    monkeypatch.setattr(printer.shutil, "which", lambda name: None)
     with pytest.raises(LabkitError, match="apt-get install chromium"):
         handout.build(str(tmp_path / "out"), [tiny_notebook(tmp_path / "a.ipynb")], run=False)
 
@@ -78,8 +81,10 @@ def render_first_page(pdf, tmp_path) -> bytes:
 def test_stored_outputs_print_to_a_pdf_whose_page_renders(tmp_path):
     nb = tiny_notebook(tmp_path / "01-tiny.ipynb")
     written = handout.build(str(tmp_path / "out"), [nb], run=False)
-    assert [os.path.basename(p) for p in written] == ["01-tiny.html", "01-tiny.pdf"]
-    pdf = written[1]
+    relative = sorted(os.path.relpath(p, tmp_path / "out") for p in written)
+    assert relative == sorted(f"{e}/{n}.{x}" for e in ("student", "instructor")
+                              for n in ("01-tiny", "course", "cheatsheets") for x in ("html", "pdf"))
+    pdf = str(tmp_path / "out" / "student" / "01-tiny.pdf")
     assert open(pdf, "rb").read(5) == b"%PDF-"
     info = subprocess.run(["pdfinfo", pdf], capture_output=True, text=True, check=True).stdout
     assert "A4" in info
@@ -92,9 +97,10 @@ def test_stored_outputs_print_to_a_pdf_whose_page_renders(tmp_path):
 @needs_chromium
 def test_a_course_notebook_prints_with_its_diagrams(tmp_path):
     path = [p for p in handout.notebooks() if "bridge" in p][0]
-    html, pdf = handout.build(str(tmp_path), [path], run=False)
+    handout.build(str(tmp_path), [path], run=False)
+    pdf = str(tmp_path / "instructor" / "03-bridge.pdf")
     text = subprocess.run(["pdftotext", pdf, "-"], capture_output=True, text=True, check=True).stdout
-    assert "A bridge joins the containers" in text and "echo-request seq=1" in text
+    assert "bridge" in text and "echo-request" in text and "For the instructor" in text
     images = subprocess.run(["pdfimages", "-list", pdf], capture_output=True, text=True).stdout
     assert len(images.splitlines()) >= 4                     # header lines + the embedded pictures
 
@@ -114,10 +120,20 @@ def test_the_command_line_without_privileges_prints_stored_outputs_only(tmp_path
 @needs_chromium
 def test_handout_runs_a_notebook_for_real_and_prints_it(tmp_path):
     from labkit import Lab
+    from labkit.teach import proof
     path = [p for p in handout.notebooks() if "namespaces-and-veth" in p][0]
-    html, pdf = handout.build(str(tmp_path), [path])
-    text = subprocess.run(["pdftotext", pdf, "-"], capture_output=True, text=True, check=True).stdout
-    assert "ping from netns0 to 172.18.0.11: answered" in text
-    assert "Nothing of the lab is left" in text
+    said = []
+    handout.build(str(tmp_path), [path], say=said.append)
+    assert any(line.startswith("ran 01-namespaces-and-veth in ") for line in said), said
+    for edition in ("student", "instructor"):
+        pdf = str(tmp_path / edition / "01-namespaces-and-veth.pdf")
+        html = open(pdf[:-4] + ".html").read()
+        text = subprocess.run(["pdftotext", pdf, "-"], capture_output=True, text=True, check=True).stdout
+        assert "answered" in text and "Nothing of the lab is left" in text
+        assert "data:image/png" not in html and "<svg" in html  # the pictures as SVG, text as text
+        assert proof.too_small(pdf, html) == [] and proof.broken_tokens(pdf, html) == []
+        assert render_first_page(pdf, tmp_path).startswith(b"\x89PNG")
+    notes = subprocess.run(["pdftotext", str(tmp_path / "instructor" / "01-namespaces-and-veth.pdf"), "-"],
+                           capture_output=True, text=True).stdout
+    assert re.search(r"ran in \d+ s on this machine", " ".join(notes.split()))
     assert Lab().journal.exists() is False                  # the notebook took its lab down
-    assert render_first_page(pdf, tmp_path).startswith(b"\x89PNG")

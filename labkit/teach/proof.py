@@ -78,15 +78,21 @@ def kinds(markup: str) -> dict[str, set[str]]:
     """The words of an HTML page by kind: "figure" (SVG text), "code", "body", "heading"."""
     from bs4 import BeautifulSoup
     soup = BeautifulSoup(markup, "html.parser")
-    for el in soup(["style", "script", "title"]):
+    for el in soup(["style", "script", "title"]) + soup.select("a.anchor-link"):
         el.decompose()
     found = {"figure": set(), "code": set(), "body": set(), "heading": set()}
-    for node in soup.find_all(string=True):
-        names = {p.name for p in node.parents}
-        kind = "figure" if "svg" in names else "code" if names & {"pre", "code", "kbd", "samp"} else "body"
-        found[kind].update(str(node).split())
-        if names & {"h1", "h2", "h3", "h4", "h5", "h6"}:
-            found["heading"].add(" ".join(str(node).split()))
+    for svg in soup.find_all("svg"):
+        for text in svg.find_all("text"):
+            found["figure"].update(bare(w) for w in text.get_text().split())
+        svg.decompose()
+    for code in soup.find_all(["pre", "code", "kbd", "samp"]):
+        if not any(p.name in ("pre", "code", "kbd", "samp") for p in code.parents):
+            found["code"].update(bare(w) for w in code.get_text().split())
+    for code in soup.find_all(["pre", "code", "kbd", "samp"]):
+        code.decompose()
+    for h in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
+        found["heading"].add(" ".join(h.get_text().replace("¶", "").split()))
+    found["body"].update(bare(w) for w in soup.get_text().split())
     return found
 
 
@@ -96,10 +102,15 @@ def _in_content(word: Word, size: tuple[float, float]) -> bool:
     return word.y0 >= top - 2 and word.y1 <= bottom + 2
 
 
+def bare(word: str) -> str:
+    """`word` without the punctuation around it ("(172.18.0.1)," -> "172.18.0.1")."""
+    return word.strip("()[]{}<>,.;:!?\"'") or word
+
+
 def kind_of(word: str, found: dict[str, set[str]]) -> str:
     """The most lenient kind a printed word can be (a word of a picture may also be in code)."""
     for kind in ("figure", "code", "body"):
-        if word in found[kind]:
+        if bare(word) in found[kind]:
             return kind
     return "other"
 

@@ -20,6 +20,7 @@ import base64
 import copy
 import re
 import struct
+import urllib.parse
 from dataclasses import dataclass
 
 from . import page
@@ -226,8 +227,26 @@ def _landscape(cell) -> None:
         _mark(before, "lk-wide")
 
 
+def inline_svg(data_uri: str, prefix: str) -> str | None:
+    """The SVG of a data: URI as markup to place in the page (its text stays text, and can be
+    measured in the PDF), its ids prefixed with `prefix` so that two pictures never share one."""
+    head, _, body = data_uri.partition(",")
+    if not head.startswith("data:image/svg+xml"):
+        return None
+    svg = base64.b64decode(body).decode() if head.endswith(";base64") else urllib.parse.unquote(body)
+    if "<svg" not in svg:
+        return None
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', svg)
+    return re.sub(r'(url\(#|href="#)([^)"]+)', lambda m: f"{m.group(1)}{prefix}{m.group(2)}", svg)
+
+
 def _figures(soup) -> list[Figure]:
     found = []
+    for k, img in enumerate(soup.select(".jp-RenderedSVG img, .jp-RenderedImage img")):
+        svg = inline_svg(img.get("src", ""), f"lk{k}-")
+        if svg is not None:
+            img.replace_with(_soup(svg))
     for el in soup.select(".jp-RenderedSVG svg, .jp-RenderedImage img, .jp-RenderedHTML svg"):
         if el.name == "svg":
             if any(p.name == "svg" for p in el.parents):
