@@ -108,7 +108,8 @@ def test_every_command_says_what_it_needs(who, public_run_dir, monkeypatch, tmp_
     os.chmod(tmp_path, 0o777)
     prefix = NOBODY if who == "nobody" else WITHOUT_CAPABILITIES
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__))),
-           "HOME": str(tmp_path), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+           "HOME": str(tmp_path), "MPLCONFIGDIR": str(tmp_path / "mpl"),
+           "LABKIT_WORLD": "off"}  # a normal user would get a world of its own (test_rootless)
     python = _interpreter_for(prefix, env)
     try:
         for command in EVERY_COMMAND:

@@ -1,9 +1,10 @@
 """The command's part in a normal user's world: entering it before anything else, ending it
 when nothing is left in it, `labkit shell` and `labkit install-kernel`.
 
-`enter(args)` runs first thing in `main()`, single-threaded: a normal user's command enters the
-user's world (labkit.kernel.world), starting it if needed; `clean` only enters a running one
-(and ends one whose keeper is gone); `doctor`, `faults` and `install-kernel` stay outside.
+`enter(command)` runs first thing in `main()`, single-threaded: a normal user's command enters
+the user's world (labkit.kernel.world), starting it if needed (a world whose keeper is gone is
+ended first: `labkit clean` after a crash); `doctor`, `faults` and `install-kernel` stay
+outside. Outside a world, a normal user's command would read root's journals: never.
 `leave()` ends the world once the command leaves it with no lab, no namespace and no other
 process in it: `labkit down` of the last lab ends it. Root has no world.
 """
@@ -31,7 +32,7 @@ def enter(command: str) -> None:
     if command in OUTSIDE or not world.wanted():
         return
     stale = world.recorded()
-    entered = world.enter(create=command != "clean")
+    entered = world.enter()  # `clean` too: outside it, a user would read root's journals
     if stale is not None and stale != entered:
         _notes.append(f"your previous world (keeper pid {stale.pid}) had ended; what was left "
                       f"of it was stopped")

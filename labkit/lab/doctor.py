@@ -1,11 +1,17 @@
-"""`labkit doctor`: can this machine run labs? Privileges, kernel features, tools, and fixes."""
+"""`labkit doctor`: can this machine run labs? Privileges, kernel features, tools, and fixes.
+
+For a normal user it first says whether the machine lets the user have a world of user
+namespaces, and if not, which of the usual causes refuses it and the fix
+(labkit.kernel.userns.diagnose): disabled by a sysctl, restricted by AppArmor, blocked by a
+container runtime's seccomp profile. For root it says whether normal users may have worlds."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from dataclasses import dataclass
 
-from ..kernel import privilege
+from ..kernel import privilege, userns, world
 from ..errors import LabkitError
 
 
@@ -62,13 +68,72 @@ def _kernel_feature(kind: str) -> tuple[bool, str]:
         netns.delete(name)
 
 
+def world_check(data: dict, root: bool = False) -> Check:
+    """The check "user namespaces" from `userns.probe()` data (plain logic: tested on data).
+    For root (`root`), whose own probe proves nothing for others, only the sysctls count."""
+    if root:
+        data = {**data, "step": "unshare", "errno": errno.EPERM, "seccomp": "0"}
+        problem, fix = userns.diagnose(data)
+        if "sysctl" in fix:
+            return Check("user namespaces", False, f"normal users get no world: {problem}", fix)
+        return Check("user namespaces", True, "normal users may have worlds of their own")
+    problem, fix = userns.diagnose(data)
+    if problem:
+        return Check("user namespaces", False, problem, fix)
+    return Check("user namespaces", True, "this user may make a world of its own "
+                 "(user, network and mount namespaces)")
+
+
+def _world() -> list[Check]:
+    """For a normal user: can a world be made, then enter it (the later checks run there)."""
+    data = userns.probe()
+    check = world_check(data)
+    if not check.ok:
+        return [check]
+    try:
+        entered = world.enter()
+    except LabkitError as e:
+        return [check, Check("world", False, str(e), "run labkit doctor from a shell, as yourself")]
+    return [check, Check("world", True, f"your world runs ({entered.describe()}); the checks "
+                         f"below run in it")]
+
+
+def _capture_check() -> Check:
+    """How captures keep bursts whole here: a 64 MiB receive buffer, or a TPACKET_V3 ring."""
+    import socket
+    from ..capture import ring, sockets
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except OSError as e:
+        return Check("captures", False, f"no packet socket: {e.strerror}", "run labkit as root")
+    with sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, sockets.SO_RCVBUFFORCE, sockets.DEFAULT_BUFFER)
+            return Check("captures", True, "a 64 MiB receive buffer per point (SO_RCVBUFFORCE)")
+        except PermissionError:
+            pass
+        try:
+            ring.Ring(sock, 2 * ring.BLOCK).close()
+        except OSError as e:
+            return Check("captures", False, f"SO_RCVBUFFORCE refused and no TPACKET_V3 ring: "
+                         f"{e.strerror}", "a burst may lose frames; run labkit as root")
+    return Check("captures", True, "a TPACKET_V3 ring per point (SO_RCVBUFFORCE is refused "
+                 "here; the ring's size is not capped by net.core.rmem_max)")
+
+
 def checks() -> list[Check]:
-    """Every check, in order; later ones are skipped when privileges are missing."""
+    """Every check, in order; later ones are skipped when privileges are missing. A normal
+    user's doctor first checks user namespaces, then enters the user's world (which it
+    starts if needed: call it before any thread starts, as the `labkit` command does)."""
+    result = _world() if world.wanted() else []
+    if os.geteuid() == 0 and userns.initial():
+        result.append(world_check({"sysctls": userns.sysctls()}, root=True))
     missing = privilege.missing_capabilities()
-    result = [Check("privileges", not missing,
-                    "root with CAP_NET_ADMIN and CAP_SYS_ADMIN" if not missing
-                    else f"uid {os.geteuid()}, missing {', '.join(missing)}",
-                    "run labkit as root in a privileged Linux VM (sudo labkit ...)")]
+    who = "root of your world" if world.joined() else "root"
+    result.append(Check("privileges", not missing,
+                        f"{who} with CAP_NET_ADMIN and CAP_SYS_ADMIN" if not missing
+                        else f"uid {os.geteuid()}, missing {', '.join(missing)}",
+                        "run labkit as root in a privileged Linux VM (sudo labkit ...)"))
     result.append(Check("netns support", os.path.exists("/proc/self/ns/net"),
                         "/proc/self/ns/net present", "use a kernel built with CONFIG_NET_NS"))
     for kind in ("veth", "bridge", "nftables"):
@@ -78,6 +143,8 @@ def checks() -> list[Check]:
         else:
             ok, detail = _kernel_feature(kind)
             result.append(Check(f"kernel {kind}", ok, detail, FIXES[kind]))
+    if not missing:
+        result.append(_capture_check())
     for tool, package in privilege.TOOLS.items():
         path = shutil.which(tool)
         result.append(Check(f"tool {tool}", bool(path), path or "not found",
