@@ -1,5 +1,5 @@
 """The `labkit` command: up, down, check, practice, faults, status, clean, exec, doctor, capture,
-draw, handout; shell and install-kernel (labkit.cli.rootless: a normal user's world).
+draw, handout, site; shell and install-kernel (labkit.cli.rootless: a normal user's world).
 
 `labkit up --topology FILE` brings up a lab of one's own (labkit.model.topology_file).
 
@@ -176,6 +176,13 @@ def cmd_handout(args) -> int:
     return 0
 
 
+def cmd_site(args) -> int:
+    from ..teach import site        # no root: the stored (recorded) outputs, nothing is run
+    for path in site.build(args.output, args.notebooks or None, args.binder):
+        print(f"wrote {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the tests)."""
     p = argparse.ArgumentParser(prog="labkit", description=__doc__.split("\n")[0])
@@ -250,6 +257,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", dest="output", default="handouts", metavar="DIR")
     sp.add_argument("--stored", action="store_true",
                     help="print the stored outputs instead of running the notebooks (no root needed)")
+    sp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
+    sp = add("site", cmd_site, "write the course (student edition, recorded outputs) as a static website")
+    sp.add_argument("-o", dest="output", default="site", metavar="DIR")
+    sp.add_argument("--binder", default="", metavar="URL", help="the course on Binder, linked from each page")
     sp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
     return p
 

@@ -1,0 +1,114 @@
+"""`labkit site -o DIR`: the course's student edition as a static website, with the outputs
+recorded on a real kernel, that fetches nothing from the network (labkit.teach.site)."""
+import glob
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from labkit.teach import editions, notebook, site
+
+NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "[0-9]*.ipynb")))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    return str(out), site.build(str(out))
+
+
+def pictures(outputs):
+    return sum(1 for o in outputs if any(m in o.get("data", {}) for m in ("image/png", "image/svg+xml")))
+
+
+def test_the_index_lists_every_notebook_in_order_with_its_title(built):
+    out, written = built
+    assert written[0] == os.path.join(out, "index.html")
+    index = open(written[0]).read()
+    titles = []
+    for path in NOTEBOOKS:
+        with open(path) as f:
+            titles.append(html.escape(site.title_of(json.load(f), "")))
+    links = re.findall(r'<li><a href="([^"]+)">([^<]+)</a>', index)
+    assert [page for page, _ in links] == [os.path.basename(p)[:-6] + ".html" for p in NOTEBOOKS]
+    assert [title for _, title in links] == titles and all(titles)
+
+
+def test_each_page_is_the_student_edition_with_its_recorded_outputs(built):
+    out, _ = built
+    for path in NOTEBOOKS:
+        name = os.path.basename(path)[:-6]
+        page = open(os.path.join(out, f"{name}.html")).read()
+        with open(path) as f:
+            edition = editions.student(json.load(f), path)
+        code = [c for c in edition["cells"] if c["cell_type"] == "code"]
+        stored = sum(pictures(c["outputs"]) for c in code)
+        shown = len(re.findall(r'<img [^>]*src="data:image/(?:png|svg\+xml);base64,', page))
+        assert shown == stored, (name, shown, stored)
+        tables = sum(1 for c in code for o in c["outputs"] if "<table" in "".join(o.get("data", {}).get("text/html", "")))
+        assert page.count("<table") >= tables, name
+        assert "BEGIN SOLUTION" not in page and f"recorded on a real kernel on {site.recorded.recorded_on(path)}" in page
+        stored_nb = os.path.join(out, "notebooks", f"{name}.ipynb")
+        assert notebook.is_clean(stored_nb)
+        assert json.load(open(stored_nb))["cells"] == json.loads(notebook.dumps(notebook.clean(edition)))["cells"]
+
+
+def test_nothing_is_fetched_from_the_network_and_every_link_resolves(built):
+    out, written = built
+    for path in written:
+        if path.endswith((".html", ".css")):
+            text = open(path).read()
+            assert site.external_references(text) == [], path
+            for href in re.findall(r'(?:href|src)="([^"#][^"]*)"', text):
+                if not href.startswith(("http://", "https://", "data:")):
+                    assert os.path.isfile(os.path.join(out, href)), (path, href)
+    size = sum(os.path.getsize(p) for p in written)
+    print(f"\nsite: {len(written)} files, {size / 1e6:.1f} MB")
+
+
+def test_external_references_finds_what_would_fetch_or_run():
+    for bad in ('<script src="https://cdn.example/require.js"></script>', "<script>alert(1)</script>",
+                '<link rel="stylesheet" href="https://fonts.example/css">', "@import url(x.css);",
+                'body { background: url("//cdn.example/a.png") }', '<img src="https://x.example/a.png">'):
+        assert site.external_references(bad), bad
+    assert site.external_references('<a href="https://example.org/">a link</a> <link href="style.css">') == []
+
+
+def test_an_svg_figure_stays_svg(tmp_path):
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="5" height="5"/></svg>'
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "markdown", "id": "m", "metadata": {}, "source": "# 01 · A drawing\n\nIt is drawn. Then more."},
+        {"cell_type": "code", "id": "c", "metadata": {}, "execution_count": 1, "source": "draw()",
+         "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"image/svg+xml": svg,
+                                                                              "text/plain": "<figure>"}}]}]}
+    path = tmp_path / "01-drawing.ipynb"
+    path.write_text(json.dumps(nb))
+    site.build(str(tmp_path / "out"), [str(path)])
+    page = (tmp_path / "out" / "01-drawing.html").read_text()
+    import base64
+    data = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', page)   # vector, embedded
+    assert data and "<rect" in base64.b64decode(data.group(1)).decode() and "image/png" not in page
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "01 · A drawing" in index and "It is drawn." in index and "Then more" not in index
+
+
+@pytest.mark.kernel
+def test_the_site_command_needs_no_privileges(tmp_path):
+    import labkit
+    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__))),
+           "LABKIT_RUN_DIR": str(tmp_path / "run")}
+    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-m", "labkit", "site", "-o",
+                             str(tmp_path / "site"), "--binder", "https://mybinder.org/v2/gh/o/r/HEAD"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"wrote {tmp_path / 'site' / 'index.html'}" in result.stdout
+    assert 'href="https://mybinder.org/v2/gh/o/r/HEAD"' in (tmp_path / "site" / "index.html").read_text()
+    bad = subprocess.run([sys.executable, "-m", "labkit", "site", "-o", "/proc/no/site"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("labkit: error: cannot write the site") \
+        and "Traceback" not in bad.stderr, bad.stderr
