@@ -92,6 +92,7 @@ def test_a_copy_saved_after_a_run_here_gives_way_to_the_pristine_notebook(tmp_pa
     write(pristine / "n.ipynb", [code("lab.up('veth')", [stream("real\n"), shown({"image/png": PNG})])])
     banner = shown({"text/plain": recorded.BANNER.format(date="2020-01-01")})
     for wiped in ([stream("(skipped: this cell needs a privileged VM; see the first cell)\n")],
+                  [stream(recorded.NOT_JUDGED + "\n")], [stream(recorded.NOT_RECORDED + "\n")],
                   [{"output_type": "error", "ename": "NameError", "evalue": "", "traceback": []}],
                   [banner]):
         write(copy / "n.ipynb", [code("lab.up('veth')", wiped)])

@@ -34,8 +34,12 @@ from dataclasses import dataclass, field
 
 BANNER = "recorded on a real kernel on {date}; run it yourself in a VM"
 MARK = "labkit/replayed"            # metadata key of the banner output (not a recording)
+NOT_RECORDED = ("(this cell needs a privileged VM, and no run of it was recorded: "
+                "see the first cell)")
+NOT_JUDGED = ("(this exercise compares your answer with the live lab, which cannot run here: "
+              "run the notebook in a VM to check your answer)")
 _NOT_RECORDED = ("(skipped: this cell needs a privileged VM", "labkit: labkit needs root",
-                 "labkit needs a privileged Linux VM")
+                 "labkit needs a privileged Linux VM", NOT_RECORDED[:40], NOT_JUDGED[:40])
 _VERDICT = re.compile(r"^(Right: |Not quite \()", re.M)     # labkit.teach.exercises' verdicts
 
 
