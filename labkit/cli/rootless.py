@@ -81,9 +81,8 @@ def _default_signals() -> None:
 def kernel_spec(python: str) -> dict:
     """The kernelspec (kernel.json) of "Python (labkit lab)": ipykernel, run by the launcher
     that enters (or starts) the user's world first."""
-    return {"argv": [python, "-m", "labkit.kernel.launcher", "--", python, "-m", "ipykernel_launcher",
-                     "-f", "{connection_file}"],
-            "display_name": DISPLAY_NAME, "language": "python", "metadata": {"debugger": True}}
+    return {"argv": [python, "-m", "labkit.kernel.launcher", "--kernel", "-f", "{connection_file}"],
+            "display_name": DISPLAY_NAME, "language": "python", "metadata": {"debugger": False}}
 
 
 def cmd_install_kernel(args) -> int:

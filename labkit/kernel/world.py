@@ -35,10 +35,9 @@ _me: dict = {}      # what is known of the user before entering: the state direc
 
 
 def wanted() -> bool:
-    """True for a normal user outside any world (root, and a process inside a world, need
-    none; LABKIT_WORLD=off turns worlds off: labkit then needs root, as before)."""
-    return (os.geteuid() != 0 and userns.initial()
-            and os.environ.get("LABKIT_WORLD", "").lower() not in OFF)
+    """True for a normal user (root needs no world, and inside a world one is root;
+    LABKIT_WORLD=off turns worlds off: labkit then needs root, as before)."""
+    return os.geteuid() != 0 and os.environ.get("LABKIT_WORLD", "").lower() not in OFF
 
 
 def state_dir() -> str:
@@ -153,10 +152,11 @@ def start() -> World:
     return world
 
 
-def enter(create: bool = True) -> World | None:
+def enter(create: bool = True, net: bool = True) -> World | None:
     """Enter this user's world, starting it if there is none (`create`); a stale one is ended
     first. Returns the world, or None when there is none and `create` is False. Call it
-    before any thread starts. NotPrivileged, with why and the fix, if the machine refuses."""
+    before any thread starts. NotPrivileged, with why and the fix, if the machine refuses.
+    `net=False` leaves the network namespace to enter later (see `join`)."""
     with locked():
         world = recorded()
         if world is not None and not world.alive():
@@ -172,7 +172,7 @@ def enter(create: bool = True) -> World | None:
                 error = NotPrivileged(refusal(reason))
                 error.why = reason  # the launcher passes it on to the notebook
                 raise error from None
-        join(world)
+        join(world, net)
     return world
 
 
@@ -189,12 +189,15 @@ def refusal(reason: str) -> str:
             f"privileged Linux VM (CAP_NET_ADMIN, CAP_SYS_ADMIN)")
 
 
-def join(world: World) -> None:
+def join(world: World, net: bool = True) -> None:
     """Move this process into `world`: its user, mount and network namespaces, in that order;
-    the working directory stays (by path). KernelError if the world ended or is not ours."""
+    the working directory stays (by path). KernelError if the world ended or is not ours.
+    `net=False`: not the network namespace, which a thread may enter later on its own (a
+    Jupyter kernel binds its sockets on the machine's loopback first: labkit.kernel.launcher)."""
+    kinds = ("user", "mnt", "net") if net else ("user", "mnt")
     fds = []
     try:
-        for kind in ("user", "mnt", "net"):
+        for kind in kinds:
             fds.append(os.open(f"/proc/{world.pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC))
         if not world.alive():
             raise KernelError(f"the world ({world.describe()}) ended while it was being entered")
@@ -204,7 +207,7 @@ def join(world: World) -> None:
     except FileNotFoundError:
         raise KernelError(f"the world (keeper pid {world.pid}) ended; run the command again") from None
     finally:
-        if len(fds) < 3:
+        if len(fds) < len(kinds):
             for fd in fds:
                 os.close(fd)
     try:
