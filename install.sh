@@ -8,7 +8,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 PACKAGES="iproute2 nftables iptables iputils-ping curl libpcap0.8 tcpdump tshark procps sudo
-          python3 python3-venv python3-pip chromium poppler-utils"
+          python3 python3-venv python3-pip chromium poppler-utils fonts-dejavu-core"
 missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
   export DEBIAN_FRONTEND=noninteractive

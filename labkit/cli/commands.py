@@ -171,8 +171,8 @@ def cmd_handout(args) -> int:
     if not args.stored:
         privilege.require()  # the notebooks are run for real before they are printed
     from ..teach import handout
-    for path in handout.build(args.output, notebooks=args.notebooks or None, run=not args.stored):
-        print(f"wrote {path}")
+    written = handout.build(args.output, notebooks=args.notebooks or None, run=not args.stored, say=print)
+    print(handout.summary(args.output, written))
     return 0
 
 
@@ -253,7 +253,8 @@ def parser() -> argparse.ArgumentParser:
     topology_arg(sp, "draw this file's plan instead of the live lab (no root needed)")
     sp.add_argument("-o", dest="output", metavar="FILE.png|FILE.svg",
                     help="file to write (without it: a text tree)")
-    sp = add("handout", cmd_handout, "execute the notebooks and write HTML and PDF handouts")
+    sp = add("handout", cmd_handout, "run the notebooks and print a student's and an instructor's "
+                                      "edition (HTML, A4 PDF, course booklet, cheat sheets)")
     sp.add_argument("-o", dest="output", default="handouts", metavar="DIR")
     sp.add_argument("--stored", action="store_true",
                     help="print the stored outputs instead of running the notebooks (no root needed)")

@@ -247,6 +247,17 @@ def build(output_dir: str = "handouts", notebooks: list[str] | None = None, run:
     return written
 
 
+def summary(output_dir: str, written: list[str]) -> str:
+    """One line per edition: where its files are and what they are."""
+    lines = []
+    for edition in EDITIONS:
+        mine = [p for p in written if os.path.dirname(p) == os.path.join(output_dir, edition)]
+        notebooks = sum(p.endswith(".pdf") for p in mine) - 2
+        lines.append(f"wrote {os.path.join(output_dir, edition)}/: {notebooks} notebooks (HTML and "
+                     f"A4 PDF), course.pdf (the booklet), cheatsheets.pdf")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m labkit.teach.handout [-o DIR] [--stored] [NOTEBOOK...]`."""
     import argparse
@@ -260,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.stored:
             from ..kernel import privilege
             privilege.require()
-        for path in build(args.output, args.notebooks or None, run=not args.stored, say=print):
-            print(f"wrote {path}")
+        written = build(args.output, args.notebooks or None, run=not args.stored, say=print)
+        print(summary(args.output, written))
     except LabkitError as e:
         print(f"labkit handout: error: {e}", file=sys.stderr)
         return 2
