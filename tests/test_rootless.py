@@ -568,3 +568,58 @@ def test_a_directory_the_machine_lacks_is_provided_with_the_rest_bound_back(tmp_
     assert os.waitstatus_to_exitcode(status) == 0
     assert sorted(os.listdir(parent)) == ["file", "link", "mnt", "sub"]  # outside: unchanged
     assert os.listdir(parent / "mnt") == []
+
+
+# -- a classroom server -------------------------------------------------------------------------
+
+def test_the_jupyterhub_example_runs_each_student_as_itself_on_the_labkit_kernel():
+    """examples/jupyterhub/jupyterhub_config.py loads (traitlets, as JupyterHub loads it):
+    the users' own servers, labkit's kernel the default and the only one."""
+    from traitlets.config import Config
+    path = os.path.join(REPO, "examples", "jupyterhub", "jupyterhub_config.py")
+    c = Config()
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), {"get_config": lambda: c})
+    assert c.JupyterHub.spawner_class == "jupyterhub.spawner.LocalProcessSpawner"
+    assert c.JupyterHub.bind_url.startswith("http://127.0.0.1:")
+    assert "--MappingKernelManager.default_kernel_name=labkit" in c.Spawner.args
+    assert "--KernelSpecManager.allowed_kernelspecs=labkit" in c.Spawner.args
+    assert os.path.basename(c.Spawner.cmd[0]) == "jupyterhub-singleuser"
+
+
+@pytest.fixture
+def public_dir():
+    """A directory every user may read (pytest's tmp_path is root's alone)."""
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="labkit-kernels-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_kernel_installed_for_everyone_runs_in_each_users_world(user1, user2, public_dir):
+    """`labkit install-kernel --prefix DIR` (root, once): each user's Jupyter finds the kernel
+    there, and each user's notebook runs in that user's own world."""
+    from labkit.cli import main
+    assert main(["install-kernel", "--prefix", public_dir, "--python", user1.python]) == 0
+    jupyter_path = os.path.join(public_dir, "share", "jupyter")
+    code = r"""
+from jupyter_client import KernelManager
+km = KernelManager(kernel_name="labkit")
+km.start_kernel()
+c = km.client(); c.start_channels(); c.wait_for_ready(timeout=60)
+out = []
+cell = "import os\nfrom labkit import Lab\nlab = Lab()\nlab.up('veth')\nprint('ping', lab.ping('netns0', '172.18.0.11'), open('/proc/self/uid_map').read().split()[1])\nlab.down()"
+print('status', c.execute_interactive(cell, timeout=120, output_hook=out.append)['content']['status'])
+print(''.join(m['content'].get('text', '') for m in out if m['msg_type'] == 'stream'))
+c.stop_channels(); km.shutdown_kernel(now=True)
+"""
+    runs = [u.popen(*["env", f"JUPYTER_PATH={jupyter_path}", u.python, "-c", code]) for u in (user1, user2)]
+    for u, proc in zip((user1, user2), runs):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and "status ok" in out, (u.name, out, err)
+        assert f"ping True {u.uid}" in out, (u.name, out)   # in the world that maps this user
+    for u in (user1, user2):
+        u.ok("clean")
+        assert u.world() is None

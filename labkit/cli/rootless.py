@@ -94,6 +94,7 @@ def cmd_install_kernel(args) -> int:
                           "(in the environment that has labkit)") from None
     python = args.python or sys.executable
     with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # copied with its mode: everyone must read a kernel installed for all
         with open(os.path.join(tmp, "kernel.json"), "w") as f:
             json.dump(kernel_spec(python), f, indent=1)
         try:
@@ -103,8 +104,8 @@ def cmd_install_kernel(args) -> int:
             raise LabkitError(f"cannot install the kernel: {e.strerror or e} ({e.filename}); "
                               f"--user installs it for you alone, or run it as root for "
                               f"everyone") from None
-    print(f"installed the kernel {DISPLAY_NAME!r} in {where}: a notebook on it runs in "
-          f"{'the world of whoever runs it' if os.geteuid() else 'root: labkit as root, or each user in their world'}")
+    print(f"installed the kernel {DISPLAY_NAME!r} in {where}: a notebook on it runs in the "
+          f"world of the user who opens it (root's, on the machine itself)")
     return 0
 
 
