@@ -83,6 +83,8 @@ def _become_keeper(report: int, uid: int, gid: int, sleep: str | None,
             provide(parent, names)
         with contextlib.suppress(OSError):  # /sys of the world's own network: for a person's ls
             userns.mount("sysfs", "/sys", "sysfs", 0)
+        step = "bringing the world's loopback up"
+        _loopback_up()  # a Jupyter kernel started in the world (labkit handout) talks over it
         os.chdir("/")
     except OSError as e:
         os.write(report, f"{step} failed: {e.strerror or e} (errno {e.errno}); "
@@ -99,6 +101,16 @@ def _become_keeper(report: int, uid: int, gid: int, sleep: str | None,
         os.execv(sleep, [NAME, "infinity"])
     while True:  # no sleep(1) on the machine: wait here (a Python process, ~10 MB)
         signal.pause()
+
+
+def _loopback_up() -> None:
+    """Set `lo` up in this network namespace (SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP)."""
+    import fcntl
+    import socket
+    import struct
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        flags = struct.unpack_from("16sH", fcntl.ioctl(sock, 0x8913, struct.pack("16sH22x", b"lo", 0)))[1]
+        fcntl.ioctl(sock, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))
 
 
 def provide(parent: str, names: tuple[str, ...]) -> None:
