@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from ..errors import KernelError, UnknownName
-from . import mounts
+from . import mounts, process
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -166,18 +166,10 @@ def _kill(victims: list[int], timeout: float) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in victims):
+    while time.monotonic() < deadline and any(process.alive(p) for p in victims):
         _reap(victims)
         time.sleep(0.005)
     return len(victims)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def _reap(victims: list[int]) -> None:

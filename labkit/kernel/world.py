@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from . import keeper, userns
+from .process import start_time
 from ..errors import KernelError, NotPrivileged
 
 STATE_FILE = "world.json"
@@ -56,16 +57,6 @@ def state_dir() -> str:
 def _boot() -> str:
     with open("/proc/sys/kernel/random/boot_id") as f:
         return f.read().strip()
-
-
-def start_time(pid: int) -> str | None:
-    """Start time of process `pid` (clock ticks after boot); None if gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(") ", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 @dataclass(frozen=True)

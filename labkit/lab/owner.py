@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 
 from ..errors import LabkitError
+from ..kernel import process
 
 JOURNAL_KEY = "owner"
 
@@ -43,23 +44,11 @@ class Process:
 
     def alive(self) -> bool:
         """True if this very process still runs (same pid and start time, not a zombie)."""
-        return _stat(self.pid)[1] == self.start
+        return process.stat(self.pid)[1] == self.start
 
     def describe(self) -> str:
         """"pid 1234 (python -m ipykernel_launcher -f ...)": how messages name it."""
         return f"pid {self.pid} ({self.command or '?'})"
-
-
-def _stat(pid: int) -> tuple[int | None, str | None]:
-    """(parent pid, start time) of `pid`; (None, None) if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(") ", 1)[1].split()
-    except (OSError, IndexError):
-        return None, None
-    if fields[0] in ("Z", "X"):
-        return None, None
-    return int(fields[1]), fields[19]
 
 
 def command_line(pid: int) -> str:
@@ -76,7 +65,7 @@ def command_line(pid: int) -> str:
 def this_process() -> Process:
     """The calling process."""
     pid = os.getpid()
-    return Process(pid, _stat(pid)[1] or "", command_line(pid))
+    return Process(pid, process.stat(pid)[1] or "", command_line(pid))
 
 
 def in_jupyter_kernel() -> bool:
@@ -90,7 +79,7 @@ def _lineage() -> set[tuple[int, str]]:
     """(pid, start) of this process and each of its ancestors."""
     found, pid = set(), os.getpid()
     while pid and pid not in {p for p, _ in found}:
-        parent, start = _stat(pid)
+        parent, start = process.stat(pid)
         if start is None:
             break
         found.add((pid, start))

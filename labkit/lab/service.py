@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from ..kernel import netns
+from ..kernel import netns, process
 from .journal import run_dir
 from ..model import plan
 from ..errors import KernelError
@@ -180,16 +180,6 @@ def _tail(log: str | None) -> str:
 
 # -- processes -----------------------------------------------------------------------------------
 
-def _start_time(pid: int) -> str | None:
-    """Start time of process `pid` (its identity with the pid); None if it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(") ", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
 def services_dir(lab: str) -> str:
     """Per-lab directory for the servers' pages and logs, beside the journal."""
     return os.path.join(run_dir(), f"{lab or 'default'}.services")
@@ -234,7 +224,7 @@ def start(lab: str, service: Service, journal) -> int:
         if service.address and service.port:
             wait_listening(kernel, service.address, service.port, proc, log=log)
     except KernelError:
-        stop(proc.pid, _start_time(proc.pid))
+        stop(proc.pid, process.start_time(proc.pid))
         _record(journal, service, None)
         raise
     return proc.pid
@@ -245,7 +235,7 @@ def _record(journal, service: Service, pid: int | None) -> None:
     if pid is not None:
         running.append({"namespace": service.namespace, "argv": list(service.argv),
                         "address": service.address, "port": service.port,
-                        "pid": pid, "start": _start_time(pid)})
+                        "pid": pid, "start": process.start_time(pid)})
     journal.record("services", running)
 
 
@@ -256,17 +246,17 @@ def _same(record: dict, service: Service) -> bool:
 
 def stop(pid: int, start_time: str | None, timeout: float = 5.0) -> None:
     """End process `pid` if it is still the one that started at `start_time`."""
-    if start_time is None or _start_time(pid) != start_time:
+    if start_time is None or process.start_time(pid) != start_time:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _start_time(pid) == start_time and time.monotonic() < deadline:
+    while process.start_time(pid) == start_time and time.monotonic() < deadline:
         child = _children.get(pid)
         if child is not None and child.poll() is not None:
             break
         time.sleep(0.005)
-    if _start_time(pid) == start_time and (pid not in _children or _children[pid].poll() is None):
+    if process.start_time(pid) == start_time and (pid not in _children or _children[pid].poll() is None):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         if pid in _children:
@@ -280,7 +270,7 @@ def converge(topology: Topology, journal) -> None:
     wanted = list(topology.services)
     kept = []
     for record in journal.get("services", []):
-        alive = _start_time(record["pid"]) == record["start"]
+        alive = process.start_time(record["pid"]) == record["start"]
         home = plan.namespace_name(lab, record["namespace"])
         if alive and any(_same(record, s) for s in wanted) and _runs_in(record["pid"], home):
             kept.append(record)
@@ -309,7 +299,7 @@ def stop_recorded(journal) -> int:
     records = journal.get("services", [])
     ended = 0
     for record in records:
-        if _start_time(record["pid"]) == record["start"]:
+        if process.start_time(record["pid"]) == record["start"]:
             stop(record["pid"], record["start"])
             ended += 1
     return ended
@@ -319,7 +309,7 @@ def running(lab: str, journal) -> tuple[Service, ...]:
     """The services labkit started in lab `lab` that are alive and listening now."""
     found = []
     for r in journal.get("services", []):
-        if _start_time(r["pid"]) != r["start"]:
+        if process.start_time(r["pid"]) != r["start"]:
             continue
         kernel = plan.namespace_name(lab, r["namespace"])
         if r["address"] and r["port"] and netns.exists(kernel) \
