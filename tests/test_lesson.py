@@ -62,7 +62,7 @@ def test_every_stage_has_shell_commands_beside_its_labkit_call(stage):
     cmds = lesson.seed(stage)
     text = str(cmds)
     assert f"lab.up({stage!r})" in text and cmds.blocks
-    assert "sudo ip netns exec host bash" in text
+    assert "sudo nsenter --net=/run/netns/host bash" in text   # ip netns exec hides an ip netns add
     html = cmds._repr_html_()
     assert "<table" in html and "&lt;" not in cmds.call
 

@@ -118,5 +118,5 @@ def seed(stage: str, lab_var: str = "lab") -> Commands:
             where = ("on the host (not in the seed: what Docker and CNI portmap add)"
                      if stage == "hairpin" else "on the host, also (labkit adds these; the seed does not)")
             blocks = blocks + ((where, "\n".join(extra)),)
-    note = "in a terminal, enter the lab's VM first: sudo ip netns exec host bash"
+    note = "in a terminal, open a shell in the lab's VM first: sudo nsenter --net=/run/netns/host bash"
     return Commands(stage, blocks, f"{lab_var}.up({stage!r})", note)
