@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import LabkitError
 from . import page
-from .printer import browser, to_pdf
+from .printer import browser, printing, to_pdf
 
 NOTEBOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "notebooks")
 EDITIONS = ("student", "instructor")
@@ -212,7 +212,7 @@ def build(output_dir: str = "handouts", notebooks: list[str] | None = None, run:
     except OSError as e:
         raise LabkitError(f"cannot create {output_dir}: {e.strerror}; choose another -o DIR") from None
     written, pending = [], []
-    with ThreadPoolExecutor(PRINTERS) as printers:
+    with printing(), ThreadPoolExecutor(PRINTERS) as printers:
         for path in paths:
             name = os.path.splitext(os.path.basename(path))[0]
             nb = execute(path) if run else nbformat.read(path, as_version=4)

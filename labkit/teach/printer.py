@@ -1,18 +1,22 @@
 """Printing HTML to PDF with Debian's headless Chromium, offline, and reading PDFs back.
 
     to_pdf(html_path, pdf_path)     A4 as the page's stylesheet says; backgrounds kept
+    with printing(): ...            to_pdf keeps one Chromium open per thread (chromium.Browser)
     pages(pdf_path)                 how many pages (pdfinfo)
+    destinations(pdf_path)          where each link target was printed (pdfinfo -dests)
 
 Chromium runs in a network namespace of its own with no interfaces when labkit may make one
 (root), so printing sends nothing anywhere; nbconvert's webpdf would download a browser.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 
 from ..errors import LabkitError, MissingTool
 
@@ -41,11 +45,51 @@ def _isolated() -> list[str]:
     return []
 
 
+class _Session:
+    """The Chromiums of a `printing()` block: one per thread that prints."""
+
+    def __init__(self):
+        self.local, self.all, self.lock = threading.local(), [], threading.Lock()
+
+    def browser(self):
+        from .chromium import Browser
+        if getattr(self.local, "browser", None) is None:
+            flags = tuple(f for f in CHROMIUM_FLAGS if f != "--no-pdf-header-footer")  # hangs a pipe
+            self.local.browser = Browser(_isolated(), browser(), flags)
+            with self.lock:
+                self.all.append(self.local.browser)
+        return self.local.browser
+
+    def close(self) -> None:
+        for b in self.all:
+            b.close()
+
+
+_session: list[_Session] = []
+
+
+@contextlib.contextmanager
+def printing():
+    """Within this block, to_pdf prints with Chromiums kept open (closed at its end)."""
+    if _session:
+        yield
+        return
+    _session.append(_Session())
+    try:
+        yield
+    finally:
+        _session.pop().close()
+
+
 def to_pdf(html_path: str, pdf_path: str) -> None:
     """Print `html_path` to `pdf_path` with headless Chromium (A4, backgrounds kept)."""
     pdf_path = os.path.abspath(pdf_path)
     if os.path.exists(pdf_path):
         os.unlink(pdf_path)
+    if _session:
+        _session[0].browser().print(html_path, pdf_path)
+        _check(html_path, pdf_path, 0, "")
+        return
     with tempfile.TemporaryDirectory(prefix="labkit-chromium-") as profile:
         argv = [*_isolated(), browser(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
                 f"--crash-dumps-dir={profile}", f"--print-to-pdf={pdf_path}",
@@ -55,9 +99,13 @@ def to_pdf(html_path: str, pdf_path: str) -> None:
                                     env={**os.environ, "HOME": profile})
         except subprocess.TimeoutExpired:
             raise LabkitError(f"Chromium did not finish printing {html_path} within 180 s") from None
-    if result.returncode != 0 or not os.path.exists(pdf_path) or os.path.getsize(pdf_path) == 0:
-        raise LabkitError(f"Chromium could not print {html_path} to PDF (exit {result.returncode}): "
-                          f"{result.stderr.strip()[-500:]}")
+    _check(html_path, pdf_path, result.returncode, result.stderr)
+
+
+def _check(html_path: str, pdf_path: str, code: int, said: str) -> None:
+    if code != 0 or not os.path.exists(pdf_path) or os.path.getsize(pdf_path) == 0:
+        raise LabkitError(f"Chromium could not print {html_path} to PDF (exit {code}): "
+                          f"{said.strip()[-500:]}")
 
 
 def pages(pdf_path: str) -> int:
