@@ -175,3 +175,18 @@ def test_reveal_prints_the_answer_read_from_the_live_lab(lab, capsys):
     assert "read from the lab now: ens18." in capsys.readouterr().out
     with pytest.raises(LookupError, match="no exercise 'nope'"):
         exercises.reveal("nope", lab)
+
+
+def test_the_cells_that_show_what_a_question_asked_to_predict_lose_their_outputs():
+    shown = new_output("stream", name="stdout", text="64 bytes from 172.18.0.20\n")
+    nb = new_notebook(cells=[
+        new_markdown_cell("Will netns0 answer?\n<!-- BEGIN SOLUTION -->\nYes.\n<!-- END SOLUTION -->"),
+        new_code_cell("lab.ping('netns0', '172.18.0.20')", outputs=[shown]),
+        new_code_cell("lab.check('bridge')", outputs=[shown]),
+        new_markdown_cell("Now the bridge."),
+        new_code_cell("lab.diagram()", outputs=[shown]),
+    ])
+    cells = editions.student(nb)["cells"]
+    assert "Yes." not in cells[0].source
+    assert cells[1].outputs == [] and cells[2].outputs == []
+    assert cells[4].outputs == [shown]       # after the next markdown cell: kept

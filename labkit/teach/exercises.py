@@ -130,8 +130,9 @@ _exercise(
     "ask the kernel: `ip route get 172.18.0.10` in the host namespace, and read the word after dev.")
 _exercise(
     "veth-mac", lambda lab: _interface(lab, "netns0", "ceth0").mac,
-    "172.18.0.10 is ac.12.00.0a in hexadecimal bytes, after labkit's 02:42 prefix (as Docker "
-    "does).",
+    "172.18.0.10 is ac.12.00.0a in hexadecimal bytes, after labkit's 02:42 prefix: labkit derives "
+    "MACs from addresses so captures repeat (Docker did so once; since moby#48808 it draws them "
+    "at random).",
     {"02:42:ac:12:00:10": "Close: the bytes are written in hexadecimal, and 10 in hexadecimal is 0a.",
      "02:42:ac:12:00:0b": "That is veth0's MAC (172.18.0.11): the question asks for ceth0's.",
      "02:42:172:18:0:10": "The address bytes must be written in hexadecimal: 172 is ac, 18 is 12."},
@@ -139,8 +140,9 @@ _exercise(
     "four bytes of 172.18.0.10 in hexadecimal.", _mac)
 _exercise(
     "two-veths-route", lambda lab: route_device(lab, "host", "172.18.0.20"),
-    "both veth0 and veth1 give the host a route for the whole 172.18.0.0/16; the kernel uses "
-    "the first one, via veth0, so packets for netns1 go down netns0's wire.",
+    "both veth0 and veth1 give the host a route for the whole 172.18.0.0/16: the same prefix, "
+    "so longest-prefix match cannot choose, and the tie goes to the route found first (the "
+    "older one, via veth0); packets for netns1 go down netns0's wire.",
     {"veth1": "That is where netns1 is plugged in, and where the packet ought to go. But the "
               "kernel picks a route, not a wire: `ip route` shows two routes for the same "
               "172.18.0.0/16. Which one does `ip route get 172.18.0.20` choose?",
