@@ -177,7 +177,7 @@ def test_reveal_prints_the_answer_read_from_the_live_lab(lab, capsys):
         exercises.reveal("nope", lab)
 
 
-def test_the_cells_that_show_what_a_question_asked_to_predict_lose_their_outputs():
+def test_the_cell_that_shows_what_a_question_asked_to_predict_loses_its_outputs():
     shown = new_output("stream", name="stdout", text="64 bytes from 172.18.0.20\n")
     nb = new_notebook(cells=[
         new_markdown_cell("Will netns0 answer?\n<!-- BEGIN SOLUTION -->\nYes.\n<!-- END SOLUTION -->"),
@@ -188,5 +188,5 @@ def test_the_cells_that_show_what_a_question_asked_to_predict_lose_their_outputs
     ])
     cells = editions.student(nb)["cells"]
     assert "Yes." not in cells[0].source
-    assert cells[1].outputs == [] and cells[2].outputs == []
-    assert cells[4].outputs == [shown]       # after the next markdown cell: kept
+    assert cells[1].outputs == []            # the run that answers the question
+    assert cells[2].outputs == [shown] and cells[4].outputs == [shown]

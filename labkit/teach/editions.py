@@ -18,8 +18,8 @@ Stubs leave the notebook runnable top to bottom without a traceback:
 - markdown: `*Your answer here.*` followed by an empty line to write in.
 Outputs are cleared, and the cell tagged `nbval-ignore-output` (its output is the student's),
 where a solution was, where the cell calls `reveal(`, where an output holds an exercise's
-verdict `Right: ...`, and in the code cells that follow a question answered in markdown (up to
-the next markdown cell: they show what the student was asked to predict). Nothing is changed in the instructor's notebook.
+verdict `Right: ...`, and in the code cell that follows a question answered in markdown (it
+shows what the student was asked to predict). Nothing is changed in the instructor's notebook.
 
 `python -m labkit.teach.notebook student OUTDIR [NOTEBOOK...]` writes the student editions
 (default: every notebook in notebooks/), stored clean as the instructor's are.
@@ -125,14 +125,15 @@ def student(nb: dict, where: str = "notebook") -> dict:
     notebook in errors. Store it with `notebook.clean`, as `write` does."""
     nb = copy.deepcopy(nb)
     cells = []
-    predicted = False       # after a question answered in markdown: the cells that show the answer
+    predicted = False       # after a question answered in markdown: the cell that shows the answer
     for i, cell in enumerate(nb.get("cells", [])):
         if INSTRUCTOR_TAG in cell.get("metadata", {}).get("tags", []):
             continue
         solved = clear_solutions(cell, f"{where}, cell {i + 1}")
         if cell.get("cell_type") == "markdown":
             predicted = bool(solved)
-        if cell.get("cell_type") == "code" and (solved or predicted or _reveals(cell)):
+        elif cell.get("cell_type") == "code" and (solved or predicted or _reveals(cell)):
+            predicted = False
             cell["outputs"] = []
             tags = cell.setdefault("metadata", {}).setdefault("tags", [])
             if IGNORE_OUTPUT_TAG not in tags:
