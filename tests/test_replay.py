@@ -103,12 +103,25 @@ def test_a_copy_saved_after_a_run_here_gives_way_to_the_pristine_notebook(tmp_pa
     assert recorded.Finder(str(copy)).find("lab.up('veth')").outputs == [stream("real\n")]
 
 
-def test_a_recording_is_dated_by_its_last_commit():
-    path = next(p for p in NOTEBOOKS if recorded._git_date(os.path.abspath(p)))
+def test_a_recording_is_dated_by_its_last_commit(tmp_path, monkeypatch):
+    """The date of the commit that stored the outputs; a copy made from it (Binder's course/),
+    that commit's too; a notebook changed since (outputs stored anew), the day it changed."""
     import subprocess
-    said = subprocess.run(["git", "log", "-1", "--format=%cs", "--", path], capture_output=True,
-                          text=True, cwd=os.path.dirname(path)).stdout.strip()
-    assert recorded.recorded_on(path) == said and len(said) == 10
+    repo, copies = tmp_path / "repo", tmp_path / "course"
+    repo.mkdir(), copies.mkdir()
+    monkeypatch.setattr(recorded, "course_dir", lambda: str(repo))
+    monkeypatch.setattr(recorded, "_dates", {})
+    path = write(repo / "n.ipynb", [code("x", [stream("1\n")])])
+    env = {**os.environ, "GIT_COMMITTER_DATE": "2024-02-03T10:00:00", "GIT_AUTHOR_DATE": "2024-02-03T10:00:00",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    for argv in (["init", "-q"], ["add", "n.ipynb"], ["commit", "-q", "-m", "recorded"]):
+        subprocess.run(["git", *argv], cwd=repo, env=env, check=True, capture_output=True)
+    copy = write(copies / "n.ipynb", [code("x", [stream("1\n")])])
+    assert recorded.recorded_on(path) == "2024-02-03" == recorded.recorded_on(copy)
+    write(repo / "n.ipynb", [code("x", [stream("2\n")])])
+    monkeypatch.setattr(recorded, "_dates", {})
+    assert recorded.recorded_on(path) == datetime.date.today().isoformat()
 
 
 # -- real kernels without capabilities --------------------------------------------------------------
