@@ -215,6 +215,25 @@ def test_a_user_runs_every_stage_in_a_world_that_ends_with_the_last_lab(user1):
     assert wait_until(lambda: not world_processes(w), 5), world_processes(w)
 
 
+@pytest.mark.parametrize("stage", ["veth", "outside"])
+def test_a_user_practises_a_stage_typing_the_seeds_lines_in_labkit_shell(user1, stage):
+    """`labkit practice STAGE`, then the seed's own lines, sudo included, each typed in a shell
+    of the world in its namespace (the host's: nsenter --net, as root's practice says); then
+    `labkit check STAGE` passes. Without the lines it does not."""
+    from labkit.model import seed
+    user1.ok("practice", stage)
+    assert user1.labkit("check", stage).returncode == 1
+    for step in seed.steps(stage, "", "iptables"):
+        where = (["nsenter", "--net=/run/netns/host"] if step.where == "host"
+                 else ["ip", "netns", "exec", step.where])
+        result = user1.labkit("shell", "--", *where, "bash", "-c", step.command)
+        assert result.returncode == 0, (step.command, result.stdout, result.stderr)
+    result = user1.labkit("check", stage)
+    assert result.returncode == 0, result.stdout
+    user1.ok("down")
+    assert user1.world() is None
+
+
 def test_a_lab_of_roots_with_the_same_name_is_neither_seen_nor_touched(user1, lab):
     """The world's mount namespace starts as a copy of the machine's, root's namespaces
     included, under the world's own /run/netns: the user's lab of the same name goes up and

@@ -63,14 +63,39 @@ def cmd_shell(args) -> int:
                  f"are in `ip netns`; `exit` leaves it, the labs stay" if current else
                  "the machine itself: root has no world (labkit shell is for normal users)")
         print(f"labkit: a shell in {where}", file=sys.stderr)
-    if shutil.which(argv[0]) is None:
+    env = dict(os.environ)
+    if world.joined() is not None:
+        env["PATH"] = f"{_sudo_shim()}:{env.get('PATH', os.defpath)}"
+    if shutil.which(argv[0], path=env["PATH"]) is None:
         raise MissingTool(f"the command `{argv[0]}` is not installed")
     old = [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)]
     try:  # as system(3): the terminal's Ctrl-C is the shell's, not labkit's
-        return subprocess.call(argv, preexec_fn=_default_signals)
+        return subprocess.call(argv, preexec_fn=_default_signals, env=env)
     finally:
         for s, handler in zip((signal.SIGINT, signal.SIGQUIT), old):
             signal.signal(s, handler)
+
+
+SUDO = """#!/bin/sh
+# labkit's world: you are root here already, so sudo only runs the command (options dropped),
+# and the seed's lines (sudo ip netns add netns0) work as they are written.
+while [ "${1#-}" != "$1" ]; do shift; done
+exec "$@"
+"""
+
+
+def _sudo_shim() -> str:
+    """A directory holding `sudo` for the world's shell (the machine's sudo refuses to run in
+    a user namespace, where its own files belong to nobody); made in the state directory."""
+    directory = os.path.join(world.state_dir(), "bin")
+    path = os.path.join(directory, "sudo")
+    os.makedirs(directory, exist_ok=True)
+    if not os.path.exists(path):
+        with open(path + ".tmp", "w") as f:
+            f.write(SUDO)
+        os.chmod(path + ".tmp", 0o755)
+        os.replace(path + ".tmp", path)
+    return directory
 
 
 def _default_signals() -> None:
