@@ -274,6 +274,8 @@ def test_setup_cells_print_nothing(printed):
         soup = BeautifulSoup(html_of(str(printed["dir"] / edition / "90-synthetic.pdf")), "html.parser")
         (setup,) = [c for c in soup.select(".jp-CodeCell") if "setup()" in c.get_text()]
         assert setup.select(".jp-OutputArea-output") == []      # neither "labkit is ready" nor True
+        assert "celltag_lk-hidden" in setup["class"]            # and the cell itself not printed
+        assert "notebook.setup()" not in text_of(str(printed["dir"] / edition / "90-synthetic.pdf"))
 
 
 # --- pages --------------------------------------------------------------------------------------

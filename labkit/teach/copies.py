@@ -6,8 +6,9 @@
                      as notes, and a note at the top: how long the notebook ran (a real run),
                      the exercises' usual wrong answers, and the usual mistakes of its stage
 
-Both leave out what is noise on paper: the output of the setup cell ("labkit is ready",
-True) and widgets' live views (their text stays). Neither changes `nb`.
+Both leave out what is noise on paper: the setup cell (`labkit.teach.notebook.setup()`, its
+"labkit is ready" and True) and widgets' live views (their text stays); a terminal's lines
+are one block. Neither changes `nb`.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from . import editions
 SETUP_CALL = re.compile(r"\blabkit\.teach\.notebook\.setup\(|^\s*(?:notebook\.)?setup\(", re.M)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SOLUTION_TAG = "lk-solution"
+HIDDEN_TAG = "lk-hidden"
 ROOM = '\n\n<div class="lk-room" style="--lines: {n}"></div>\n\n'
 _EXERCISE = re.compile(r"\bcheck\(\s*[\"']([a-z0-9-]+)[\"']")
 _STAGE = re.compile(r"\b(?:practice|seed|check|up)\(\s*[\"']([a-z0-9-]+)[\"']")
@@ -40,6 +42,9 @@ def quiet(nb: dict) -> dict:
             continue
         if SETUP_CALL.search(_source(cell)):
             cell["outputs"] = []
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if HIDDEN_TAG not in tags:
+                tags.append(HIDDEN_TAG)          # not printed at all: machinery, not the lesson
             continue
         kept = []
         for out in cell.get("outputs", []):

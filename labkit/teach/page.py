@@ -75,7 +75,7 @@ img, svg {{ max-width: 100%; height: auto; }}
 .jp-CodeCell .jp-InputArea {{ background: #f5f6f8; border-left: 2.5pt solid #9aa7b8;
   padding: 2.5pt {CODE_PAD - 2.5}pt 2.5pt {CODE_PAD - 2.5}pt; }}
 .jp-OutputArea-output {{ margin-top: 1.5mm; }}
-.lk-anchors {{ display: none; }}
+.lk-anchors, .celltag_lk-hidden {{ display: none; }}
 .jp-RenderedText pre {{ padding: 0 {CODE_PAD}pt; }}
 .jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"] pre {{ color: #8a1c1c; }}
 .lk-short {{ break-inside: avoid; }}
