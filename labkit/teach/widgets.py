@@ -34,6 +34,9 @@ PROTOS = ("all", "icmp", "tcp", "udp", "arp")
 
 
 FULL = {"width": "100%", "max_width": "100%"}   # a widget as wide as the output area, no wider
+# a drawing's widget inside that column: stretched to it, margins included (width 100% plus
+# ipywidgets' 2 px margins stuck out of the area by 2 px and made the column scroll sideways)
+FILL = {"width": "auto", "max_width": "100%"}
 
 
 def _say(text: str, color: str = "#333") -> str:
@@ -100,7 +103,7 @@ class StageStepper(_Shown):
                                layout=w.Layout(width="90px"))
         self.status = w.HTML()
         self.about = w.HTML()
-        self.diagram = w.HTML(layout=w.Layout(**FULL))
+        self.diagram = w.HTML(layout=w.Layout(**FILL))
         self._quiet = False                           # go() setting the buttons itself
         self.stage.observe(lambda c: None if self._quiet or not c["new"] else self.go(c["new"]),
                            "value")
@@ -199,7 +202,7 @@ class TrafficTester(_Shown):
                                        rows=min(8, max(len(points), 1)))
         self.button = w.Button(description="send", button_style="primary")
         self.status = w.HTML()
-        self.table, self.ladder = w.HTML(layout=w.Layout(**FULL)), w.HTML(layout=w.Layout(**FULL))
+        self.table, self.ladder = w.HTML(layout=w.Layout(**FILL)), w.HTML(layout=w.Layout(**FILL))
         self.button.on_click(lambda _: self.send())
         self.widget = _area(w.HBox([self.source, self.target], layout=w.Layout(flex_flow="row wrap")),
                             self.method, self.points, self.button, self.status, self.ladder,
@@ -272,7 +275,7 @@ class CaptureViewer(_Shown):
         self.point = w.SelectMultiple(options=points, value=points, description="points",
                                       rows=min(8, max(len(points), 1)))
         self.status = w.HTML()
-        self.table, self.ladder = w.HTML(layout=w.Layout(**FULL)), w.HTML(layout=w.Layout(**FULL))
+        self.table, self.ladder = w.HTML(layout=w.Layout(**FILL)), w.HTML(layout=w.Layout(**FILL))
         for control in (self.proto, self.host, self.port, self.point):
             control.observe(lambda _: self.apply(), "value")
         self.widget = _area(w.HBox([self.proto, self.host, self.port],
@@ -319,7 +322,7 @@ class PlannedStepper(StageStepper):
 
     def __init__(self, lab=None, containers: int | None = None):
         super().__init__(None, containers)
-        self.reach = w.HTML(layout=w.Layout(**FULL))
+        self.reach = w.HTML(layout=w.Layout(**FILL))
         self.widget.children = (*self.widget.children, self.reach)
 
     def show(self, stage: str | None = None) -> bool:
