@@ -147,7 +147,7 @@ def test_no_text_below_10_pt_body_8_pt_code_6_5_pt_figures(printed):
         assert sizes.get("body", 99) >= page.MIN_BODY_PT - 0.05, (pdf, sizes)
         assert sizes.get("code", 99) >= page.MIN_CODE_PT - 0.05, (pdf, sizes)
         words, sizes = proof.layout(pdf)
-        words = [w for w in words if proof._in_content(w, sizes[w.page - 1])]     # not the footer
+        words = [w for w in words if proof.in_text_area(w, sizes[w.page - 1])]     # not the footer
         kinds = proof.kinds(html)
         known = sum(proof.kind_of(w.text, kinds) != "other" for w in words)
         assert known >= 0.95 * len(words), (pdf, known, len(words))     # the sizes say something

@@ -96,7 +96,8 @@ def kinds(markup: str) -> dict[str, set[str]]:
     return found
 
 
-def _in_content(word: Word, size: tuple[float, float]) -> bool:
+def in_text_area(word: Word, size: tuple[float, float]) -> bool:
+    """True if `word` is printed in the text area of its page (not in a margin: the footer)."""
     top = page.MARGIN["top"] * page.PT_PER_MM
     bottom = size[1] - page.MARGIN["bottom"] * page.PT_PER_MM
     return word.y0 >= top - 2 and word.y1 <= bottom + 2
@@ -122,7 +123,7 @@ def too_small(pdf: str, markup: str) -> list[tuple[int, str, float, str]]:
     out = []
     for w in words:
         kind = kind_of(w.text, found)
-        if _in_content(w, sizes[w.page - 1]) and w.size < MINIMUM[kind] - 0.05:
+        if in_text_area(w, sizes[w.page - 1]) and w.size < MINIMUM[kind] - 0.05:
             out.append((w.page, w.text, round(w.size, 2), kind))
     return out
 
@@ -132,7 +133,7 @@ def smallest(pdf: str, markup: str) -> dict[str, float]:
     words, sizes = layout(pdf)
     found, out = kinds(markup), {}
     for w in words:
-        if _in_content(w, sizes[w.page - 1]):
+        if in_text_area(w, sizes[w.page - 1]):
             kind = kind_of(w.text, found)
             out[kind] = min(out.get(kind, 99.0), round(w.size, 2))
     pictures = picture_text(pdf)
@@ -219,7 +220,7 @@ def headings_last(pdf: str, markup: str) -> list[tuple[int, str]]:
     heads = kinds(markup)["heading"]
     pages, out = ink(pdf), []
     for number, size in enumerate(sizes, 1):
-        mine = [w for w in words if w.page == number and _in_content(w, size)]
+        mine = [w for w in words if w.page == number and in_text_area(w, size)]
         if not mine or number == len(sizes):
             continue
         last = max(mine, key=lambda w: w.y1).line
