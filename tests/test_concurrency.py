@@ -20,6 +20,7 @@ import time
 import pytest
 
 import labkit
+from labkit.kernel import process
 from labkit import Lab
 from labkit.kernel import mounts, netns
 from labkit.lab import journal, lock, owner
@@ -419,7 +420,7 @@ def test_a_notebook_kernel_owns_its_lab_and_a_second_notebook_says_so(monkeypatc
         # the second notebook: the default lab (here with a journal of its own) owned by the first
         os.makedirs(run2)
         with open(os.path.join(run2, "default.json"), "w") as f:
-            json.dump({"records": {"owner": owner.Process(pid, owner._stat(pid)[1], owner.command_line(pid))
+            json.dump({"records": {"owner": owner.Process(pid, process.start_time(pid), owner.command_line(pid))
                                    .to_dict()}}, f)
         kernels.append(_kernel(second_env, str(tmp_path)))
         said = ""

@@ -22,6 +22,7 @@ import time
 import pytest
 
 import labkit
+from labkit.kernel import process
 from labkit.kernel import netns
 from labkit.model import plan
 from labkit.lab import service
@@ -346,9 +347,9 @@ def test_stopping_a_server_whose_parent_lives_on_does_not_wait(tmp_path):
     try:
         pid = int(parent.stdout.readline())
         started = time.monotonic()
-        service.stop(pid, service._start_time(pid))
+        service.stop(pid, process.start_time(pid))
         assert time.monotonic() - started < 2
-        assert service._start_time(pid) is None
+        assert process.start_time(pid) is None
     finally:
         parent.kill()
         parent.wait()

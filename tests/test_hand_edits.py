@@ -15,6 +15,7 @@ import sys
 import pytest
 
 import labkit
+from labkit.kernel import process
 from labkit.lab import journal
 from labkit.kernel import netns
 from labkit.model import plan
@@ -147,7 +148,7 @@ def test_a_namespace_labkit_did_not_make_is_named_not_taken(lab):
 
 
 def _alive(pid: int) -> bool:
-    return service._start_time(pid) is not None
+    return process.start_time(pid) is not None
 
 
 def _poll(condition, timeout: float) -> bool:
