@@ -21,7 +21,7 @@ import tempfile
 from ..errors import LabkitError, MissingTool
 from ..kernel import world
 
-OUTSIDE = {"doctor", "faults", "install-kernel"}   # commands that never enter a world
+OUTSIDE = {"doctor", "faults", "install-kernel", "site"}   # commands that never enter a world
 KERNEL_NAME = "labkit"
 DISPLAY_NAME = "Python (labkit lab)"
 _notes: list[str] = []
