@@ -379,3 +379,16 @@ def test_the_recorder_command_writes_a_run_and_takes_its_lab_down(tmp_path):
     run = recording.load(str(path))
     assert list(run.takes) == ["veth"]
     assert run.take("veth", "host", "172.18.0.10").ok and not run.take("veth", "world", "172.18.0.10").ok
+
+
+def test_the_first_cell_says_why_a_users_world_could_not_be_made(monkeypatch, capsys):
+    """Where the labkit kernel could not make the user's world, setup() says why, once."""
+    from labkit.kernel import privilege
+    from labkit.teach import notebook
+    monkeypatch.setattr(privilege, "missing_capabilities", lambda: ["CAP_NET_ADMIN"])
+    monkeypatch.setenv("LABKIT_WORLD_PROBLEM", "user.max_user_namespaces is 0: sysctl -w "
+                       "user.max_user_namespaces=15000")
+    monkeypatch.setitem(notebook._state, "told", False)
+    notebook.setup()
+    out = capsys.readouterr().out
+    assert "could not be made: user.max_user_namespaces is 0" in out

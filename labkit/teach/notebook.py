@@ -51,6 +51,9 @@ def setup(quiet: bool = False) -> bool:
               "under a line saying so; the others (plans, drawings, your own code) run here. To run "
               "them all for real: start JupyterLab as root in a VM (see the README), then run "
               "the notebook again.")
+        if privilege.world_problem():   # the kernel "Python (labkit lab)" tried a world of your own
+            print(f"Your own world of user namespaces could not be made: {privilege.world_problem()} "
+                  f"(`labkit doctor` says the same, with the fix).")
     elif not missing and not quiet:
         print("labkit is ready: root with CAP_NET_ADMIN; labs run on this kernel.")
     if not missing:
