@@ -289,7 +289,8 @@ class Notebook:
         def done():
             failed = self.page.locator(".jp-OutputArea-output", has_text="Traceback")
             if failed.count():
-                raise AssertionError(f"{self.name}: a cell failed:\n{failed.first.inner_text()[:3000]}")
+                text = failed.first.inner_text()          # the error's own line is the last
+                raise AssertionError(f"{self.name}: a cell failed:\n{text[:600]}\n...\n{text[-1500:]}")
             prompts = [p for p in self.prompts()[:upto] if p is not None]
             return all(re.fullmatch(r"\[\d+\]:", p) for p in prompts)
         _poll(f"{self.name}: cells up to {upto} to run (prompts now: {self.prompts()[:upto]})",
