@@ -13,6 +13,7 @@ DejaVu's 1.1636 em); which kind a word is, from the HTML: text of an SVG picture
 """
 from __future__ import annotations
 
+import functools
 import html as htmlmod
 import os
 import re
@@ -60,6 +61,11 @@ def _run(argv: list[str]) -> str:
 
 def layout(pdf: str) -> tuple[list[Word], list[tuple[float, float]]]:
     """Every word of `pdf` with its box, and each page's (width, height) in points."""
+    return _layout(pdf, os.stat(pdf).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(pdf: str, version: int) -> tuple[list[Word], list[tuple[float, float]]]:
     out = _run(["pdftotext", "-bbox-layout", pdf, "-"])
     words, sizes, line = [], [], 0
     for m in re.finditer(r'<page width="([\d.]+)" height="([\d.]+)"|<line\b|<word xMin="([\d.]+)" '
@@ -164,6 +170,11 @@ def broken_tokens(pdf: str, markup: str) -> list[str]:
 
 def ink(pdf: str) -> list[tuple[bool, list[bool]]]:
     """Each page as (landscape?, for each row of its text area from the top: anything printed?)."""
+    return _ink(pdf, os.stat(pdf).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _ink(pdf: str, version: int) -> list[tuple[bool, list[bool]]]:
     with tempfile.TemporaryDirectory(prefix="labkit-proof-") as tmp:
         _run(["pdftoppm", "-gray", "-r", str(DPI), pdf, os.path.join(tmp, "p")])
         pages = []
