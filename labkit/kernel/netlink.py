@@ -150,14 +150,20 @@ class Netlink:
         finally:
             if fd is not None:
                 os.close(fd)
+        for reply in self._answers(seq, what, ok):
+            if reply["header"]["type"] == m.RTM_NEWLINK and echo is not None:
+                self.created[echo] = m.link(reply)
+
+    def _answers(self, seq: int, what: str, ok=()):
+        """Yield each reply to request `seq` that is not an error; raise the kernel's error for
+        `what` unless its errno is in `ok` (an ack, errno 0, is not yielded either)."""
         for reply in self._replies(seq):
-            rkind = reply["header"]["type"]
-            if rkind == m.NLMSG_ERROR:
+            if reply["header"]["type"] == m.NLMSG_ERROR:
                 code, reason = m.error(reply)
                 if code and code not in ok:
                     raise self._fail(what, code, reason)
-            elif rkind == m.RTM_NEWLINK and echo is not None:
-                self.created[echo] = m.link(reply)
+            else:
+                yield reply
 
     def _flush(self) -> None:
         """Send the queued requests and a closing no-op; raise the first failure not allowed."""
@@ -237,13 +243,8 @@ class Netlink:
             self._flush()
         seq, data = self._message(kind, m.NLM_F_DUMP if dump else 0, msg)
         self._send(data)
-        for reply in self._replies(seq):
-            rkind = reply["header"]["type"]
-            if rkind == m.NLMSG_ERROR:
-                code, reason = m.error(reply)
-                if code and code not in ok:
-                    raise self._fail(what, code, reason)
-            elif rkind != m.NLMSG_DONE:
+        for reply in self._answers(seq, what, ok):
+            if reply["header"]["type"] != m.NLMSG_DONE:
                 yield reply
 
     # -- links -----------------------------------------------------------------------------
