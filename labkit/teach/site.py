@@ -7,7 +7,8 @@ writes, from the notebooks (default: every one in notebooks/, in the order of th
     DIR/index.html            the course: each notebook in order, its title and first sentence
     DIR/NN-name.html          each notebook's student edition as a page, with the outputs
                               recorded on a real kernel (pictures embedded as data URIs: PNG,
-                              and SVG kept vector), dated, with links to the previous and next
+                              and SVG kept vector; an output with an HTML form, such as
+                              netfilter()'s picture with its text, inline), dated, with links to the previous and next
     DIR/notebooks/NN-name.ipynb   the student edition, to download and run in a VM (or Binder)
     DIR/style.css             the one style sheet (and the code colours)
 
