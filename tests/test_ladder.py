@@ -49,12 +49,13 @@ def test_columns_follow_the_packet_outward_and_rows_keep_time_order():
     assert [c.point for c in lad.columns] == OUTWARD
     xs = [c.x for c in lad.columns]
     assert xs == sorted(xs) and all(b - a >= ladder.COL_MIN for a, b in zip(xs, xs[1:]))
-    assert [r.kind for r in lad.rows] == ["packet"] + ["hop"] * 5 + ["packet"] + ["hop"] * 5
+    assert [r.kind for r in lad.rows] == (["packet"] + ["hop"] * 4 + ["nat", "hop"]   # at ens18
+                                          + ["packet"] + ["hop"] * 3 + ["nat"] + ["hop"] * 2)
     ys = [r.y for r in lad.rows]
     assert ys == sorted(ys) and len(set(ys)) == len(ys)
     assert all(r.y > lad.top for r in lad.rows)
     assert lad.rows[0].text == "#1  +0.0 us  icmp  echo-request id=7 seq=1"
-    assert lad.rows[6].text.startswith("#2  +100.")
+    assert lad.rows[7].text.startswith("#2  +100.")
     assert [c.seen for c in lad.columns] == [2] * 5
 
 
@@ -77,10 +78,40 @@ def test_masquerade_and_its_reply_are_highlighted():
                    ("host:br0", "PREROUTING: dst 10.0.2.15 -> 172.18.0.10")]   # the hook that did it
     (into_ens18,) = [a for a in lad.arrows if a.nat.startswith("POSTROUTING: src")]
     assert into_ens18.end[0] == lad.column("host:ens18").x
-    assert [r.text.split()[2:] for r in lad.rows if r.nat] == [
+    assert [r.text.split()[2:] for r in lad.rows if r.nat and r.kind == "hop"] == [
         ["10.0.2.15", ">", PUBLIC], [PUBLIC, ">", "172.18.0.10"]]
-    left = [d for d in lad.dots if d.nat.startswith("PREROUTING: dst")][0]
-    assert left.side == "left"                                    # away from the incoming arrow
+    rows = list(lad.rows)
+    labels = [(rows[k - 1], r) for k, r in enumerate(rows) if r.kind == "nat"]
+    assert [r.nat for _, r in labels] == [d.nat for d in lad.dots if d.nat]
+    for hop, label in labels:                     # right under its hop, in the text column
+        assert hop.kind == "hop" and hop.nat == label.nat and label.y > hop.y
+        assert label.text.strip() == label.nat
+        assert (len(label.text) + 2) * ladder.CHAR + lad.text_x < lad.columns[0].x - ladder.COL_MIN / 2
+
+
+def test_a_rewrite_of_both_ends_gets_a_label_per_hook_and_the_ladder_fits_a_page():
+    """The hairpin: one hop where DNAT and SNAT both rewrote the packet; the ladder stays
+    narrow enough to print its 8 pt text at 6.5 pt or more on an A4 page, turned if need be."""
+    def syn(src, dst, sport, dport, ttl):
+        return frame(Ether(), IP(src=src, dst=dst, ttl=ttl, id=1),
+                     TCP(sport=sport, dport=dport, flags="S", seq=1000))
+    pts = ["netns0:ceth0", "host:veth0", "host:br0"]
+    paths = follow([seen(0, pts[0], "out", syn(C0, HOST, 40000, 8080, 64)),
+                    seen(1, pts[1], "in", syn(C0, HOST, 40000, 8080, 64)),
+                    seen(2, pts[2], "in", syn(C0, HOST, 40000, 8080, 64), upper=True),
+                    seen(9, pts[1], "out", syn("172.18.0.1", C0, 40000, 80, 63)),
+                    seen(10, pts[0], "in", syn("172.18.0.1", C0, 40000, 80, 63))])
+    lad = ladder.layout(paths)
+    (hop,) = [r for r in lad.rows if r.kind == "hop" and r.nat]
+    assert [r.nat for r in lad.rows if r.kind == "nat"] == [
+        "PREROUTING: dst 10.0.2.15:8080 -> 172.18.0.10:80",
+        "POSTROUTING: src 172.18.0.10:40000 -> 172.18.0.1:40000"]
+    assert hop.nat == "; ".join(r.nat for r in lad.rows if r.kind == "nat")
+    assert ladder.fits_a4(lad) and lad.width < 7.5
+    wide = ladder.layout(masqueraded_ping(), points=OUTWARD + ["netns1:ceth1", "host:veth1", "host:lo"])
+    assert ladder.fits_a4(wide), wide.width
+    assert not ladder.fits_a4(ladder.layout(masqueraded_ping(), points=OUTWARD + [
+        f"netns{k}:ceth{k}" for k in range(1, 12)]))
 
 
 def test_published_port_rewrite_shows_address_and_port():
@@ -133,7 +164,8 @@ def test_renders_png_and_svg_with_points_and_rewrites_as_text(tmp_path):
     assert ladder.render(pkts, "png").startswith(b"\x89PNG\r\n\x1a\n")
     svg = ladder.render(pkts, "svg")
     texts = {html.unescape(s) for s in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
-    assert set(OUTWARD) <= texts
+    assert {w for p in OUTWARD for w in p.split(":")} <= texts     # namespace over interface
+    assert "2 seen" in texts
     assert "POSTROUTING: src 172.18.0.10 -> 10.0.2.15" in texts
     assert "PREROUTING: dst 10.0.2.15 -> 172.18.0.10" in texts
     assert svg == ladder.render(pkts, "svg")

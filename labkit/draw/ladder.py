@@ -8,14 +8,15 @@
 `Path` or a list of them. One column per capture point, ordered the way the longest path crossed them
 (containers on the left, the world on the right); one row per sighting (hop) in time order,
 under a header row per packet; one arrow per hop to the next. A hop where NAT rewrote the
-packet (its `changes`) is highlighted: an orange arrow, dot and row, and a label such as
-"POSTROUTING: src 172.18.0.10 -> 10.0.2.15", naming the hook that made it (a destination is
-rewritten on PREROUTING, a source on POSTROUTING: DNAT and SNAT, or conntrack undoing them on a
-reply). With `macs` (automatic for ARP, and for frames crossing a bridge when no NAT is drawn)
+packet (its `changes`) is highlighted: an orange arrow, dot and row, and under that row, in the
+text column (never on an arrow), a label such as "POSTROUTING: src 172.18.0.10 -> 10.0.2.15"
+per rewrite, naming the hook that made it (a destination is rewritten on PREROUTING, a source on
+POSTROUTING: DNAT and SNAT, or conntrack undoing them on a reply). With `macs` (automatic for ARP, and for frames crossing a bridge when no NAT is drawn)
 each hop shows its MAC addresses and a hop where they changed is marked "MACs rewritten":
 a bridge forwards a frame as it is; a router writes new ones. Columns where nothing was seen
-stay in, marked "nothing seen": that is where a packet did not go. Geometry in inches, origin
-top left, y downward.
+stay in, marked "0 seen": that is where a packet did not go. A column is headed by its
+namespace and its interface on two lines, so that it is narrow: the ladder is drawn for a page
+(every text at FONT, 8 pt; see `fits_a4`). Geometry in inches, origin top left, y downward.
 """
 from __future__ import annotations
 
@@ -23,14 +24,16 @@ from dataclasses import dataclass
 
 from ..model import plan
 from ..errors import BadValue
-from .figure import (CHAR, DPI, EDGE, FILL, FONT, INK, LINE, MARGIN, PAD, SAME, TITLE_CHAR, TOP,
-                     WARN, Display, canvas, figure_bytes)
+from .figure import (A4_MIN_FONT, CHAR, DPI, EDGE, FILL, FONT, INK, LINE, MARGIN, PAD, SAME,
+                     TITLE_CHAR, TOP, WARN, Display, canvas, figure_bytes)
 
 LIMIT = 30                         # packets drawn; the rest are counted
 ROW, HEAD_ROW, GROUP_GAP = 0.26, 0.30, 0.10
-COL_MIN, COL_GAP = 1.2, 0.35
+COL_MIN, COL_GAP = 0.8, 0.2
 NAT_INK, NAT_FILL = "#d0650a", "#fff0e0"
 MAC_INK = "#7a52b3"                # as a bridge port is drawn
+NAT_INDENT = 4                     # characters: a rewrite's label, under its hop's words
+A4_LANDSCAPE_WIDTH = 10.66         # inches: an A4 page's text, turned (277 mm; labkit.teach.page)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Row:
-    """One text row at height y: a packet's header ("packet") or one sighting ("hop")."""
+    """One text row at height y: a packet's header ("packet"), one sighting ("hop"), or the
+    rewrite NAT made at the hop above ("nat", its words in `nat`)."""
     kind: str
     y: float
     text: str
@@ -63,7 +67,6 @@ class Dot:
     direction: str
     path: int
     nat: str = ""
-    side: str = "right"            # where the NAT label goes: away from the incoming arrow
 
 
 @dataclass(frozen=True)
@@ -221,13 +224,15 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None,
             moved = bool(macs and prev is not None
                          and (prev.src_mac, prev.dst_mac) != (h.src_mac, h.dst_mac))
             rows.append(("hop", text, i, nat, h, pair, moved))
+            rows += [("nat", f"{'':{NAT_INDENT}}{part}", i, part, None) for part in nat.split("; ") if nat]
+            texts += [f"{'':{NAT_INDENT}}{part}  " for part in nat.split("; ") if nat]
             prev = h
     text_w = max([len(t) for t in texts] + [24]) * CHAR
     text_x = MARGIN
-    col_w = max([COL_MIN] + [(len(c) + 1) * CHAR + 2 * PAD for c in cols])
+    col_w = max([COL_MIN] + [(len(word) + 1) * CHAR + 2 * PAD for c in cols for word in header(c)])
     x0 = text_x + text_w + COL_GAP + col_w / 2
     xs = {c: round(x0 + k * (col_w + COL_GAP), 3) for k, c in enumerate(cols)}
-    top = TOP + 2 * LINE + 2 * PAD                  # under the column headers
+    top = TOP + 3 * LINE + 2 * PAD                  # under the column headers
     y = top + 0.15
 
     out_rows, dots, arrows, last = [], [], [], {}
@@ -239,11 +244,10 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None,
             y += HEAD_ROW
             continue
         out_rows.append(Row(kind, round(y, 3), text, i, nat, *mac))
-        side = "right"
-        if nat and i in last and last[i].x > xs[h.point] \
-                and xs[h.point] - (len(nat) * CHAR + 0.3) > text_x + text_w:
-            side = "left"                           # arriving from the right: label on the left
-        dot = Dot(xs[h.point], round(y, 3), h.point, h.direction, i, nat, side)
+        if kind == "nat":
+            y += ROW
+            continue
+        dot = Dot(xs[h.point], round(y, 3), h.point, h.direction, i, nat)
         dots.append(dot)
         seen[h.point] += 1
         if i in last:
@@ -263,10 +267,21 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None,
         title = f"{n} packet{'s' if n != 1 else ''} at {len(cols)} capture point" \
                 f"{'s' if len(cols) != 1 else ''}"
     right = max([x + col_w / 2 for x in xs.values()] + [text_x + text_w])
-    width = max([right + MARGIN, len(title) * TITLE_CHAR + 2 * MARGIN]
-                + [d.x + len(d.nat) * CHAR + 0.3 + MARGIN for d in dots if d.side == "right"])
+    width = max(right + MARGIN, len(title) * TITLE_CHAR + 2 * MARGIN)
     return Ladder(title, round(width, 3), round(y + MARGIN, 3), text_x, columns,
                   tuple(out_rows), tuple(dots), tuple(arrows), round(top, 3), hidden, macs)
+
+
+def header(point: str) -> tuple[str, str]:
+    """A column's heading, on two lines: its namespace, its interface ("host:br0" -> host, br0)."""
+    ns, _, iface = point.rpartition(":")
+    return (ns, iface) if ns else (point, "")
+
+
+def fits_a4(lad: Ladder) -> bool:
+    """True if the ladder's text prints at A4_MIN_FONT or more on an A4 page, upright or
+    turned (every text is FONT: drawn no wider than FONT / A4_MIN_FONT of the page)."""
+    return lad.width <= A4_LANDSCAPE_WIDTH * FONT / A4_MIN_FONT
 
 
 def _figure(lad: Ladder):
@@ -290,14 +305,21 @@ def _figure(lad: Ladder):
         ax.add_patch(FancyBboxPatch((c.x - col_w / 2, TOP), col_w, header_h,
                                     "round,pad=0,rounding_size=0.05", facecolor=FILL[role],
                                     edgecolor=EDGE[role], linewidth=1.0, zorder=2))
-        ax.text(c.x, TOP + PAD, c.point, ha="center", va="top", fontsize=FONT, fontweight="bold",
-                color=EDGE[role], zorder=3)
-        ax.text(c.x, TOP + PAD + LINE, f"{c.seen} seen" if c.seen else "nothing seen",
-                ha="center", va="top", fontsize=FONT - 1, zorder=3,
+        for k, word in enumerate(header(c.point)):
+            ax.text(c.x, TOP + PAD + k * LINE, word, ha="center", va="top", fontsize=FONT,
+                    fontweight="bold", color=EDGE[role], zorder=3)
+        ax.text(c.x, TOP + PAD + 2 * LINE, f"{c.seen} seen", ha="center", va="top",
+                fontsize=FONT, zorder=3, fontweight="normal" if c.seen else "bold",
                 color=WARN if not c.seen else "#555555")
         ax.plot([c.x, c.x], [lad.top, lad.height - MARGIN], color="#b0b0b0", linewidth=0.8,
                 linestyle=(0, (3, 3)), zorder=1)
     for r in lad.rows:
+        if r.kind == "nat":                         # the rewrite, under its hop, off the arrows
+            ax.text(lad.text_x + NAT_INDENT * CHAR, r.y, r.nat, va="center", ha="left",
+                    fontsize=FONT, fontweight="bold", color=NAT_INK, zorder=6,
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor=NAT_FILL, edgecolor=NAT_INK,
+                              linewidth=0.8))
+            continue
         nat = bool(r.nat)
         words = r.text[:len(r.text) - len(r.macs)] if r.macs else r.text
         ax.text(lad.text_x, r.y, words, va="center", ha="left", fontsize=FONT,
@@ -316,13 +338,6 @@ def _figure(lad: Ladder):
     for d in lad.dots:
         ax.add_patch(Circle((d.x, d.y), 0.045 if d.nat else 0.03,
                             color=NAT_INK if d.nat else "#303030", zorder=5))
-        if d.nat:
-            left = d.side == "left"
-            ax.text(d.x + (-0.1 if left else 0.1), d.y - 0.04, d.nat, va="bottom",
-                    ha="right" if left else "left", fontsize=FONT,
-                    fontweight="bold", color=NAT_INK, zorder=6,
-                    bbox=dict(boxstyle="round,pad=0.2", facecolor=NAT_FILL, edgecolor=NAT_INK,
-                              linewidth=0.8))
     return fig
 
 
@@ -338,6 +353,8 @@ def text(lad: Ladder) -> str:
     dots = {(d.path, d.y): d for d in lad.dots}
     width = max([len(c.point) for c in lad.columns] + [5])
     for r in lad.rows:
+        if r.kind == "nat":                         # said on its hop's line
+            continue
         if r.kind != "hop":
             out.append(r.text)
             continue
