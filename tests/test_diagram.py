@@ -305,3 +305,17 @@ def test_svg_of_a_live_lab_names_every_interface_the_kernel_holds(lab, stage):
     for ns in live.namespaces:
         for itf in ns.interfaces:
             assert any(s.split()[0] == itf.name for s in texts if s.strip()), (ns.name, itf.name)
+
+
+def test_the_title_counts_the_containers_there_now_and_names_where_a_practice_starts():
+    from labkit.lab import practice
+    three = stages.build("bridge", containers=3)
+    two = stages.build("bridge", containers=2)
+    lay = diagram.layout(two, previous=three)             # netns2 drawn, grey: removed
+    assert any(b.status == REMOVED and b.role == "container" for b in lay.boxes)
+    assert lay.title.endswith("2 containers")
+    assert diagram.layout(three, previous=two).title.endswith("3 containers")
+    start = diagram.layout(practice.before("veth", "t1"))          # the host and the world alone
+    assert start.title == "before stage veth  \u00b7  lab t1  \u00b7  0 containers"
+    assert diagram.layout(practice.before("bridge", "t1")).title.startswith("stage two-veths")
+    assert diagram.layout(stages.build("veth")).title.startswith("stage veth  \u00b7  default lab")

@@ -39,10 +39,10 @@ def layout(topology: Topology, previous: Topology | None = None) -> Layout:
     host = next((v for v in shown if v.role == "host"), None)
     world = next((v for v in shown if v.role == "world"), None)
     column = [v for v in shown if v is not host and v is not world]
-    n = len([v for v in column if v.role == "container"])
+    n = len([v for v in column if v.role == "container" and v.status != REMOVED])
     lab = f"lab {topology.lab}" if topology.lab else "default lab"
-    title = "  \u00b7  ".join([f"stage {topology.stage}" if topology.stage else "live topology",
-                                lab, f"{n} container{'s' if n != 1 else ''}"])
+    title = "  \u00b7  ".join([_stage_words(topology.stage), lab,
+                                f"{n} container{'s' if n != 1 else ''}"])
     geo = Geometry(2 if compared else 0, TOP)
     items = runs(column)
     geo.containers(items, host.name if host else None)
@@ -69,6 +69,14 @@ def layout(topology: Topology, previous: Topology | None = None) -> Layout:
                 sum(len(ln.text) + 3 for ln in legend) * CHAR + 2 * MARGIN)
     return Layout(title, round(width, 3), round(height, 3), boxes, edges, legend, compared,
                   changed)
+
+
+def _stage_words(stage: str) -> str:
+    """How a diagram's title names `stage`: "stage bridge", "before stage bridge" (where a
+    practice starts), "live topology" (none)."""
+    if not stage:
+        return "live topology"
+    return f"before stage {stage[len('before-'):]}" if stage.startswith("before-") else f"stage {stage}"
 
 
 def _edges(topology, previous, boxes, chips) -> tuple[Edge, ...]:
