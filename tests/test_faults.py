@@ -89,3 +89,25 @@ def test_the_listing_names_each_fault_its_stage_and_symptom():
     assert len(lines) == len(faults.FAULTS)
     assert any(line.startswith("no-forwarding") and "outside" in line for line in lines)
     assert all(f.stage in stages.STAGES for f in faults.FAULTS.values())
+
+
+@pytest.mark.kernel
+def test_check_names_the_masquerade_by_its_rule_not_by_a_missing_answer(lab):
+    """Forwarding off with the MASQUERADE there: check blames forwarding, not the rule; the
+    rule missing is said as missing, with the seed's line; the same rule typed in nft counts."""
+    lab.up("outside", fault="no-forwarding")
+    said = {i.what: i for i in lab.check("outside").items}
+    masq = "a MASQUERADE of 172.18.0.0/16 in nat POSTROUTING is "
+    assert said[masq + "there"].ok and not any("MASQUERADE?" in s for s in said)
+    unread = [i for s, i in said.items() if s.startswith("netns0 gets no answer from the public server")]
+    assert unread and not unread[0].ok and not unread[0].fix
+    lab.up("outside", fault="no-masquerade")
+    missing = {i.what: i for i in lab.check("outside").items}[masq + "missing"]
+    assert not missing.ok and missing.fix.endswith(FIXES["no-masquerade"][1])
+    code, out = run_line(lab, "host", "nft add table ip mine; nft add chain ip mine post '{ type nat hook "
+                                      "postrouting priority 100; }'; nft add rule ip mine post ip saddr "
+                                      "172.18.0.0/16 oifname != br0 masquerade")
+    assert code == 0, out
+    assert lab.check("outside").ok
+    code, out = run_line(lab, "host", "iptables -t nat -S POSTROUTING")  # check read, loaded nothing
+    assert code == 0 and "legacy tables present" not in out, out

@@ -31,6 +31,8 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
     items = list(_state_items(want, live, words))
     items += _forwarding_items(want, live, words)
     items += _server_items(lab, want, words)
+    if stage == "outside":
+        items.append(_masquerade_item(words))
     if stage == "hairpin":
         items += _hairpin_items(lab, words)
     traffic = reach.items(lab, stage, words)
@@ -185,11 +187,33 @@ def _hairpin_items(lab, w: Words):
                    f"{w.where('host')}: {seed.STEPS['hairpin'][step].command}")
 
 
+def _masquerade_item(w: Words) -> Item:
+    """The containers' source rewritten on the way out: a MASQUERADE (or SNAT) rule in nat
+    POSTROUTING for 172.18.0.0/16 or for any source, made with either tool."""
+    iptables, nft = _rules_text(w.ns("host"), "nat")
+    ok = any(re.search(r"-j (MASQUERADE|SNAT)\b", line) and _for_containers(line, "-s ")
+             for line in iptables.splitlines() if line.startswith("-A POSTROUTING "))
+    ok = ok or any(re.search(r"\b(masquerade|snat)\b", line) and _for_containers(line, "ip saddr ")
+                   for line in nft.splitlines())
+    (step,) = [s for s in seed.STEPS["outside"] if "MASQUERADE" in s.command]
+    return Item(ok, f"a MASQUERADE of {plan.BRIDGE_NET} in nat POSTROUTING is "
+                + ("there" if ok else "missing"), "nat", w.look("host", "iptables -t nat -S POSTROUTING"),
+                f"{w.where('host')}: {step.command}")
+
+
+def _for_containers(rule: str, source: str) -> bool:
+    """True if `rule` matches any source, or a source in the containers' network."""
+    return source not in rule or f"{source}{plan.BRIDGE_NET.rsplit('.', 2)[0]}." in rule
+
+
 def _rules_text(ns: str, table: str) -> tuple[str, str]:
     """(iptables -S of `table`, both flavours, and nft's whole ruleset) in namespace `ns`."""
     found = []
+    # iptables-legacy -S would load the legacy table it reads, and every later iptables (nft)
+    # command in the namespace would warn "iptables-legacy tables present": read only those there
+    legacy = netns.run(ns, ["cat", "/proc/net/ip_tables_names"], check=False).stdout.split()
     for tool in ("iptables", "iptables-legacy"):
-        if shutil.which(tool):
+        if shutil.which(tool) and (tool == "iptables" or table in legacy):
             found.append(netns.run(ns, [tool, "-t", table, "-S"], check=False).stdout)
     nft = netns.run(ns, ["nft", "list", "ruleset"], check=False).stdout if shutil.which("nft") else ""
     return "\n".join(found), nft

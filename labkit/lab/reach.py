@@ -150,5 +150,5 @@ def _source_seen(lab, w: Words) -> Item:
     if answered:
         return Item(False, f"the public server sees netns0's packets coming from {seen}, not from "
                     f"the host's {plan.HOST_ADDRESS}", "traffic", look, fix)
-    return Item(False, f"nothing rewrites the source of packets leaving {plan.HOST_UPLINK}: the "
-                f"public server gets no answer back to netns0 (no MASQUERADE?)", "traffic", look, fix)
+    return Item(False, f"netns0 gets no answer from the public server, so the source address "
+                f"it sees cannot be read (it must be the host's {plan.HOST_ADDRESS})", "traffic", look)
