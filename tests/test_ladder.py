@@ -108,6 +108,8 @@ def test_a_rewrite_of_both_ends_gets_a_label_per_hook_and_the_ladder_fits_a_page
         "POSTROUTING: src 172.18.0.10:40000 -> 172.18.0.1:40000"]
     assert hop.nat == "; ".join(r.nat for r in lad.rows if r.kind == "nat")
     assert ladder.fits_a4(lad) and lad.width < 7.5
+    heads = [r for r in lad.rows if r.kind == "packet"]      # may run over the lanes: no dot there
+    assert heads and not {d.y for d in lad.dots} & {r.y for r in heads}
     wide = ladder.layout(masqueraded_ping(), points=OUTWARD + ["netns1:ceth1", "host:veth1", "host:lo"])
     assert ladder.fits_a4(wide), wide.width
     assert not ladder.fits_a4(ladder.layout(masqueraded_ping(), points=OUTWARD + [

@@ -208,12 +208,12 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None,
     macs = shows_macs(paths, cols) if macs is None else bool(macs)
     ends_w = max([len(_ends(h)) for p in paths for h in p.hops] + [0])
 
-    rows, texts = [], []
+    rows, texts, heads = [], [], []
     for i, p in enumerate(paths):
         if not p.hops:
             continue
         head = f"#{i + 1}  {_when(p.hops[0].time - t0)}  {p.proto}  {p.summary}".rstrip()
-        texts.append(head)
+        heads.append(head)                          # no dot on its row: it may run over the lanes
         rows.append(("packet", head, i, "", None))
         prev = None
         for h in p.hops:
@@ -266,7 +266,8 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None,
         n = len(paths) + hidden
         title = f"{n} packet{'s' if n != 1 else ''} at {len(cols)} capture point" \
                 f"{'s' if len(cols) != 1 else ''}"
-    right = max([x + col_w / 2 for x in xs.values()] + [text_x + text_w])
+    right = max([x + col_w / 2 for x in xs.values()] + [text_x + text_w]
+                + [text_x + len(h) * CHAR for h in heads])
     width = max(right + MARGIN, len(title) * TITLE_CHAR + 2 * MARGIN)
     return Ladder(title, round(width, 3), round(y + MARGIN, 3), text_x, columns,
                   tuple(out_rows), tuple(dots), tuple(arrows), round(top, 3), hidden, macs)
