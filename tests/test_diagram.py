@@ -57,7 +57,8 @@ def test_layout_of_every_stage_is_tidy_and_complete(stage, n):
             texts = [ln.text for ln in chip.lines]
             assert texts[0].split()[0] == itf.name
             assert all(a in texts for a in itf.addresses)
-            assert itf.mac is None or itf.mac in texts
+            shown_mac = stage in ("veth", "two-veths", "bridge")     # the lessons about MACs
+            assert itf.mac is None or (itf.mac in texts) == shown_mac
     edges = {frozenset([e.a, e.b]) for e in lay.edges if e.kind == "veth"}
     want = {p for p in veth_pairs(t) if not {ns for ns, _ in p} & hidden}
     assert edges == want                              # every shown veth pair is connected
@@ -319,3 +320,16 @@ def test_the_title_counts_the_containers_there_now_and_names_where_a_practice_st
     assert start.title == "before stage veth  \u00b7  lab t1  \u00b7  0 containers"
     assert diagram.layout(practice.before("bridge", "t1")).title.startswith("stage two-veths")
     assert diagram.layout(stages.build("veth")).title.startswith("stage veth  \u00b7  default lab")
+
+
+def test_macs_where_the_lesson_is_about_them_and_labkits_server_as_what_it_is_for():
+    t = stages.build("publish")
+    texts = [ln.text for b in diagram.layout(t).boxes for c in b.chips for ln in c.lines]
+    macs = [i.mac for ns in t.namespaces for i in ns.interfaces if i.mac]
+    assert macs and not set(macs) & set(texts)
+    assert set(macs) <= {ln.text for b in diagram.layout(t, macs=True).boxes for c in b.chips
+                         for ln in c.lines}
+    notes = [ln.text for b in diagram.layout(t).boxes for n in b.notes for ln in n.lines]
+    assert "web server" in notes and not any("labkit" in n for n in notes)
+    bridge = [ln.text for b in diagram.layout(stages.build("bridge")).boxes for c in b.chips for ln in c.lines]
+    assert "02:42:ac:12:00:01" in bridge                       # br0's MAC: the bridge lesson

@@ -32,10 +32,11 @@ __all__ = ["ADDED", "CHANGED", "REMOVED", "SAME", "Layout", "Line", "Rect", "Top
            "cli_draw", "draw", "follow", "layout", "render"]
 
 
-def layout(topology: Topology, previous: Topology | None = None) -> Layout:
-    """Lay out `topology` as boxes, chips and edges, marked against `previous` if given."""
+def layout(topology: Topology, previous: Topology | None = None, macs: bool | None = None) -> Layout:
+    """Lay out `topology` as boxes, chips and edges, marked against `previous` if given; `macs`
+    shows interfaces' MACs (None: in the stages about them, see marks.shows_macs)."""
     compared = previous is not None
-    shown = views(topology, previous)
+    shown = views(topology, previous, macs)
     host = next((v for v in shown if v.role == "host"), None)
     world = next((v for v in shown if v.role == "world"), None)
     column = [v for v in shown if v is not host and v is not world]

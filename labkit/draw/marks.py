@@ -1,7 +1,7 @@
 """What a topology diagram shows, each namespace, interface and line marked against a previous one.
 
-`views(topology, previous)` returns one NsView per namespace of either (host, world, then the
-containers by number) whose interfaces (IfViews), notes and NAT lines carry a mark: SAME,
+`views(topology, previous, macs)` returns one NsView per namespace of either (host, world, then
+the containers by number) whose interfaces (IfViews), notes and NAT lines carry a mark: SAME,
 ADDED, REMOVED (kept, to be drawn grey) or CHANGED; without `previous` everything is SAME.
 `merge` marks a list against the previous one. Plain data, no geometry: labkit.draw.placement
 decides where each goes.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from ..model import plan
+from ..model import plan, stages
 from .figure import ADDED, CHANGED, REMOVED, SAME, Line
 from ..model.topology import Masquerade, PortMapping, Topology, route_text
 
@@ -68,7 +68,7 @@ def _lines(items: list, compared: bool, prev: list = ()) -> list:
             for item, st in merge(list(items), list(prev), compared) for text in item]
 
 
-def _if_view(ns: str, cur, prev, compared: bool) -> IfView:
+def _if_view(ns: str, cur, prev, compared: bool, show_macs: bool = True) -> IfView:
     itf = cur or prev
     st = _status(cur, prev, compared)
     name = itf.name + ("  bridge" if itf.kind == "bridge" else "") + ("" if itf.up else "  DOWN")
@@ -76,7 +76,7 @@ def _if_view(ns: str, cur, prev, compared: bool) -> IfView:
         CHANGED if st == CHANGED and (cur.up, cur.kind) != (prev.up, prev.kind) else SAME)
 
     def macs(i):
-        return [i.mac] if i is not None and i.mac and i.mac != NULL_MAC else []
+        return [i.mac] if show_macs and i is not None and i.mac and i.mac != NULL_MAC else []
 
     lines = [Line(name, name_st, True)]
     lines += [Line(a, s) for a, s in merge(list(cur.addresses if cur else ()),
@@ -115,8 +115,14 @@ def _notes(ns, services) -> list[tuple]:
     for s in services:
         if s.namespace == ns.name:
             where = f"{s.address}:{s.port}" if s.address else (f"port {s.port}" if s.port else "")
-            items.append((f"runs {' '.join(s.argv[:3])}",) + ((f"  on {where}",) if where else ()))
+            what = "web server" if _labkits_own(s.argv) else f"runs {' '.join(s.argv[:3])}"
+            items.append((what,) + ((f"  on {where}",) if where else ()))
     return items
+
+
+def _labkits_own(argv) -> bool:
+    """True for labkit's own web server (the world's whoami page): drawn as what it is for."""
+    return "labkit.lab.service" in argv[:3]
 
 
 def _nat_items(topology, ns_name: str) -> list[tuple]:
@@ -138,8 +144,20 @@ def _ns_key(ns) -> tuple:
     return ({"host": 0, "world": 1}.get(ns.role, 2), k if k is not None else 10**9, ns.name)
 
 
-def views(topology: Topology, previous: Topology | None) -> list[NsView]:
+MAC_STAGES = ("veth", "two-veths", "bridge")      # whose lessons are about MACs
+
+
+def shows_macs(topology: Topology) -> bool:
+    """Whether a diagram shows MACs by itself: in the stages whose lessons are about them, and
+    for a lab that is no stage of the course (a custom one: all of it may matter)."""
+    stage = (topology.stage or "").removeprefix("before-")     # where a practice starts
+    return stage in MAC_STAGES or stage not in stages.STAGES
+
+
+def views(topology: Topology, previous: Topology | None, macs: bool | None = None) -> list[NsView]:
+    """The namespaces as drawn; `macs` None: `shows_macs(topology)`."""
     compared = previous is not None
+    macs = shows_macs(topology) if macs is None else bool(macs)
     prev_t = previous or Topology(topology.lab, None)
     names = [n.name for n in topology.namespaces]
     names += [n.name for n in prev_t.namespaces if n.name not in names]
@@ -149,7 +167,7 @@ def views(topology: Topology, previous: Topology | None) -> list[NsView]:
         ns = cur or prev
         ifnames = [i.name for i in (cur.interfaces if cur else ())]
         ifnames += [i.name for i in (prev.interfaces if prev else ()) if i.name not in ifnames]
-        ifs = [_if_view(name, cur and cur.interface(n), prev and prev.interface(n), compared)
+        ifs = [_if_view(name, cur and cur.interface(n), prev and prev.interface(n), compared, macs)
                for n in ifnames]
         notes = _lines(_notes(cur, topology.services), compared, _notes(prev, prev_t.services))
         nat = _lines(_nat_items(topology if cur else None, name), compared,
