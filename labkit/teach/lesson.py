@@ -26,12 +26,12 @@ from ..model import plan
 from .exercises import Verdict, check
 from .picture import draw
 from .probes import Probe, Reachability, probe, reachability
-from .seed import SEED, Commands, seed
+from .seed import Commands, seed
 from .shell import PROXY_VARIABLES, Shell, settle, sh
 from .trace import Trace, describe, distinct
 from .traffic import flush_neighbours, neighbour_syn, watch
 
-__all__ = ["SEED", "PROXY_VARIABLES", "Commands", "Probe", "Reachability", "Said", "Shell",
+__all__ = ["PROXY_VARIABLES", "Commands", "Probe", "Reachability", "Said", "Shell",
            "Trace", "Verdict", "check", "describe", "distinct", "draw", "flush_neighbours",
            "gone", "neighbour_syn", "probe", "reachability", "seed", "settle", "sh", "watch"]
 
