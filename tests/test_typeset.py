@@ -86,6 +86,8 @@ def test_a_picture_keeps_its_size_is_scaled_or_turns_the_page():
     assert wide and width == pytest.approx(page.LANDSCAPE_WIDTH)
     width, wide = typeset.place(700, 300, 8)                               # landscape at its own size
     assert wide and width == 700
+    width, wide = typeset.place(500, 800, 8)        # tall: its cell's input still fits above it
+    assert not wide and 800 * width / 500 == pytest.approx(page.TEXT_HEIGHT - typeset.INPUT_ROOM)
 
 
 def test_an_svg_picture_is_inlined_with_ids_of_its_own():
@@ -100,6 +102,19 @@ def test_an_svg_picture_is_inlined_with_ids_of_its_own():
     assert "<img" not in out and 'id="lk0-p1"' in out and "url(#lk0-p1)" in out
     assert fig.kind == "svg" and fig.landscape and fig.smallest_pt == pytest.approx(8 * page.LANDSCAPE_WIDTH / 900, abs=0.01)
     assert "lk-wide" in out
+
+
+
+def test_an_svg_fitted_to_its_output_area_is_printed_at_its_drawn_size():
+    """A figure's HTML form (netfilter()): the SVG says width 100% and its drawn width as
+    max-width; it prints at that width (not at the viewBox read as pixels, 3/4 of it)."""
+    from labkit.draw.figure import fitted_svg
+    svg = ('<svg width="500pt" height="600pt" viewBox="0 0 500 600" xmlns="http://www.w3.org/2000/svg">'
+           '<text style="font-size: 8px">PREROUTING</text></svg>')
+    html = (f'<div class="jp-Cell"><div class="jp-OutputArea-child"><div class="jp-RenderedHTML">'
+            f'<div class="labkit-netfilter">{fitted_svg(svg)}</div></div></div></div>')
+    out, (fig,) = typeset.typeset(html)
+    assert fig.natural == 500 and fig.printed == 500 and fig.smallest_pt == 8 and not fig.landscape
 
 
 # --- editions -------------------------------------------------------------------------------------

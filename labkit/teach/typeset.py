@@ -24,6 +24,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from . import page
+from ..draw.figure import FONT
 
 SHORT_LINES = 30                 # a code block up to this long is never split across pages
 SHORT_ROWS = 20                  # nor a table up to this many rows
@@ -31,7 +32,8 @@ WITH_HEADING = 900               # characters: a markdown cell this short goes w
                                  # picture after it onto its page (a heading stays with it)
 HANG = 4                         # a continued line starts this much further in
 PNG_DPI = 110                    # labkit.draw's pictures, when a PNG says nothing of its own
-PNG_SMALLEST_PT = 7.0            # labkit.draw's smallest text (a ladder's "N seen"), in a PNG
+INPUT_ROOM = 60.0                # pt: a picture's cell input (a line or three) above it
+PNG_SMALLEST_PT = FONT           # labkit.draw's smallest text (every figure's), in a PNG
 _TOKEN_CHARS = re.compile(r"[0-9/:=_\-]")
 _PROSE = ("jp-RenderedMarkdown", "jp-RenderedHTML")
 
@@ -180,6 +182,10 @@ def _svg_size(svg) -> tuple[float, float, float]:
     """(width pt, height pt, smallest text pt) of an inline <svg> at its drawn size."""
     box = [float(v) for v in re.split(r"[\s,]+", svg.get("viewbox", svg.get("viewBox", "")).strip()) if v]
     width, height = _length(svg.get("width")), _length(svg.get("height"))
+    most = re.search(r"max-width\s*:\s*([^;]+)", svg.get("style", ""))
+    if width is None and most and _length(most.group(1)) and len(box) == 4:   # fitted: width="100%"
+        width = _length(most.group(1))
+        height = width * box[3] / box[2]
     if width is None and len(box) == 4:
         width, height = box[2] * 0.75, box[3] * 0.75
     width, height = width or page.TEXT_WIDTH, height or page.TEXT_WIDTH / 2
@@ -209,9 +215,10 @@ def _png_size(src: str) -> tuple[float, float, float] | None:
 
 def place(natural: float, height: float, smallest: float) -> tuple[float, bool]:
     """(printed width in points, landscape?) of a picture drawn `natural` points wide."""
-    if natural <= page.TEXT_WIDTH and height <= page.TEXT_HEIGHT:
+    tall = page.TEXT_HEIGHT - INPUT_ROOM            # its cell's input prints on the same page
+    if natural <= page.TEXT_WIDTH and height <= tall:
         return natural, False
-    portrait = min(page.TEXT_WIDTH / natural, page.TEXT_HEIGHT / height)
+    portrait = min(page.TEXT_WIDTH / natural, tall / height)
     if smallest * portrait >= page.MIN_FIGURE_PT:
         return natural * portrait, False
     wide = min(1.0, page.LANDSCAPE_WIDTH / natural, page.LANDSCAPE_HEIGHT * 0.95 / height)
