@@ -264,6 +264,14 @@ def test_the_instructors_edition_has_every_solution_and_notes(printed):
         missing = [s for s in solutions(nb_path) if squeezed(s) not in text]
         assert missing == [], (name, missing)
         assert "Fortheinstructor" in text and "Time." in text, name
+        with open(nb_path) as f:
+            notes = [c for c in json.load(f)["cells"] if editions.INSTRUCTOR_TAG in c["metadata"].get("tags", [])]
+        student = squeezed(text_of(str(printed["dir"] / "student" / f"{name}.pdf")))
+        for cell in notes:                  # the cells tagged instructor: in this edition alone
+            first = squeezed(plain("".join(cell["source"]).splitlines()[-1]))[:60]
+            assert first in text and first not in student, (name, first)
+    assert all(any(editions.INSTRUCTOR_TAG in c["metadata"].get("tags", [])
+                   for c in json.load(open(p))["cells"]) for p in handout.notebooks()[1:7])   # 01-06
     text = folded(text_of(str(printed["dir"] / "instructor" / "90-synthetic.pdf")))
     assert all(s in text for s in SECRETS) and "Right: veth0" in text
     assert "veth-route" in text and "ceth0 is inside netns0" in text   # the exercise's usual wrong answers
