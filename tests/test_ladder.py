@@ -250,3 +250,12 @@ def test_a_live_masqueraded_ping_shows_the_rewrite(lab):
     rewritten = [d.point for r, d in zip([r for r in lad.rows if r.kind == "hop"], lad.dots)
                  if r.mac_changed]
     assert sorted(rewritten) == ["host:br0", "host:ens18"]    # routed out of ens18, back into br0
+
+
+def test_no_text_is_smaller_than_the_figures_font():
+    """The handouts estimate a stored PNG's smallest text as FONT (labkit.teach.typeset)."""
+    from labkit.teach.typeset import PNG_SMALLEST_PT
+    for what in (masqueraded_ping(), arp_then_ping(), published_syn()):
+        svg = ladder.render(what, "svg")
+        sizes = [float(s) for s in re.findall(r"font-size: ([\d.]+)px", svg)]
+        assert sizes and min(sizes) == ladder.FONT == PNG_SMALLEST_PT
