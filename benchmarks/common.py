@@ -84,6 +84,19 @@ def require_root() -> None:
                  f"(sudo {sys.executable} {' '.join(sys.argv)})")
 
 
+def begin(doc: str) -> tuple[bool, dict]:
+    """The start of a root benchmark with only --readme: (--readme given?, the machine),
+    the machine printed."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--readme", action="store_true")
+    readme = ap.parse_args().readme
+    require_root()
+    info = machine()
+    print("machine:", machine_line(info), flush=True)
+    return readme, info
+
+
 def unique(prefix: str, length: int = 6) -> str:
     """A name `prefix` + random a-z0-9, `length` characters in all, that no namespace starts with."""
     existing = namespaces()

@@ -11,7 +11,6 @@ Figures: wall seconds of each, the files written and the pages printed (pdfinfo)
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import re
@@ -74,12 +73,7 @@ def table(runs: list[dict]) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--readme", action="store_true")
-    args = ap.parse_args()
-    common.require_root()
-    info = common.machine()
-    print("machine:", common.machine_line(info), flush=True)
+    readme, info = common.begin(__doc__)
     t = time.monotonic()
     runs = [run(stored=False), run(stored=True)]
     text = table(runs) + f"\n\nMachine: {common.machine_line(info)}."
@@ -88,7 +82,7 @@ def main() -> int:
         if r["status"] != 0:
             print(r["tail"])
     common.save_result("handouts", {"machine": info, "runs": runs, "wall": time.monotonic() - t})
-    if args.readme:
+    if readme:
         common.update_readme("handouts", text)
     return 0 if all(r["status"] == 0 for r in runs) else 1
 

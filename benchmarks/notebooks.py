@@ -13,7 +13,6 @@ pyproject.toml), and per notebook from pytest's durations.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import re
@@ -90,12 +89,7 @@ def table(r: dict | None) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--readme", action="store_true")
-    args = ap.parse_args()
-    common.require_root()
-    info = common.machine()
-    print("machine:", common.machine_line(info), flush=True)
+    readme, info = common.begin(__doc__)
     t = time.monotonic()
     r = run()
     text = table(r) + f"\n\nMachine: {common.machine_line(info)}."
@@ -103,7 +97,7 @@ def main() -> int:
     if r and r["status"] != 0:
         print(r["tail"])
     common.save_result("notebooks", {"machine": info, "result": r, "wall": time.monotonic() - t})
-    if args.readme:
+    if readme:
         common.update_readme("notebooks", text)
     return 0
 
