@@ -35,8 +35,11 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
         items.append(_masquerade_item(words))
     if stage == "hairpin":
         items += _hairpin_items(lab, words)
-    traffic = reach.items(lab, stage, words)
-    if not all(i.ok for i in items):   # the state names the fix; the probes only confirm it
+    state_ok = all(i.ok for i in items)
+    # where the state is wrong the stage is not done whatever the traffic does: the probes only
+    # confirm it, so each is sent once (no patience), and the state's items name the fix
+    traffic = reach.items(lab, stage, words, reach.PATIENCE if state_ok else 0.0)
+    if not state_ok:
         traffic = [dataclasses.replace(i, fix="") for i in traffic]
     return Result(stage, lab.name, tuple(items + traffic))
 

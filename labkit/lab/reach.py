@@ -40,7 +40,7 @@ def ping(lab, source: str, address: str, timeout: float = 1.0) -> bool:
     return lab.ping(source, address, timeout=timeout)
 
 
-PATIENCE = 3.0
+PATIENCE = 3.0                     # seconds a probe that should work is retried, all probes together
 
 
 def _works(lab, p: Probe, deadline: float) -> bool:
@@ -101,11 +101,12 @@ PROBES: dict[str, tuple[Probe, ...]] = {
 }
 
 
-def items(lab, stage: str, words: Words) -> list[Item]:
-    """The stage's probes as check items; `outside` also asks which source the world sees."""
+def items(lab, stage: str, words: Words, patience: float = PATIENCE) -> list[Item]:
+    """The stage's probes as check items; `outside` also asks which source the world sees.
+    `patience`: seconds to retry probes that should work (0: each is sent once)."""
     roles = set(lab.roles())
     found = []
-    deadline = time.monotonic() + PATIENCE      # shared: a broken lab costs it once, not per probe
+    deadline = time.monotonic() + patience      # shared: a broken lab costs it once, not per probe
     for p in PROBES.get(stage, ()):
         if p.source not in roles:
             found.append(Item(False, f"cannot probe from {p.source}: the namespace is missing",
