@@ -78,7 +78,7 @@ def test_masquerade_and_its_reply_are_highlighted():
                    ("host:br0", "PREROUTING: dst 10.0.2.15 -> 172.18.0.10")]   # the hook that did it
     (into_ens18,) = [a for a in lad.arrows if a.nat.startswith("POSTROUTING: src")]
     assert into_ens18.end[0] == lad.column("host:ens18").x
-    assert [r.text.split()[2:] for r in lad.rows if r.nat and r.kind == "hop"] == [
+    assert [r.text.split() for r in lad.rows if r.nat and r.kind == "hop"] == [
         ["10.0.2.15", ">", PUBLIC], [PUBLIC, ">", "172.18.0.10"]]
     rows = list(lad.rows)
     labels = [(rows[k - 1], r) for k, r in enumerate(rows) if r.kind == "nat"]

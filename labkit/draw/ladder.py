@@ -5,10 +5,10 @@
     LadderView(what)                        shows itself in Jupyter; a text listing in a terminal
 
 `what` is a capture's merged packets (`Packets`, or a `Capture`), one labkit.capture.packets
-`Path` or a list of them. One column per capture point, ordered the way the longest path crossed them
-(containers on the left, the world on the right); one row per sighting (hop) in time order,
-under a header row per packet; one arrow per hop to the next. A hop where NAT rewrote the
-packet (its `changes`) is highlighted: an orange arrow, dot and row, and under that row, in the
+`Path` or a list of them. One column per capture point, ordered the way the longest path crossed
+them (containers on the left, the world on the right); one row per sighting (hop) in time order,
+under a header row per packet (its time since the first packet: the only time shown); one arrow
+per hop to the next. A hop where NAT rewrote the packet (its `changes`) is highlighted: an orange arrow, dot and row, and under that row, in the
 text column (never on an arrow), a label such as "POSTROUTING: src 172.18.0.10 -> 10.0.2.15"
 per rewrite, naming the hook that made it (a destination is rewritten on PREROUTING, a source on
 POSTROUTING: DNAT and SNAT, or conntrack undoing them on a reply). With `macs` (automatic for ARP, and for frames crossing a bridge when no NAT is drawn)
@@ -219,7 +219,7 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None,
         for h in p.hops:
             nat = nat_label(prev, h) if prev is not None and h.changes else ""
             pair = f"{h.src_mac} > {h.dst_mac}" if macs else ""
-            text = f"  {_ends(h):<{ends_w}}  {pair}" if macs else f"{_when(h.offset):>10}  {_ends(h)}"
+            text = f"  {_ends(h):<{ends_w}}  {pair}" if macs else f"  {_ends(h)}"   # no time: it teaches nothing here
             texts.append(text)
             moved = bool(macs and prev is not None
                          and (prev.src_mac, prev.dst_mac) != (h.src_mac, h.dst_mac))
