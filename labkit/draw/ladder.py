@@ -8,13 +8,14 @@
 `Path` or a list of them. One column per capture point, ordered the way the longest path crossed
 them (containers on the left, the world on the right); one row per sighting (hop) in time order,
 under a header row per packet (its time since the first packet: the only time shown); one arrow
-per hop to the next. A hop where NAT rewrote the packet (its `changes`) is highlighted: an orange arrow, dot and row, and under that row, in the
-text column (never on an arrow), a label such as "POSTROUTING: src 172.18.0.10 -> 10.0.2.15"
-per rewrite, naming the hook that made it (a destination is rewritten on PREROUTING, a source on
-POSTROUTING: DNAT and SNAT, or conntrack undoing them on a reply). With `macs` (automatic for ARP, and for frames crossing a bridge when no NAT is drawn)
-each hop shows its MAC addresses and a hop where they changed is marked "MACs rewritten":
-a bridge forwards a frame as it is; a router writes new ones. Columns where nothing was seen
-stay in, marked "0 seen": that is where a packet did not go. A column is headed by its
+per hop to the next. A hop where NAT rewrote the packet (its `changes`) is highlighted: an
+orange arrow, dot and row, and under that row, in the text column (never on an arrow), a label
+such as "POSTROUTING: src 172.18.0.10 -> 10.0.2.15" per rewrite, naming the hook that made it (a
+destination is rewritten on PREROUTING, a source on POSTROUTING: DNAT and SNAT, or conntrack
+undoing them on a reply). With `macs` (automatic for ARP, and for frames crossing a bridge when
+no NAT is drawn) each hop shows its MAC addresses and a hop where they changed is marked "MACs
+rewritten": a bridge forwards a frame as it is; a router writes new ones. Columns where nothing
+was seen stay in, marked "0 seen": that is where a packet did not go. A column is headed by its
 namespace and its interface on two lines, so that it is narrow: the ladder is drawn for a page
 (every text at FONT, 8 pt; see `fits_a4`). Geometry in inches, origin top left, y downward.
 """
