@@ -199,8 +199,10 @@ def _masquerade_item(w: Words) -> Item:
     ok = ok or any(re.search(r"\b(masquerade|snat)\b", line) and _for_containers(line, "ip saddr ")
                    for line in nft.splitlines())
     (step,) = [s for s in seed.STEPS["outside"] if "MASQUERADE" in s.command]
-    return Item(ok, f"a MASQUERADE of {plan.BRIDGE_NET} in nat POSTROUTING is "
-                + ("there" if ok else "missing"), "nat", w.look("host", "iptables -t nat -S POSTROUTING"),
+    rule = f"MASQUERADE of {plan.BRIDGE_NET} in nat POSTROUTING"
+    said = (f"a {rule} rewrites the source of packets leaving {plan.HOST_UPLINK}" if ok else
+            f"nothing rewrites the source of packets leaving {plan.HOST_UPLINK} (no {rule})")
+    return Item(ok, said, "nat", w.look("host", "iptables -t nat -S POSTROUTING"),
                 f"{w.where('host')}: {step.command}")
 
 
