@@ -353,13 +353,18 @@ def test_a_dnat_once_made_outlives_its_rule_for_the_same_ports(lab):
     assert {p.hops[0].sport for p in fresh.paths} == {31101, 31102}
 
 
-def test_show_displays_the_paths_then_the_ladder(capsys):
+def test_show_displays_the_capture_once_as_a_ladder_whose_text_is_the_listing(capsys):
     trace = trace_of(masqueraded_ping(), ["netns0:ceth0", "host:br0", "host:ens18"])
     trace.show()                                        # outside IPython: printed reprs
     out = capsys.readouterr().out
-    assert out.startswith("ping from netns0 to 203.0.113.80: answered")
-    assert "IPython.core.display.Image" in out
-    assert trace.ladder().data.startswith(b"\x89PNG")
+    assert out == str(trace) + "\n"                     # one copy: the ladder's text form
+    lad = trace.ladder()
+    assert lad.data.startswith(b"\x89PNG") and lad._repr_png_() == lad.data and repr(lad) == str(trace)
+    trace.show(text=True)                               # asked: the listing above it as well
+    assert capsys.readouterr().out == (str(trace) + "\n") * 2
+    from IPython.core.formatters import DisplayFormatter
+    shown, _ = DisplayFormatter().format(lad)
+    assert set(shown) == {"image/png", "text/plain"} and shown["text/plain"] == str(trace)
 
 
 def test_watch_with_both_or_neither_probe_is_a_labkit_error(monkeypatch):

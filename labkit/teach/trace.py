@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .picture import image, quiet_matplotlib
+from .picture import quiet_matplotlib
 
 _TCP_NAMES = {"S": "SYN", "SA": "SYN-ACK", "A": "ACK", "PA": "PSH-ACK", "FA": "FIN-ACK",
               "FPA": "FIN-PSH-ACK", "R": "RST", "RA": "RST-ACK"}
@@ -93,19 +93,36 @@ class Trace:
         return [p for p in self.paths if (proto is None or p.proto == proto)
                 and text in describe(p.hops[0])]
 
-    def show(self) -> None:
-        """Display the packet paths as text, then as a ladder diagram (in one notebook cell)."""
+    def show(self, text: bool = False) -> None:
+        """Display the packet paths once, as a ladder diagram whose plain-text form is this
+        trace's listing (what a terminal prints and nbval compares); `text=True` also shows
+        the listing above the ladder."""
         from IPython.display import display
-        display(self)
+        if text:
+            display(self)
         display(self.ladder())
 
-    def ladder(self):
-        """The paths as a ladder diagram (labkit.draw.ladder), a PNG image for a notebook."""
+    def ladder(self) -> "Ladder":
+        """The paths as a ladder diagram (labkit.draw.ladder): a PNG in a notebook, this
+        trace's listing as text."""
         from ..draw import ladder
         title = f"{self.action}: {self.outcome.lower()}"
         with quiet_matplotlib():
             lay = ladder.layout(list(self.paths), points=list(self.points), title=title)
-            return image(ladder.render(lay, "png"))
+            return Ladder(ladder.render(lay, "png"), str(self))
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A trace's ladder: shown as its PNG in a notebook, as the trace's listing as text."""
+    data: bytes
+    text: str
+
+    def _repr_png_(self) -> bytes:
+        return self.data
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def _signature(path) -> tuple:
