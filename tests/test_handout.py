@@ -100,7 +100,7 @@ def test_a_course_notebook_prints_with_its_diagrams(tmp_path):
     handout.build(str(tmp_path), [path], run=False)
     pdf = str(tmp_path / "instructor" / "03-bridge.pdf")
     text = subprocess.run(["pdftotext", pdf, "-"], capture_output=True, text=True, check=True).stdout
-    assert "bridge" in text and "echo-request" in text and "For the instructor" in text
+    assert "bridge" in text and "bridge fdb" in text and "For the instructor" in text
     images = subprocess.run(["pdfimages", "-list", pdf], capture_output=True, text=True).stdout
     assert len(images.splitlines()) >= 4                     # header lines + the embedded pictures
 

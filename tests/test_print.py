@@ -179,7 +179,7 @@ def test_the_course_pictures_print_their_text_at_6_5_pt_or_more(printed):
 def test_a_picture_prints_at_its_own_size_or_as_large_as_the_page_allows(printed):
     """PNG pictures: at their drawn size, or with their smallest text at 6.5 pt or more, or
     as wide as a landscape page."""
-    from labkit.teach.typeset import PNG_DPI, PNG_SMALLEST_PT
+    from labkit.teach.typeset import INPUT_ROOM, PNG_DPI, PNG_SMALLEST_PT
     for pdf in printed["pdfs"]["student"]:
         out = subprocess.run(["pdfimages", "-list", pdf], capture_output=True, text=True).stdout
         for row in out.splitlines()[2:]:
@@ -187,7 +187,7 @@ def test_a_picture_prints_at_its_own_size_or_as_large_as_the_page_allows(printed
             if cols[2] == "image" and int(cols[3]) >= 200:
                 natural, printed_width = int(cols[3]) / PNG_DPI * 72, int(cols[3]) / float(cols[12]) * 72
                 height = int(cols[4]) / PNG_DPI * 72
-                landscape = min(page.LANDSCAPE_WIDTH, natural * page.LANDSCAPE_HEIGHT * 0.95 / height)
+                landscape = min(page.LANDSCAPE_WIDTH, natural * (page.LANDSCAPE_HEIGHT - INPUT_ROOM) / height)
                 assert (printed_width >= natural - 2 or PNG_SMALLEST_PT * printed_width / natural >= 6.45
                         or printed_width >= landscape - 4), (pdf, row)
 

@@ -221,7 +221,7 @@ def place(natural: float, height: float, smallest: float) -> tuple[float, bool]:
     portrait = min(page.TEXT_WIDTH / natural, tall / height)
     if smallest * portrait >= page.MIN_FIGURE_PT:
         return natural * portrait, False
-    wide = min(1.0, page.LANDSCAPE_WIDTH / natural, page.LANDSCAPE_HEIGHT * 0.95 / height)
+    wide = min(1.0, page.LANDSCAPE_WIDTH / natural, (page.LANDSCAPE_HEIGHT - INPUT_ROOM) / height)
     return natural * max(wide, portrait), wide > portrait
 
 

@@ -35,6 +35,7 @@ def install() -> None:
     from IPython.display import Image
 
     from ..draw import diagram, ladder
+    from .trace import Ladder
     for module in (diagram, ladder):
         if not getattr(module.render, _MARK, False):
             module.render = _remembering(module.render)
@@ -42,4 +43,5 @@ def install() -> None:
     if shell is not None:
         formatter = shell.display_formatter.formatters["image/svg+xml"]
         formatter.enabled = True
-        formatter.for_type(Image, _svg)
+        for kind in (Image, Ladder):            # a diagram; a trace's ladder (its data: the PNG)
+            formatter.for_type(kind, _svg)
