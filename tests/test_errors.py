@@ -86,23 +86,12 @@ EVERY_COMMAND = (("up", "veth"), ("down",), ("status",), ("clean",), ("exec", "n
                  ("handout", "-o", "{tmp}/handouts"))
 
 
-@pytest.fixture
-def public_run_dir():
-    """A journal directory that any user may read (pytest's tmp_path is root's alone)."""
-    import shutil
-    import tempfile
-    path = tempfile.mkdtemp(prefix="labkit-np-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.mark.parametrize("who", ["nobody", "root without capabilities"])
-def test_every_command_says_what_it_needs(who, public_run_dir, monkeypatch, tmp_path):
+def test_every_command_says_what_it_needs(who, public_dir, monkeypatch, tmp_path):
     """Each CLI command run without privileges, on a lab that is up: one clear message naming
     what is needed and how to run it, no traceback, and the lab unchanged."""
     from labkit.pytest_plugin import WITHOUT_CAPABILITIES, unique_lab_name
-    monkeypatch.setenv("LABKIT_RUN_DIR", public_run_dir)
+    monkeypatch.setenv("LABKIT_RUN_DIR", public_dir)
     lab = Lab(unique_lab_name())
     lab.up("bridge")
     os.chmod(tmp_path, 0o777)

@@ -606,17 +606,6 @@ def test_the_jupyterhub_example_runs_each_student_as_itself_on_the_labkit_kernel
     assert os.path.basename(c.Spawner.cmd[0]) == "jupyterhub-singleuser"
 
 
-@pytest.fixture
-def public_dir():
-    """A directory every user may read (pytest's tmp_path is root's alone)."""
-    import shutil
-    import tempfile
-    path = tempfile.mkdtemp(prefix="labkit-kernels-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def test_the_kernel_installed_for_everyone_runs_in_each_users_world(user1, user2, public_dir):
     """`labkit install-kernel --prefix DIR` (root, once): each user's Jupyter finds the kernel
     there, and each user's notebook runs in that user's own world."""
