@@ -22,6 +22,8 @@ from labkit.model import plan
 from labkit.lab import service
 from labkit.errors import KernelError
 
+from seedtyping import poll
+
 pytestmark = pytest.mark.kernel
 
 CURL = ["curl", "-sS", "--noproxy", "*", "--connect-timeout", "1", "-m", "3"]
@@ -93,7 +95,7 @@ def test_other_edits_routes_state_sysctls_servers_and_foreign_rules(lab):
     terminal(lab, "host", "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.9.0.0/16",
              "-j", "MASQUERADE")
     os.kill(seed, 15)
-    assert _poll(lambda: not service.is_listening(lab.ns("netns0"), "172.18.0.10", 5000), 5)
+    assert poll(lambda: not service.is_listening(lab.ns("netns0"), "172.18.0.10", 5000), 5)
     text = status(lab)
     for line in ("host: net.ipv4.ip_forward is 0, the stage wants 1",
                  "netns1: ceth1 up is False, the stage wants True",
@@ -149,13 +151,3 @@ def test_a_namespace_labkit_did_not_make_is_named_not_taken(lab):
 
 def _alive(pid: int) -> bool:
     return process.start_time(pid) is not None
-
-
-def _poll(condition, timeout: float) -> bool:
-    import time
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True

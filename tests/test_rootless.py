@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
 
 import pytest
 
@@ -24,6 +23,8 @@ import labkit
 from labkit.kernel import keeper, netns, userns, world
 from labkit.lab import doctor
 from labkit.model import stages
+
+from seedtyping import poll
 
 USERS = ("labkit-u1", "labkit-u2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
@@ -91,7 +92,7 @@ class User:
         for pid in self.processes():
             with _suppress():
                 os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not self.processes(), 10)
+        poll(lambda: not self.processes(), 10)
         path = os.path.join(self.home, ".local", "state", "labkit", world.STATE_FILE)
         with _suppress():
             os.unlink(path)
@@ -103,16 +104,6 @@ class _suppress:
 
     def __exit__(self, kind, value, tb):
         return kind is not None and issubclass(kind, (ProcessLookupError, FileNotFoundError))
-
-
-def wait_until(condition, timeout: float) -> bool:
-    """Poll `condition` until it holds or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def _python_for(name: str) -> tuple[str, dict]:
@@ -212,7 +203,7 @@ def test_a_user_runs_every_stage_in_a_world_that_ends_with_the_last_lab(user1):
     assert user1.world() == w, "every command used the same world"
     assert "removed" in user1.ok("down")
     assert user1.world() is None and not w.alive(), "down of the last lab ends the world"
-    assert wait_until(lambda: not world_processes(w), 5), world_processes(w)
+    assert poll(lambda: not world_processes(w), 5), world_processes(w)
 
 
 @pytest.mark.parametrize("stage", ["veth", "outside"])
@@ -250,7 +241,7 @@ def test_a_lab_of_roots_with_the_same_name_is_neither_seen_nor_touched(user1, la
 def test_a_process_in_the_world_keeps_it_and_the_next_command_ends_it(user1):
     shell = user1.popen(user1.python, "-m", "labkit", "shell", "--", "sleep", "60")
     try:
-        assert wait_until(lambda: user1.world() is not None and len(world_processes(user1.world())) >= 3, 30)
+        assert poll(lambda: user1.world() is not None and len(world_processes(user1.world())) >= 3, 30)
         w = user1.world()
         user1.ok("status")                          # no lab: but the shell is in the world
         assert w.alive()
@@ -260,7 +251,7 @@ def test_a_process_in_the_world_keeps_it_and_the_next_command_ends_it(user1):
     for pid in world_processes(w):
         if pid != w.pid:
             os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: world_processes(w) == [w.pid], 5)
+    assert poll(lambda: world_processes(w) == [w.pid], 5)
     assert "nothing to remove" in user1.ok("down")
     assert not w.alive() and user1.world() is None
 
@@ -329,11 +320,11 @@ def test_kill_9_of_the_keeper_then_clean_leaves_nothing(user1):
     before = world_processes(w)
     assert len(before) >= 3, before      # the keeper and the two servers
     os.kill(w.pid, signal.SIGKILL)
-    assert wait_until(lambda: not w.alive(), 5)
+    assert poll(lambda: not w.alive(), 5)
     result = user1.labkit("clean")
     assert result.returncode == 0, result.stderr
     assert f"your previous world (keeper pid {w.pid}) had ended" in result.stderr, result.stderr
-    assert wait_until(lambda: not world_processes(w), 5), world_processes(w)
+    assert poll(lambda: not world_processes(w), 5), world_processes(w)
     assert user1.world() is None and not user1.processes()
     user1.ok("up", "veth")                # a fresh world
     assert user1.world() != w
@@ -343,7 +334,7 @@ def test_kill_9_of_the_keeper_then_clean_leaves_nothing(user1):
 
 def test_kill_9_of_a_command_in_the_world_then_clean_leaves_nothing(user1):
     proc = user1.popen(user1.python, "-m", "labkit", "up", "bridge", "--lab", "k9", "--containers", "200")
-    assert wait_until(lambda: user1.world() is not None
+    assert poll(lambda: user1.world() is not None
                       and os.path.exists(in_world(user1, "/run/netns/k9-netns1")), 60), proc.stderr
     w = user1.world()
     for pid in world_processes(w):
@@ -353,7 +344,7 @@ def test_kill_9_of_a_command_in_the_world_then_clean_leaves_nothing(user1):
     assert os.listdir(in_world(user1, "/run/netns")), "killed too late to test anything"
     said = user1.ok("clean")
     assert "lab k9: removed" in said, said
-    assert user1.world() is None and wait_until(lambda: not world_processes(w), 5)
+    assert user1.world() is None and poll(lambda: not world_processes(w), 5)
 
 
 def test_two_users_at_once_are_apart(user1, user2):
@@ -366,7 +357,7 @@ def test_two_users_at_once_are_apart(user1, user2):
     assert w1.userns != w2.userns
     captures = [u.popen(u.python, "-m", "labkit", "capture", "host:br0", "-q") for u in (user1, user2)]
     try:
-        assert wait_until(lambda: all(len(world_processes(w)) >= 4 for w in (w1, w2)), 30)
+        assert poll(lambda: all(len(world_processes(w)) >= 4 for w in (w1, w2)), 30)
         for u in (user1, user2):
             assert u.labkit("check", "publish").returncode == 0, u.name
         # user2 can neither see into, enter, nor end user1's world
@@ -400,7 +391,7 @@ def test_two_users_at_once_are_apart(user1, user2):
     for u in (user1, user2):
         u.ok("down")
     for w in (w1, w2):
-        assert wait_until(lambda: not world_processes(w), 5), world_processes(w)
+        assert poll(lambda: not world_processes(w), 5), world_processes(w)
 
 
 def _cmdline(pid: int) -> str:
@@ -469,7 +460,7 @@ c.stop_channels(); km.shutdown_kernel(now=True)
     assert "labkit is ready" in out and "uid 0" in out and "ping True" in out, out
     assert "captured 2" in out and "check True" in out, out
     w = user1.world()
-    assert w is not None and wait_until(lambda: world_processes(w) == [w.pid], 10)
+    assert w is not None and poll(lambda: world_processes(w) == [w.pid], 10)
     user1.ok("clean")                    # the kernel has gone: nothing is left in the world
     assert user1.world() is None
 
