@@ -225,8 +225,9 @@ def layout(what, points=None, limit: int = LIMIT, title: str | None = None,
             moved = bool(macs and prev is not None
                          and (prev.src_mac, prev.dst_mac) != (h.src_mac, h.dst_mac))
             rows.append(("hop", text, i, nat, h, pair, moved))
-            rows += [("nat", f"{'':{NAT_INDENT}}{part}", i, part, None) for part in nat.split("; ") if nat]
-            texts += [f"{'':{NAT_INDENT}}{part}  " for part in nat.split("; ") if nat]
+            for part in nat.split("; ") if nat else ():     # a label per hook, under the hop
+                rows.append(("nat", f"{'':{NAT_INDENT}}{part}", i, part, None))
+                texts.append(rows[-1][1] + "  ")                # and room for its box
             prev = h
     text_w = max([len(t) for t in texts] + [24]) * CHAR
     text_x = MARGIN
