@@ -26,6 +26,7 @@ from .figure import (ADDED, CHANGED, CHAR, DPI, LINE, MARGIN, REMOVED, SAME, TIT
 from .figure import layout_text as text
 from .marks import merge, views
 from .placement import Geometry, anchors, runs
+from ..model import stages
 from ..model.topology import Topology
 
 __all__ = ["ADDED", "CHANGED", "REMOVED", "SAME", "Layout", "Line", "Rect", "TopologyView",
@@ -77,7 +78,8 @@ def _stage_words(stage: str) -> str:
     practice starts), "live topology" (none)."""
     if not stage:
         return "live topology"
-    return f"before stage {stage[len('before-'):]}" if stage.startswith("before-") else f"stage {stage}"
+    started = stages.practised(stage)
+    return f"before stage {started}" if started else f"stage {stage}"
 
 
 def _edges(topology, previous, boxes, chips) -> tuple[Edge, ...]:

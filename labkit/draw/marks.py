@@ -150,7 +150,7 @@ MAC_STAGES = ("veth", "two-veths", "bridge")      # whose lessons are about MACs
 def shows_macs(topology: Topology) -> bool:
     """Whether a diagram shows MACs by itself: in the stages whose lessons are about them, and
     for a lab that is no stage of the course (a custom one: all of it may matter)."""
-    stage = (topology.stage or "").removeprefix("before-")     # where a practice starts
+    stage = stages.practised(topology.stage or "") or topology.stage   # where a practice starts
     return stage in MAC_STAGES or stage not in stages.STAGES
 
 

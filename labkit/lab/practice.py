@@ -68,7 +68,7 @@ def before(stage: str, lab: str = "") -> Topology:
         start = stages.build(stages.STAGES[i - 1], lab)
     world = tuple(s for s in target.services if s.namespace == "world" and s not in start.services)
     if world or i == 0:
-        start = dataclasses.replace(start, stage=f"before-{stage}", services=start.services + world)
+        start = dataclasses.replace(start, stage=stages.before_name(stage), services=start.services + world)
     return start
 
 

@@ -31,6 +31,20 @@ DESCRIPTIONS = {
 }
 
 
+BEFORE = "before-"
+
+
+def before_name(stage: str) -> str:
+    """The stage name of where a practice of `stage` starts ("before-veth"), when that is no
+    stage of its own (labkit.lab.practice)."""
+    return BEFORE + stage
+
+
+def practised(name: str) -> str:
+    """The stage a "before-STAGE" name is the start of ("" for any other name)."""
+    return name[len(BEFORE):] if name.startswith(BEFORE) else ""
+
+
 def check_stage(stage: str) -> str:
     """Return `stage` if it is known, else raise UnknownName listing the stages."""
     if stage not in STAGES:
