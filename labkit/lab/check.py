@@ -11,6 +11,7 @@ command that fixes it. Commands are written for the lab's own names (`t1-netns0`
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import shutil
 
@@ -207,8 +208,13 @@ def _masquerade_item(w: Words) -> Item:
 
 
 def _for_containers(rule: str, source: str) -> bool:
-    """True if `rule` matches any source, or a source in the containers' network."""
-    return source not in rule or f"{source}{plan.BRIDGE_NET.rsplit('.', 2)[0]}." in rule
+    """True if `rule` matches any source, or sources in the containers' network."""
+    m = re.search(re.escape(source) + r"(\S+)", rule)
+    try:
+        return m is None or ipaddress.ip_network(m.group(1), strict=False).overlaps(
+            ipaddress.ip_network(plan.BRIDGE_NET))
+    except ValueError:
+        return False
 
 
 def _rules_text(ns: str, table: str) -> tuple[str, str]:
