@@ -14,6 +14,7 @@ import dataclasses
 import ipaddress
 import re
 import shutil
+import time
 
 from ..kernel import netns, privilege, sysctl
 from ..model import plan, seed, stages
@@ -148,15 +149,26 @@ def _forwarding_items(want: Topology, live: Topology, w: Words):
 
 
 def _server_items(lab, want: Topology, w: Words):
-    """The stage's servers that a person starts (the seed's http.server), listening."""
+    """The stage's servers that a person starts (the seed's http.server), listening; one just
+    started (`... &` typed, then check) is given reach.PATIENCE, shared, to open its socket."""
+    deadline = time.monotonic() + reach.PATIENCE
     for s in want.services:
         if s.namespace == "world" or not (s.address and s.port):
             continue  # the world's server is part of the scene, not the student's task
         kernel = w.ns(s.namespace)
-        ok = service.is_listening(kernel, s.address, s.port) if kernel in _existing(lab) else False
+        ok = kernel in _existing(lab) and _listening(kernel, s.address, s.port, deadline)
         yield Item(ok, f"{'something' if ok else 'nothing'} listens on {s.address}:{s.port} in "
                    f"{s.namespace}", "servers", w.look(s.namespace, "ss -ltn"),
                    f"{w.where(s.namespace)}: {' '.join(s.argv)} &")
+
+
+def _listening(kernel: str, address: str, port: int, deadline: float) -> bool:
+    """True once something listens on address:port in namespace `kernel`, polled until `deadline`."""
+    while not service.is_listening(kernel, address, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _existing(lab) -> set[str]:
