@@ -129,14 +129,14 @@ def provide(parent: str, names: tuple[str, ...]) -> None:
         userns.mount("tmpfs", parent, "tmpfs", userns.MS_NODEV, f"mode={mode:o}")
         for entry in entries:
             if entry not in names:
-                _bind_back(f"/proc/self/fd/{old}/{entry}", os.path.join(parent, entry))
+                bind_back(f"/proc/self/fd/{old}/{entry}", os.path.join(parent, entry))
         for name in names:
             os.mkdir(os.path.join(parent, name), 0o755)
     finally:
         os.close(old)
 
 
-def _bind_back(source: str, target: str) -> None:
+def bind_back(source: str, target: str) -> None:
     """Make `target` show what `source` (an entry of the covered directory) is: a symlink is
     copied, anything else bind-mounted (recursively) on a directory or file made for it."""
     try:
