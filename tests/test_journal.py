@@ -40,14 +40,33 @@ def test_up_does_not_delete_a_remade_namespace_it_no_longer_wants(lab):
 
 @pytest.mark.parametrize("existed", [True, False])
 def test_an_etc_netns_that_existed_before_is_kept_and_one_labkit_made_is_removed(
-        lab, tmp_path, monkeypatch, existed):
+        lab_factory, tmp_path, monkeypatch, existed):
     etc = tmp_path / "netns"
     if existed:
         etc.mkdir()
     monkeypatch.setenv("LABKIT_ETC_NETNS", str(etc))
+    lab = lab_factory()  # made after the change of place: it keeps its /etc/netns there
     lab.up("veth")
     assert (etc / lab.ns("netns0") / "hosts").exists()
     lab.down()
     assert etc.is_dir() == existed
     if existed:
         assert os.listdir(etc) == []
+
+
+def test_a_lab_keeps_its_places_when_the_environment_changes_later(lab_factory, tmp_path, monkeypatch):
+    """The `lab` fixture's teardown runs after monkeypatch has put the environment back: the
+    lab must still find its journal, namespaces and /etc/netns where it made them."""
+    places = {"LABKIT_RUN_DIR": tmp_path / "run", "LABKIT_ETC_NETNS": tmp_path / "etc"}
+    for name, path in places.items():
+        monkeypatch.setenv(name, str(path))
+    lab = lab_factory()
+    lab.up("veth")
+    assert (tmp_path / "run" / f"{lab.name}.json").exists()
+    assert (tmp_path / "etc" / lab.ns("netns0") / "hosts").exists()
+    for name in places:
+        monkeypatch.delenv(name)
+    assert lab.stage == "veth" and lab.journal.path.startswith(str(tmp_path))
+    lab.down()
+    assert not (tmp_path / "run").exists() and not (tmp_path / "etc").exists()
+    assert not any(n.startswith(lab.name + "-") for n in netns.names())

@@ -117,10 +117,11 @@ def test_labs_live_side_by_side(lab_factory):
     assert a.ping("netns1", "172.18.0.10")
 
 
-def test_down_of_the_last_lab_leaves_no_journal_directory(lab, tmp_path, monkeypatch):
+def test_down_of_the_last_lab_leaves_no_journal_directory(lab_factory, tmp_path, monkeypatch):
     import os
     from labkit.lab import journal
     monkeypatch.setenv("LABKIT_RUN_DIR", str(tmp_path / "run"))
+    lab = lab_factory()  # made after the change of place: it keeps its journal there
     lab.up("veth")
     assert os.listdir(journal.run_dir()) == [f"{lab.name}.json"]
     lab.down()

@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from ..errors import KernelError, UnknownName
-from . import mounts, process
+from . import mounts, places, process
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -27,7 +27,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def netns_dir() -> str:
     """Directory holding the namespace bind mounts (LABKIT_NETNS_DIR, default /run/netns)."""
-    return os.environ.get("LABKIT_NETNS_DIR", "/run/netns")
+    return places.current().netns_dir
 
 
 def path(name: str) -> str:

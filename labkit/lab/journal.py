@@ -12,13 +12,13 @@ import json
 import os
 import shutil
 
-from ..kernel import netns
+from ..kernel import netns, places
 from ..errors import NotPrivileged
 
 
 def run_dir() -> str:
     """Directory of the journals (LABKIT_RUN_DIR, default /run/labkit)."""
-    return os.environ.get("LABKIT_RUN_DIR", "/run/labkit")
+    return places.current().run_dir
 
 
 def _file_name(lab: str) -> str:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import subprocess
 
 from . import faults
 from . import journal as journal_mod
-from ..kernel import netns
+from ..kernel import netns, places
 from ..model import plan
 from ..kernel import privilege
 from ..model import stages, topology_file, validation
@@ -28,8 +29,30 @@ from ..errors import BadAddress, BadName, BadValue, KernelError, LabkitError, Un
 from ..model.topology import Topology
 
 
+def _in_own_places(cls):
+    """Run every public method and property of `cls` in the places its instance was made with
+    (labkit.kernel.places): a lab's files stay where it began them."""
+    def pinning(function):
+        @functools.wraps(function)
+        def call(self, *args, **kwargs):
+            with places.pinned(self.places):
+                return function(self, *args, **kwargs)
+        return call
+    for attribute, value in list(vars(cls).items()):
+        if attribute.startswith("_") and attribute not in ("__enter__", "__exit__"):
+            continue
+        if isinstance(value, property):
+            setattr(cls, attribute, property(pinning(value.fget), doc=value.__doc__))
+        elif callable(value) and not isinstance(value, (staticmethod, classmethod)):
+            setattr(cls, attribute, pinning(value))
+    return cls
+
+
+@_in_own_places
 class Lab:
-    """A named lab; nothing is created until `up` (a context manager: leaving it runs `down`)."""
+    """A named lab; nothing is created until `up` (a context manager: leaving it runs `down`).
+    It keeps the run, namespace and /etc/netns directories the environment named when it was
+    made (`places`), whatever the environment says later."""""
 
     def __init__(self, name: str = "", *, own: bool | None = None, take: bool = False):
         """`own`: this process owns the lab it brings up while it lives, and another's `up`
@@ -39,6 +62,7 @@ class Lab:
             raise BadName(f"lab name must be a string of 1 to 6 characters a-z and 0-9, got {name!r}")
         self.name = plan.check_lab_name(name)
         self.own, self.take = own, take
+        self.places = places.Places.from_environment()
 
     def __repr__(self) -> str:
         return f"Lab({self.name!r})"

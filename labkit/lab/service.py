@@ -27,20 +27,19 @@ import subprocess
 import sys
 import time
 
-from ..kernel import netns, process
+from ..kernel import netns, places, process
 from .journal import run_dir
 from ..model import plan
 from ..errors import KernelError
 from ..model.topology import Service, Topology
 
-ETC_NETNS = "/etc/netns"
 WAIT_SECONDS = 10.0
 _children: dict[int, subprocess.Popen] = {}
 
 
 def etc_dir() -> str:
     """Where `ip netns exec` looks for per-namespace /etc files (LABKIT_ETC_NETNS, /etc/netns)."""
-    return os.environ.get("LABKIT_ETC_NETNS", ETC_NETNS)
+    return places.current().etc_dir
 
 
 # -- name resolution -----------------------------------------------------------------------------
@@ -100,33 +99,38 @@ def write_resolver(topology: Topology, journal) -> list[str]:
     return paths
 
 
-def _made_marker() -> str:
-    """A file beside the journals that says labkit made /etc/netns (it did not exist before)."""
-    return os.path.join(run_dir(), "etc-netns-made-by-labkit")
+MADE_MARKER = ".made-by-labkit"
+"""A file in /etc/netns saying labkit made the directory (`ip netns exec` reads only the
+directories named after namespaces, so it is never bound over /etc)."""
 
 
 def _make_etc_dir() -> None:
-    """Create /etc/netns if it is missing, noting that labkit made it (only then is it removed)."""
+    """Create /etc/netns if it is missing, marked as labkit's (only then is it removed)."""
     if os.path.isdir(etc_dir()):
         return
-    os.makedirs(run_dir(), exist_ok=True)
-    with open(_made_marker(), "w"):
-        pass
     os.makedirs(etc_dir(), exist_ok=True)
+    with open(os.path.join(etc_dir(), MADE_MARKER), "w"):
+        pass
 
 
 def tidy_etc_dir() -> None:
-    """Remove /etc/netns if labkit made it and it is empty (every lab's directories in it are
-    gone); one that existed before labkit is left, empty or not."""
-    if not os.path.exists(_made_marker()):
+    """Remove /etc/netns if labkit made it and nothing but its marker is left (every lab's
+    directories in it are gone); one that existed before labkit is left, empty or not."""
+    marker = os.path.join(etc_dir(), MADE_MARKER)
+    try:
+        if os.listdir(etc_dir()) != [MADE_MARKER]:
+            return
+    except FileNotFoundError:
         return
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(marker)
+    try:
         os.rmdir(etc_dir())
-    if not os.path.isdir(etc_dir()):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(_made_marker())
-        with contextlib.suppress(OSError):
-            os.rmdir(run_dir())  # only when no lab has a journal there
+    except FileNotFoundError:
+        pass
+    except OSError:  # a lab wrote its directory there meanwhile: the directory stays labkit's
+        with open(marker, "w"):
+            pass
 
 
 # -- listening sockets ---------------------------------------------------------------------------
