@@ -132,7 +132,7 @@ def pytest_configure(config):
 
 
 def pytest_runtest_setup(item):
-    if item.get_closest_marker("kernel"):
+    if item.get_closest_marker("kernel") or item.get_closest_marker("root"):
         if not _privileged():
             pytest.fail("this test needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN): run pytest with sudo, "
                         "or deselect kernel tests with -m 'not kernel'", pytrace=False)

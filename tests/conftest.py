@@ -1,5 +1,6 @@
 """Test configuration: the labkit pytest plugin (fixtures `lab`, `lab_factory`, leak checks)
-is loaded through its entry point once labkit is installed (./install.sh)."""
+is loaded through its entry point once labkit is installed (./install.sh); the tiers and the
+parallel run are tests/tiers.py's."""
 import os
 import shutil
 import tempfile
