@@ -84,10 +84,10 @@ def course_notebooks() -> list[str]:
 
 def viewer_notebook(path: Path) -> None:
     """A notebook showing a CaptureViewer over a recorded capture (a ping and its ARP; no lab)."""
-    code = ["from labkit.teach import recording\n",
-            "from labkit.teach.widgets import CaptureViewer\n",
+    code = ["from labkit.teach.replay import traffic_log\n",
+            "from labkit.teach.notebook.widgets import CaptureViewer\n",
             "\n",
-            "CaptureViewer(recording.load().packets('bridge', 'netns0', '172.18.0.20'))"]
+            "CaptureViewer(traffic_log.load().packets('bridge', 'netns0', '172.18.0.20'))"]
     nb = {"nbformat": 4, "nbformat_minor": 5,
           "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
                                       "language": "python"}},

@@ -447,7 +447,8 @@ def test_one_notebook_alone_is_told_nothing_new(tmp_path, monkeypatch, capsys):
     """The setup cell prints exactly what the stored notebooks show when no one else owns
     the default lab (its journal here is a private one)."""
     monkeypatch.setenv("LABKIT_RUN_DIR", str(tmp_path))
-    from labkit.teach import notebook, sharing
+    from labkit.teach import notebook
+    from labkit.teach.notebook import two_notebooks as sharing
     assert sharing.note() is None
     notebook.setup()
     assert capsys.readouterr().out == "labkit is ready: root with CAP_NET_ADMIN; labs run on this kernel.\n"

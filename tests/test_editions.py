@@ -11,7 +11,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from labkit.errors import BadValue
-from labkit.teach import editions, notebook
+from labkit.teach.printed import editions, stored
 
 SECRETS = ("veth0", "172.18.0.11", "netns0 because", "ip addr add", "the instructor's note",
            "MARKED WHOLE")
@@ -21,7 +21,7 @@ def instructor_notebook():
     """A small instructor's edition: every kind of marker, and cells that must stay as they are."""
     return new_notebook(cells=[
         new_markdown_cell("# Routes\nWhich interface leads to netns0?"),
-        new_code_cell("from labkit.teach import exercises"),
+        new_code_cell("from labkit.teach.notebook import exercises"),
         new_code_cell("### BEGIN SOLUTION\nroute_answer = \"veth0\"\n### END SOLUTION",
                       metadata={"nbgrader": {"solution": True}}),
         new_code_cell("exercises.check(\"veth-route\", route_answer)", outputs=[
@@ -109,34 +109,38 @@ def run_cli(*args, cwd=None):
 def test_the_command_writes_clean_student_editions_and_leaves_the_instructors(tmp_path):
     source = tmp_path / "teach" / "01-x.ipynb"
     source.parent.mkdir()
-    source.write_text(notebook.dumps(notebook.clean(instructor_notebook())))
+    source.write_text(stored.dumps(stored.clean(instructor_notebook())))
     before = source.read_bytes()
     result = run_cli("student", str(tmp_path / "out"), str(source))
     assert result.returncode == 0, result.stderr
     written = tmp_path / "out" / "01-x.ipynb"
     assert result.stdout.strip() == f"wrote {written}"
     assert source.read_bytes() == before
-    assert notebook.is_clean(str(written))
+    assert stored.is_clean(str(written))
     assert "route_answer = ...  # your answer here" in written.read_text()
     assert "veth0" not in written.read_text()
 
 
 def test_the_command_refuses_to_write_over_the_instructors_notebooks(tmp_path):
     source = tmp_path / "01-x.ipynb"
-    source.write_text(notebook.dumps(notebook.clean(instructor_notebook())))
+    source.write_text(stored.dumps(stored.clean(instructor_notebook())))
     before = source.read_bytes()
     result = run_cli("student", str(tmp_path), str(source))
     assert result.returncode == 1 and "is an instructor's notebook" in result.stderr
     assert "Traceback" not in result.stderr and source.read_bytes() == before
 
 
-def test_without_notebooks_named_the_command_takes_every_notebook_in_notebooks(tmp_path):
+def test_without_notebooks_named_the_command_takes_the_course_in_notebooks(tmp_path):
+    """./notebooks holds the course (a notebook starts with the setup cell): its numbered
+    notebooks are taken (labkit.teach.replay.course)."""
     (tmp_path / "notebooks").mkdir()
-    for name in ("a.ipynb", "b.ipynb"):
-        (tmp_path / "notebooks" / name).write_text(json.dumps(instructor_notebook()))
+    nb = instructor_notebook()
+    nb.cells.insert(0, new_code_cell("import labkit.teach.notebook; labkit.teach.notebook.setup()"))
+    for name in ("01-a.ipynb", "02-b.ipynb"):
+        (tmp_path / "notebooks" / name).write_text(json.dumps(nb))
     result = run_cli("student", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(tmp_path / "out")) == ["a.ipynb", "b.ipynb"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["01-a.ipynb", "02-b.ipynb"]
 
 
 def test_the_student_edition_runs_top_to_bottom_without_an_error(tmp_path):
@@ -144,7 +148,7 @@ def test_the_student_edition_runs_top_to_bottom_without_an_error(tmp_path):
     from nbconvert.preprocessors import ExecutePreprocessor
     nb = instructor_notebook()
     nb["cells"][5]["source"] = nb["cells"][5]["source"].replace("\nip -br addr", "")
-    nb["cells"].insert(1, new_code_cell("%load_ext labkit.teach.magic"))
+    nb["cells"].insert(1, new_code_cell("%load_ext labkit.teach.notebook.magic"))
     out = nbformat.from_dict(editions.student(nb))
     ExecutePreprocessor(timeout=120, kernel_name="python3").preprocess(
         out, {"metadata": {"path": str(tmp_path)}})           # raises on any error
@@ -156,7 +160,7 @@ def test_the_student_edition_runs_top_to_bottom_without_an_error(tmp_path):
 
 @pytest.mark.parametrize("stub", [..., None])
 def test_checking_the_stub_says_not_answered_yet_without_touching_the_lab(stub):
-    from labkit.teach import exercises
+    from labkit.teach.notebook import exercises
     verdict = exercises.check("veth-route", stub, lab=object())   # a lab it would fail to use
     assert not verdict and str(verdict) == exercises.NOT_DONE
     assert "veth0" not in str(verdict)
@@ -164,7 +168,7 @@ def test_checking_the_stub_says_not_answered_yet_without_touching_the_lab(stub):
 
 @pytest.mark.kernel
 def test_reveal_prints_the_answer_read_from_the_live_lab(lab, capsys):
-    from labkit.teach import exercises
+    from labkit.teach.notebook import exercises
     lab.up("veth")
     assert exercises.reveal("veth-route", lab) is None
     out = capsys.readouterr().out

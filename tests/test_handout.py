@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from labkit.teach import handout
+from labkit.teach.printed import handout
 from labkit.errors import LabkitError
 
 needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftoppm") is None,
@@ -62,7 +62,7 @@ def test_every_course_notebook_converts_to_offline_html():
 def test_missing_notebook_and_missing_browser_say_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(LabkitError, match="no notebook at"):
         handout.build(str(tmp_path / "out"), [str(tmp_path / "nope.ipynb")], run=False)
-    from labkit.teach import printer
+    from labkit.teach.printed import printer
     monkeypatch.setattr(printer.shutil, "which", lambda name: None)
     with pytest.raises(LabkitError, match="apt-get install chromium"):
         handout.build(str(tmp_path / "out"), [tiny_notebook(tmp_path / "a.ipynb")], run=False)
@@ -109,7 +109,7 @@ def test_the_command_line_without_privileges_prints_stored_outputs_only(tmp_path
     from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     nb = tiny_notebook(tmp_path / "01-tiny.ipynb")
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
-    run = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-m", "labkit.teach.handout", "-o",
+    run = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-m", "labkit.teach.printed.handout", "-o",
                           str(tmp_path / "out"), nb], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 2 and "labkit needs root" in run.stderr and "Traceback" not in run.stderr
 
@@ -120,7 +120,7 @@ def test_the_command_line_without_privileges_prints_stored_outputs_only(tmp_path
 @needs_chromium
 def test_handout_runs_a_notebook_for_real_and_prints_it(tmp_path):
     from labkit import Lab
-    from labkit.teach import proof
+    from labkit.teach.printed import proof
     path = [p for p in handout.notebooks() if "namespaces-and-veth" in p][0]
     said = []
     handout.build(str(tmp_path), [path], say=said.append)

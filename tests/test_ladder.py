@@ -253,8 +253,8 @@ def test_a_live_masqueraded_ping_shows_the_rewrite(lab):
 
 
 def test_no_text_is_smaller_than_the_figures_font():
-    """The handouts estimate a stored PNG's smallest text as FONT (labkit.teach.typeset)."""
-    from labkit.teach.typeset import PNG_SMALLEST_PT
+    """The handouts estimate a stored PNG's smallest text as FONT (labkit.teach.printed.typeset)."""
+    from labkit.teach.printed.typeset import PNG_SMALLEST_PT
     for what in (masqueraded_ping(), arp_then_ping(), published_syn()):
         svg = ladder.render(what, "svg")
         sizes = [float(s) for s in re.findall(r"font-size: ([\d.]+)px", svg)]

@@ -1,4 +1,4 @@
-"""Notebook helpers (labkit.teach.lesson, labkit.teach.exercises): unit tests without root, then kernel
+"""Notebook helpers (labkit.teach.notebook.lesson, labkit.teach.notebook.exercises): unit tests without root, then kernel
 tests that run them against real labs (what the notebooks rely on)."""
 import dataclasses
 import json
@@ -13,10 +13,10 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
-from labkit.teach import exercises
+from labkit.teach.notebook import exercises
 from labkit.capture import frames
-from labkit.teach import lesson
-from labkit.teach import probes
+from labkit.teach.notebook import lesson
+from labkit.teach.notebook import probes
 from labkit.kernel import privilege
 from labkit.model import plan
 from labkit.model import stages
@@ -276,7 +276,7 @@ def test_shell_output_shows_the_command_to_type():
 
 
 def test_importing_lesson_stays_light():
-    code = ("import sys, labkit.teach.lesson, labkit.teach.exercises\n"
+    code = ("import sys, labkit.teach.notebook.lesson, labkit.teach.notebook.exercises\n"
             "print(sorted(m for m in ('scapy', 'matplotlib', 'IPython') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -9,7 +9,7 @@ import pytest
 
 from labkit.errors import BadValue
 from labkit.kernel import netns
-from labkit.teach import magic
+from labkit.teach.notebook import magic
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_without_privileges_a_cell_prints_one_line(tmp_path):
     from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     code = ("from IPython.testing.globalipapp import start_ipython\n"
             "ip = start_ipython()\n"
-            "ip.run_cell('%load_ext labkit.teach.magic')\n"
+            "ip.run_cell('%load_ext labkit.teach.notebook.magic')\n"
             "ip.run_cell('%%lab host\\nip link')\n")
     result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True,
                             text=True, timeout=60,

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from labkit.teach import notebook
+from labkit.teach.printed import stored
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_stored_notebooks_are_clean(path):
-    assert notebook.is_clean(path), f"run: python -m labkit.teach.notebook clean {path}"
+    assert stored.is_clean(path), f"run: python -m labkit.teach.notebook clean {path}"
 
 
 def test_there_are_notebooks():
@@ -29,13 +29,13 @@ def test_clean_strips_execution_noise_and_keeps_outputs():
                      "metadata": {"ExecuteTime": {}, "scrolled": True, "tags": ["keep"]},
                      "outputs": [{"output_type": "execute_result", "execution_count": 7,
                                   "data": {"text/plain": "2"}, "metadata": {}}]}]}
-    out = notebook.clean(nb)
+    out = stored.clean(nb)
     cell = out["cells"][0]
     assert cell["execution_count"] == 1 and cell["metadata"] == {"tags": ["keep"]}
     assert cell["outputs"][0]["execution_count"] == 1       # renumbered: nbval needs a count
     assert cell["outputs"][0]["data"] == {"text/plain": "2"}
     assert out["metadata"] == {"kernelspec": {"name": "python3"}, "language_info": {"name": "python"}}
-    assert notebook.clean(out) == out
+    assert stored.clean(out) == out
 
 
 def test_check_command_fails_on_a_dirty_notebook(tmp_path):

@@ -126,7 +126,7 @@ def test_the_seeds_commands_typed_in_lab_cells_make_check_pass(lab, stage):
     (the bridge stage deletes and re-adds both containers in one host cell)."""
     import itertools
 
-    from labkit.teach import magic
+    from labkit.teach.notebook import magic
     lab.practice(stage)
     printed = []
     for where, group in itertools.groupby(seed.steps(stage, lab.name), key=lambda s: s.where):
@@ -137,7 +137,7 @@ def test_the_seeds_commands_typed_in_lab_cells_make_check_pass(lab, stage):
 
 
 def test_the_magic_knows_which_lab_namespaces_a_line_deletes():
-    from labkit.teach.magic import deleted_namespaces
+    from labkit.teach.notebook.magic import deleted_namespaces
     assert deleted_namespaces("sudo ip netns delete netns0", "") == ["netns0"]
     assert deleted_namespaces("ip netns del t1-netns1; ip netns delete other", "t1") == ["t1-netns1"]
     assert deleted_namespaces("ip -n x netns list", "") == []

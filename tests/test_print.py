@@ -14,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from labkit.model import seed
 from labkit.model.stages import STAGES
-from labkit.teach import editions, handout, page, printer, proof
+from labkit.teach.printed import editions, handout, page, printer, proof
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftotext") is None,
                                 reason="apt-get install chromium poppler-utils")
@@ -179,7 +179,7 @@ def test_the_course_pictures_print_their_text_at_6_5_pt_or_more(printed):
 def test_a_picture_prints_at_its_own_size_or_as_large_as_the_page_allows(printed):
     """PNG pictures: at their drawn size, or with their smallest text at 6.5 pt or more, or
     as wide as a landscape page."""
-    from labkit.teach.typeset import INPUT_ROOM, PNG_DPI, PNG_SMALLEST_PT
+    from labkit.teach.printed.typeset import INPUT_ROOM, PNG_DPI, PNG_SMALLEST_PT
     for pdf in printed["pdfs"]["student"]:
         out = subprocess.run(["pdfimages", "-list", pdf], capture_output=True, text=True).stdout
         for row in out.splitlines()[2:]:

@@ -1,5 +1,5 @@
 """Where labs cannot run (no CAP_NET_ADMIN: Binder), a cell that needs the kernel shows what it
-printed on a real kernel (labkit.teach.replay, labkit.teach.recorded): real Jupyter kernels
+printed on a real kernel (labkit.teach.replay.cells, labkit.teach.replay.stored_outputs): real Jupyter kernels
 started without capabilities, as a hosted notebook service starts them."""
 import base64
 import datetime
@@ -13,8 +13,8 @@ import time
 import pytest
 
 import labkit
-from labkit.teach import recorded
-from labkit.teach.replay import NOT_JUDGED, NOT_RECORDED
+from labkit.teach.replay import course, stored_outputs
+from labkit.teach.replay.cells import NOT_JUDGED, NOT_RECORDED
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
@@ -49,37 +49,37 @@ def write(path, cells):
 # -- finding the recorded cell (plain Python, no kernel) ------------------------------------------
 
 def test_a_cell_is_found_by_its_source_text_normalized(tmp_path, monkeypatch):
-    monkeypatch.setattr(recorded, "course_dir", lambda: str(tmp_path / "none"))
+    monkeypatch.setattr(course, "directory", lambda: str(tmp_path / "none"))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     write(tmp_path / "a.ipynb", [code("lab.up('veth')\n", [stream("a\n")])])
-    found = recorded.Finder(str(tmp_path)).find("\nlab.up('veth')   \n\n")
+    found = stored_outputs.Finder(str(tmp_path)).find("\nlab.up('veth')   \n\n")
     assert found and found.outputs == [stream("a\n")]
-    assert recorded.Finder(str(tmp_path)).find("lab.up('bridge')") is None
-    assert recorded.Finder(str(tmp_path)).find("   \n") is None
+    assert stored_outputs.Finder(str(tmp_path)).find("lab.up('bridge')") is None
+    assert stored_outputs.Finder(str(tmp_path)).find("   \n") is None
 
 
 def test_a_text_that_repeats_is_matched_in_turn_and_an_id_wins(tmp_path, monkeypatch):
-    monkeypatch.setattr(recorded, "course_dir", lambda: str(tmp_path / "none"))
+    monkeypatch.setattr(course, "directory", lambda: str(tmp_path / "none"))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     cells = [code("trace.show()", [stream("first\n")]), code("lab.check()", [stream("x\n")]),
              code("trace.show()", [stream("second\n")])]
     write(tmp_path / "a.ipynb", cells)
-    finder = recorded.Finder(str(tmp_path))
+    finder = stored_outputs.Finder(str(tmp_path))
     said = [finder.find("trace.show()").outputs[0]["text"] for _ in range(3)]
     assert said == ["first\n", "second\n", "first\n"]        # Run All twice: in turn, then again
     assert finder.find("trace.show()", cell_id=cells[2]["id"]).outputs[0]["text"] == "second\n"
 
 
 def test_the_notebook_matched_last_and_the_session_notebook_are_preferred(tmp_path, monkeypatch):
-    monkeypatch.setattr(recorded, "course_dir", lambda: str(tmp_path / "none"))
+    monkeypatch.setattr(course, "directory", lambda: str(tmp_path / "none"))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     write(tmp_path / "a.ipynb", [code("lab.down()", [stream("in a\n")])])
     write(tmp_path / "b.ipynb", [code("only_in_b()", [stream("b\n")]), code("lab.down()", [stream("in b\n")])])
-    finder = recorded.Finder(str(tmp_path))
+    finder = stored_outputs.Finder(str(tmp_path))
     assert finder.find("lab.down()").outputs[0]["text"] == "in a\n"
     assert finder.find("only_in_b()") and finder.find("lab.down()").outputs[0]["text"] == "in b\n"
     monkeypatch.setenv("JPY_SESSION_NAME", "course/b.ipynb")          # Jupyter Server's name
-    assert recorded.Finder(str(tmp_path)).find("lab.down()").outputs[0]["text"] == "in b\n"
+    assert stored_outputs.Finder(str(tmp_path)).find("lab.down()").outputs[0]["text"] == "in b\n"
 
 
 def test_a_copy_saved_after_a_run_here_gives_way_to_the_pristine_notebook(tmp_path, monkeypatch):
@@ -87,20 +87,20 @@ def test_a_copy_saved_after_a_run_here_gives_way_to_the_pristine_notebook(tmp_pa
     holds no recording: the same cell of the notebook of that name in labkit's notebooks/."""
     pristine, copy = tmp_path / "pristine", tmp_path / "copy"
     pristine.mkdir(), copy.mkdir()
-    monkeypatch.setattr(recorded, "course_dir", lambda: str(pristine))
+    monkeypatch.setattr(course, "directory", lambda: str(pristine))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     write(pristine / "n.ipynb", [code("lab.up('veth')", [stream("real\n"), shown({"image/png": PNG})])])
-    banner = shown({"text/plain": recorded.BANNER.format(date="2020-01-01")})
+    banner = shown({"text/plain": stored_outputs.BANNER.format(date="2020-01-01")})
     for wiped in ([stream("(skipped: this cell needs a privileged VM; see the first cell)\n")],
-                  [stream(recorded.NOT_JUDGED + "\n")], [stream(recorded.NOT_RECORDED + "\n")],
+                  [stream(stored_outputs.NOT_JUDGED + "\n")], [stream(stored_outputs.NOT_RECORDED + "\n")],
                   [{"output_type": "error", "ename": "NameError", "evalue": "", "traceback": []}],
                   [banner]):
         write(copy / "n.ipynb", [code("lab.up('veth')", wiped)])
-        found = recorded.Finder(str(copy)).find("lab.up('veth')")
+        found = stored_outputs.Finder(str(copy)).find("lab.up('veth')")
         assert found.notebook.path == str(pristine / "n.ipynb"), wiped
         assert found.outputs == [stream("real\n"), shown({"image/png": PNG})]
     write(copy / "n.ipynb", [code("lab.up('veth')", [banner, stream("real\n")])])   # replayed, saved
-    assert recorded.Finder(str(copy)).find("lab.up('veth')").outputs == [stream("real\n")]
+    assert stored_outputs.Finder(str(copy)).find("lab.up('veth')").outputs == [stream("real\n")]
 
 
 def test_a_recording_is_dated_by_its_last_commit(tmp_path, monkeypatch):
@@ -109,8 +109,8 @@ def test_a_recording_is_dated_by_its_last_commit(tmp_path, monkeypatch):
     import subprocess
     repo, copies = tmp_path / "repo", tmp_path / "course"
     repo.mkdir(), copies.mkdir()
-    monkeypatch.setattr(recorded, "course_dir", lambda: str(repo))
-    monkeypatch.setattr(recorded, "_dates", {})
+    monkeypatch.setattr(course, "directory", lambda: str(repo))
+    monkeypatch.setattr(stored_outputs, "_dates", {})
     path = write(repo / "n.ipynb", [code("x", [stream("1\n")])])
     env = {**os.environ, "GIT_COMMITTER_DATE": "2024-02-03T10:00:00", "GIT_AUTHOR_DATE": "2024-02-03T10:00:00",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -118,10 +118,10 @@ def test_a_recording_is_dated_by_its_last_commit(tmp_path, monkeypatch):
     for argv in (["init", "-q"], ["add", "n.ipynb"], ["commit", "-q", "-m", "recorded"]):
         subprocess.run(["git", *argv], cwd=repo, env=env, check=True, capture_output=True)
     copy = write(copies / "n.ipynb", [code("x", [stream("1\n")])])
-    assert recorded.recorded_on(path) == "2024-02-03" == recorded.recorded_on(copy)
+    assert stored_outputs.recorded_on(path) == "2024-02-03" == stored_outputs.recorded_on(copy)
     write(repo / "n.ipynb", [code("x", [stream("2\n")])])
-    monkeypatch.setattr(recorded, "_dates", {})
-    assert recorded.recorded_on(path) == datetime.date.today().isoformat()
+    monkeypatch.setattr(stored_outputs, "_dates", {})
+    assert stored_outputs.recorded_on(path) == datetime.date.today().isoformat()
 
 
 # -- real kernels without capabilities --------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_cells_that_need_the_kernel_replay_their_recording(nocaps, tmp_path):
         code("print('partly')\nlab.up('bridge')", [stream("partly\nthe second time\n")]),
         code("1 + 1", [{"output_type": "execute_result", "execution_count": 1, "metadata": {},
                         "data": {"text/plain": "2"}}]),
-        code("from labkit.teach import lesson\nlesson.check('intro-gateway', '10.0.2.1', lab)",
+        code("from labkit.teach.notebook import lesson\nlesson.check('intro-gateway', '10.0.2.1', lab)",
              [shown({"text/plain": "Right: 10.0.2.2. Why: ..."})]),
         code("students_own_name", tags=["raises-exception"]),
     ]
@@ -213,8 +213,8 @@ def test_with_privileges_setup_installs_nothing_of_the_replay(tmp_path):
     script = ("from IPython.testing.globalipapp import start_ipython\n"
               "ip = start_ipython()\n"
               "ip.run_cell('import labkit.teach.notebook; labkit.teach.notebook.setup()')\n"
-              "from labkit.errors import NotPrivileged\nfrom labkit.teach import magic, replay\n"
-              "print(ip.custom_exceptions == (NotPrivileged,), not replay._installed,\n"
+              "from labkit.errors import NotPrivileged\nfrom labkit.teach.notebook import magic\nfrom labkit.teach.replay import cells\n"
+              "print(ip.custom_exceptions == (NotPrivileged,), not cells._installed,\n"
               "      ip.magics_manager.magics['cell']['lab'] is magic.lab_magic)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "IPYTHONDIR": str(tmp_path / "ipy"),
@@ -236,7 +236,7 @@ def rich(outputs) -> set:
 
 
 def _student_editions(tmp_path):
-    from labkit.teach.notebook import write_student
+    from labkit.teach.printed.stored import write_student
     return write_student(str(tmp_path / "student"))
 
 
@@ -264,7 +264,7 @@ def test_binder_run_all_leaves_every_notebook_as_rich_as_stored(edition, nocaps,
             assert rich(before.outputs) <= rich(after.outputs), where
             if banner_of(after.outputs):
                 replayed += 1
-                kept = [o for o in before.outputs if recorded.is_recording(o)]
+                kept = [o for o in before.outputs if stored_outputs.is_recording(o)]
                 assert texts(after.outputs) == texts(kept), where
                 assert displays(after.outputs)[1:] == displays(kept), where
     took = time.monotonic() - start
@@ -276,8 +276,8 @@ def test_binder_run_all_leaves_every_notebook_as_rich_as_stored(edition, nocaps,
 
 def test_the_shipped_recording_covers_every_stage_as_its_check_expects():
     from labkit.model import stages
-    from labkit.teach import recording
-    run = recording.load()
+    from labkit.teach.replay import traffic_log
+    run = traffic_log.load()
     assert set(run.takes) == set(stages.STAGES) and run.date
     checked = 0
     for stage, takes in run.takes.items():
@@ -287,12 +287,12 @@ def test_the_shipped_recording_covers_every_stage_as_its_check_expects():
                 assert take.ok == take.expect, (stage, take.source, take.target, take.said)
             if take.ok:
                 assert len(take.packets) and take.packets.points, (stage, take.source, take.target)
-    assert checked >= sum(len(v) for v in recording.reach.PROBES.values())
+    assert checked >= sum(len(v) for v in traffic_log.reach.PROBES.values())
 
 
 def test_stepper_and_tester_without_privileges_work_on_plans_and_the_recording(monkeypatch):
     from labkit.kernel import privilege
-    from labkit.teach import widgets
+    from labkit.teach.notebook import widgets
 
     class Untouchable:
         def __getattr__(self, name):
@@ -320,18 +320,19 @@ def test_stepper_and_tester_without_privileges_work_on_plans_and_the_recording(m
 
 def test_a_capture_viewer_shows_a_recorded_capture():
     from labkit.errors import UnknownName
-    from labkit.teach import recording, widgets
-    v = widgets.CaptureViewer(recording.load().packets("outside", "netns0", "203.0.113.80"))
+    from labkit.teach.replay import traffic_log
+    from labkit.teach.notebook import widgets
+    v = widgets.CaptureViewer(traffic_log.load().packets("outside", "netns0", "203.0.113.80"))
     assert v.apply() > 0 and "10.0.2.15" in v.table.value        # masqueraded on the way out
     with pytest.raises(UnknownName, match="recorded there: host -> 172.18.0.10"):
-        recording.load().packets("veth", "netns1", "172.18.0.10")
+        traffic_log.load().packets("veth", "netns1", "172.18.0.10")
 
 
 @pytest.mark.kernel
 def test_plan_mode_in_a_process_without_capabilities(tmp_path):
     import subprocess
     from labkit.pytest_plugin import WITHOUT_CAPABILITIES
-    script = ("from labkit import Lab\nfrom labkit.teach import widgets\n"
+    script = ("from labkit import Lab\nfrom labkit.teach.notebook import widgets\n"
               "s = widgets.StageStepper(Lab())\nt = widgets.TrafficTester(Lab())\n"
               "print(type(s).__name__, s.go('outside'), type(t).__name__, t.send())\n")
     result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", script], capture_output=True,
@@ -354,10 +355,10 @@ def _comparable(take):
 def test_a_fresh_recording_matches_the_shipped_one(lab, tmp_path):
     """The recorder run on a real kernel (two stages): each probe answered or not as shipped,
     with the same account, an answer seen at the same points; so the shipped run cannot drift."""
-    from labkit.teach import recorder, recording
+    from labkit.teach.replay import log_traffic, traffic_log
     path = str(tmp_path / "run.json.gz")
-    recording.write(path, recorder.record(lab, ["two-veths", "publish"]))
-    fresh, shipped = recording.load(path), recording.load()
+    traffic_log.write(path, log_traffic.record(lab, ["two-veths", "publish"]))
+    fresh, shipped = traffic_log.load(path), traffic_log.load()
     for stage in ("two-veths", "publish"):
         assert [(t.source, t.target) for t in fresh.takes[stage]] == \
                [(t.source, t.target) for t in shipped.takes[stage]]
@@ -370,13 +371,13 @@ def test_the_recorder_command_writes_a_run_and_takes_its_lab_down(tmp_path):
     import subprocess
     from labkit.lab import journal
     from labkit.pytest_plugin import unique_lab_name
-    from labkit.teach import recording
+    from labkit.teach.replay import traffic_log
     name, path = unique_lab_name(), tmp_path / "run.json.gz"
-    result = subprocess.run([sys.executable, "-m", "labkit.teach.recorder", "veth", "-o", str(path),
+    result = subprocess.run([sys.executable, "-m", "labkit.teach.replay.log_traffic", "veth", "-o", str(path),
                              "--lab", name], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "probes at 1 stages" in result.stdout, result.stdout + result.stderr
     assert name not in journal.labs()
-    run = recording.load(str(path))
+    run = traffic_log.load(str(path))
     assert list(run.takes) == ["veth"]
     assert run.take("veth", "host", "172.18.0.10").ok and not run.take("veth", "world", "172.18.0.10").ok
 
@@ -385,10 +386,11 @@ def test_the_first_cell_says_why_a_users_world_could_not_be_made(monkeypatch, ca
     """Where the labkit kernel could not make the user's world, setup() says why, once."""
     from labkit.kernel import privilege
     from labkit.teach import notebook
+    from labkit.teach.notebook import first_cell
     monkeypatch.setattr(privilege, "missing_capabilities", lambda: ["CAP_NET_ADMIN"])
     monkeypatch.setenv("LABKIT_WORLD_PROBLEM", "user.max_user_namespaces is 0: sysctl -w "
                        "user.max_user_namespaces=15000")
-    monkeypatch.setitem(notebook._state, "told", False)
+    monkeypatch.setitem(first_cell._state, "told", False)
     notebook.setup()
     out = capsys.readouterr().out
     assert "could not be made: user.max_user_namespaces is 0" in out

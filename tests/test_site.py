@@ -1,5 +1,5 @@
 """`labkit site -o DIR`: the course's student edition as a static website, with the outputs
-recorded on a real kernel, that fetches nothing from the network (labkit.teach.site)."""
+recorded on a real kernel, that fetches nothing from the network (labkit.teach.printed.site)."""
 import glob
 import html
 import json
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from labkit.teach import editions, notebook, site
+from labkit.teach.printed import editions, stored, site
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "[0-9]*.ipynb")))
 
@@ -46,18 +46,18 @@ def test_each_page_is_the_student_edition_with_its_recorded_outputs(built):
         with open(path) as f:
             edition = editions.student(json.load(f), path)
         code = [c for c in edition["cells"] if c["cell_type"] == "code"]
-        stored = sum(pictures(c["outputs"]) for c in code)
+        kept = sum(pictures(c["outputs"]) for c in code)
         # a picture is an <img> with a data URI, or an SVG drawn inline where the output's
         # HTML form carries it (netfilter(): the picture and its text, one output)
         shown = (len(re.findall(r'<img [^>]*src="data:image/(?:png|svg\+xml);base64,', page))
                  + page.count("<svg "))
-        assert shown == stored, (name, shown, stored)
+        assert shown == kept, (name, shown, kept)
         tables = sum(1 for c in code for o in c["outputs"] if "<table" in "".join(o.get("data", {}).get("text/html", "")))
         assert page.count("<table") >= tables, name
-        assert "BEGIN SOLUTION" not in page and f"recorded on a real kernel on {site.recorded.recorded_on(path)}" in page
+        assert "BEGIN SOLUTION" not in page and f"recorded on a real kernel on {site.stored_outputs.recorded_on(path)}" in page
         stored_nb = os.path.join(out, "notebooks", f"{name}.ipynb")
-        assert notebook.is_clean(stored_nb)
-        assert json.load(open(stored_nb))["cells"] == json.loads(notebook.dumps(notebook.clean(edition)))["cells"]
+        assert stored.is_clean(stored_nb)
+        assert json.load(open(stored_nb))["cells"] == json.loads(stored.dumps(stored.clean(edition)))["cells"]
 
 
 def test_nothing_is_fetched_from_the_network_and_every_link_resolves(built):

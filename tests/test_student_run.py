@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from labkit import Lab
-from labkit.teach import editions
-from labkit.teach.notebook import notebooks_dir
+from labkit.teach.printed import editions
+from labkit.teach.replay.course import directory as notebooks_dir
 
 pytestmark = pytest.mark.kernel
 

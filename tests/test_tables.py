@@ -4,7 +4,7 @@ captured in real runs; kernel tests read them after real traffic between lab nam
 import pytest
 
 from labkit.kernel.conntrack import Connection, Ends
-from labkit.teach import tables
+from labkit.teach.notebook import tables
 
 CURL = ["curl", "-s", "--noproxy", "*", "--connect-timeout", "2", "-m", "4"]
 

@@ -1,5 +1,5 @@
 """Handouts without a browser: where code lines break, how pictures are placed, what each
-edition keeps (labkit.teach.typeset, copies). And the proofreader shown a page that breaks
+edition keeps (labkit.teach.printed.typeset, copies). And the proofreader shown a page that breaks
 every rule, and a page of known sizes (one Chromium print each)."""
 import re
 import shutil
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from labkit.teach import copies, page, printer, proof, typeset
+from labkit.teach.printed import copies, page, printer, proof, typeset
 
 needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftotext") is None,
                                     reason="apt-get install chromium poppler-utils")

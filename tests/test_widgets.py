@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from labkit.model import stages
-from labkit.teach import widgets
+from labkit.teach.notebook import widgets
 from labkit.errors import NotPrivileged, UnknownName
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])

@@ -170,17 +170,24 @@ def cmd_handout(args) -> int:
     from ..kernel import privilege
     if not args.stored:
         privilege.require()  # the notebooks are run for real before they are printed
-    from ..teach import handout
-    written = handout.build(args.output, notebooks=args.notebooks or None, run=not args.stored, say=print)
+    from ..teach.printed import handout
+    from ..teach.replay import course
+    paths = args.notebooks or course.notebooks(args.notebook_dir)
+    written = handout.build(args.output, notebooks=paths, run=not args.stored, say=print)
     print(handout.summary(args.output, written))
     return 0
 
 
 def cmd_site(args) -> int:
-    from ..teach import site        # no root: the stored (recorded) outputs, nothing is run
-    for path in site.build(args.output, args.notebooks or None, args.binder):
+    from ..teach.printed import site     # no root: the stored (recorded) outputs, nothing is run
+    from ..teach.replay import course
+    for path in site.build(args.output, args.notebooks or course.notebooks(args.notebook_dir), args.binder):
         print(f"wrote {path}")
     return 0
+
+
+NOTEBOOKS_HELP = ("the course's notebooks (default: $LABKIT_NOTEBOOKS, else ./notebooks if it holds "
+                  "the course, else the notebooks that come with labkit)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -258,10 +265,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", dest="output", default="handouts", metavar="DIR")
     sp.add_argument("--stored", action="store_true",
                     help="print the stored outputs instead of running the notebooks (no root needed)")
+    sp.add_argument("--notebooks", dest="notebook_dir", metavar="DIR", help=NOTEBOOKS_HELP)
     sp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
     sp = add("site", cmd_site, "write the course (student edition, recorded outputs) as a static website")
     sp.add_argument("-o", dest="output", default="site", metavar="DIR")
     sp.add_argument("--binder", default="", metavar="URL", help="the course on Binder, linked from each page")
+    sp.add_argument("--notebooks", dest="notebook_dir", metavar="DIR", help=NOTEBOOKS_HELP)
     sp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
     return p
 

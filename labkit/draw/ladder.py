@@ -34,7 +34,7 @@ COL_MIN, COL_GAP = 0.8, 0.2
 NAT_INK, NAT_FILL = "#d0650a", "#fff0e0"
 MAC_INK = "#7a52b3"                # as a bridge port is drawn
 NAT_INDENT = 4                     # characters: a rewrite's label, under its hop's words
-A4_LANDSCAPE_WIDTH = 10.66         # inches: an A4 page's text, turned (277 mm; labkit.teach.page)
+A4_LANDSCAPE_WIDTH = 10.66         # inches: an A4 page's text, turned (277 mm; labkit.teach.printed.page)
 
 
 @dataclass(frozen=True)

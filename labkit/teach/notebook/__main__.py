@@ -1,0 +1,6 @@
+"""`python -m labkit.teach.notebook clean|check|student ...`: labkit.teach.printed.stored's tools."""
+import sys
+
+from ..printed.stored import main
+
+sys.exit(main(sys.argv[1:]))
