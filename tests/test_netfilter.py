@@ -145,6 +145,25 @@ def test_nft_ruleset_gives_counters_hooks_and_the_words_nft_prints():
     assert len(nftables.parse_ruleset(RULESET, {})) == 5
 
 
+def test_what_check_asks_of_a_rule_its_action_source_and_line():
+    """lab.check judges NAT by these (it runs no tool of its own): either tool, labkit's or not."""
+    saved = iptables.parse_saved(SAVED, "iptables")
+    masq = saved[4]
+    assert (masq.action, masq.source) == ("MASQUERADE", "172.18.0.0/16")
+    assert masq.line == "-A POSTROUTING -s 172.18.0.0/16 ! -o br0 -j MASQUERADE"
+    assert (saved[2].action, saved[2].source) == ("DNAT", None)
+    found = nft_rules()
+    assert (found[0].action, found[0].source) == ("MASQUERADE", "172.18.0.0/16")
+    assert found[1].line == found[1].text and found[3].source is None
+    # by hand: the statement that ends an nft rule is its action, whatever it matched before
+    hand = Counted("nft", "ip mine", "post", "postrouting", 100,
+                   'ip saddr 172.18.0.0/16 oifname "br0" ct status dnat counter masquerade', 0, 0)
+    assert (hand.action, hand.source) == ("MASQUERADE", "172.18.0.0/16")
+    snat = Counted("iptables-legacy", "nat", "POSTROUTING", "postrouting", 100,
+                   "! -s 10.0.0.0/8 -o ens18 -j SNAT --to-source 10.0.2.15", None, None)
+    assert (snat.action, snat.source) == ("SNAT", "10.0.0.0/8")
+
+
 def test_labkit_nft_rules_count():
     for rule in nat_rules.rules_for(stages.build("hairpin").nat):
         assert {"counter": None} in nftables.expressions(rule)

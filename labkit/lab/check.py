@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-import shutil
 import time
 
-from ..kernel import netns, privilege, sysctl
+from .. import nat
+from ..errors import UnknownName
+from ..kernel import privilege, sysctl
 from ..model import plan, seed, stages
 from ..model.topology import Interface, Namespace, Topology, route_text
 from . import reach, service
@@ -33,10 +34,12 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
     items = list(_state_items(want, live, words))
     items += _forwarding_items(want, live, words)
     items += _server_items(lab, want, words)
-    if stage == "outside":
-        items.append(_masquerade_item(words))
-    if stage == "hairpin":
-        items += _hairpin_items(lab, words)
+    if stage in ("outside", "hairpin"):
+        rules = _host_rules(lab)
+        if stage == "outside":
+            items.append(_masquerade_item(words, rules))
+        else:
+            items += _hairpin_items(lab, words, rules)
     state_ok = all(i.ok for i in items)
     # where the state is wrong the stage is not done whatever the traffic does: the probes only
     # confirm it, so each is sent once (no patience), and the state's items name the fix
@@ -187,7 +190,7 @@ _HAIRPIN_RULES = (  # (its seed step, what, table, iptables -S, nft): either too
 )
 
 
-def _hairpin_items(lab, w: Words):
+def _hairpin_items(lab, w: Words, rules):
     """Publishing on 127.0.0.1: route_localnet on br0, and its rules (in iptables or nft)."""
     host = w.ns("host")
     value = sysctl.read(host, "net.ipv4.conf.br0.route_localnet")
@@ -195,22 +198,19 @@ def _hairpin_items(lab, w: Words):
                "from 127.0.0.1 leave (net.ipv4.conf.br0.route_localnet)", "forwarding",
                w.look("host", "sysctl net.ipv4.conf.br0.route_localnet"),
                f"{w.where('host')}: sysctl -w net.ipv4.conf.br0.route_localnet=1")
-    texts = {table: _rules_text(host, table) for table in ("nat", "raw")}
     for step, what, table, iptables, nft in _HAIRPIN_RULES:
-        ok = bool(re.search(iptables, texts[table][0], re.M) or re.search(nft, texts[table][1]))
+        ok = any(re.search(nft if c.tool == "nft" else iptables, c.line)
+                 for c in rules if c.tool == "nft" or c.table == table)
         yield Item(ok, f"{what} is " + ("there" if ok else "missing"), "nat",
                    w.look("host", f"iptables -t {table} -S"),
                    f"{w.where('host')}: {seed.STEPS['hairpin'][step].command}")
 
 
-def _masquerade_item(w: Words) -> Item:
+def _masquerade_item(w: Words, rules) -> Item:
     """The containers' source rewritten on the way out: a MASQUERADE (or SNAT) rule in nat
-    POSTROUTING for 172.18.0.0/16 or for any source, made with either tool."""
-    iptables, nft = _rules_text(w.ns("host"), "nat")
-    ok = any(re.search(r"-j (MASQUERADE|SNAT)\b", line) and _for_containers(line, "-s ")
-             for line in iptables.splitlines() if line.startswith("-A POSTROUTING "))
-    ok = ok or any(re.search(r"\b(masquerade|snat)\b", line) and _for_containers(line, "ip saddr ")
-                   for line in nft.splitlines())
+    POSTROUTING (any nft chain) for 172.18.0.0/16 or for any source, made with either tool."""
+    ok = any(c.action in ("MASQUERADE", "SNAT") and _for_containers(c.source)
+             and (c.tool == "nft" or (c.table, c.chain) == ("nat", "POSTROUTING")) for c in rules)
     (step,) = [s for s in seed.STEPS["outside"] if "MASQUERADE" in s.command]
     rule = f"MASQUERADE of {plan.BRIDGE_NET} in nat POSTROUTING"
     said = (f"a {rule} rewrites the source of packets leaving {plan.HOST_UPLINK}" if ok else
@@ -219,24 +219,19 @@ def _masquerade_item(w: Words) -> Item:
                 f"{w.where('host')}: {step.command}")
 
 
-def _for_containers(rule: str, source: str) -> bool:
-    """True if `rule` matches any source, or sources in the containers' network."""
-    m = re.search(re.escape(source) + r"(\S+)", rule)
+def _for_containers(source: str | None) -> bool:
+    """True if a rule's `source` (None: any) is, or holds addresses of, the containers' network."""
     try:
-        return m is None or ipaddress.ip_network(m.group(1), strict=False).overlaps(
+        return source is None or ipaddress.ip_network(source, strict=False).overlaps(
             ipaddress.ip_network(plan.BRIDGE_NET))
     except ValueError:
         return False
 
 
-def _rules_text(ns: str, table: str) -> tuple[str, str]:
-    """(iptables -S of `table`, both flavours, and nft's whole ruleset) in namespace `ns`."""
-    found = []
-    # iptables-legacy -S would load the legacy table it reads, and every later iptables (nft)
-    # command in the namespace would warn "iptables-legacy tables present": read only those there
-    legacy = netns.run(ns, ["cat", "/proc/net/ip_tables_names"], check=False).stdout.split()
-    for tool in ("iptables", "iptables-legacy"):
-        if shutil.which(tool) and (tool == "iptables" or table in legacy):
-            found.append(netns.run(ns, [tool, "-t", table, "-S"], check=False).stdout)
-    nft = netns.run(ns, ["nft", "list", "ruleset"], check=False).stdout if shutil.which("nft") else ""
-    return "\n".join(found), nft
+def _host_rules(lab) -> list:
+    """Every IPv4 rule in the lab's host namespace, either tool's, as NAT reads them (none if
+    the lab has no host)."""
+    try:
+        return nat.counters(lab.name, "host")
+    except UnknownName:
+        return []

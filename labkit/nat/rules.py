@@ -332,11 +332,26 @@ class Counted:
         words = self.text.split()
         if "-j" in words[:-1]:
             return words[words.index("-j") + 1]
-        for verb in ("dnat", "snat", "masquerade", "redirect", "drop", "accept", "reject",
-                     "jump", "goto", "return"):
-            if verb in words:
-                return verb.upper()
-        return ""
+        verbs = ("dnat", "snat", "masquerade", "redirect", "drop", "accept", "reject", "jump",
+                 "goto", "return")
+        # nft's statement comes last: "ct status dnat counter masquerade" masquerades
+        return next((w.upper() for w in reversed(words) if w in verbs), "")
+
+    @property
+    def line(self) -> str:
+        """The rule as its tool lists it: `-A CHAIN ...` (as `iptables -S` prints it) or nft's words."""
+        return self.text if self.tool == "nft" else f"-A {self.chain} {self.text}"
+
+    @property
+    def source(self) -> str | None:
+        """The source the rule matches, as written ("172.18.0.0/16"; a negated one too); None:
+        any source."""
+        words = self.text.split()
+        key = ("ip", "saddr") if self.tool == "nft" else ("-s",)
+        for k in range(len(words) - len(key)):
+            if tuple(words[k:k + len(key)]) == key:
+                return words[k + len(key)]
+        return None
 
     def listing_command(self, namespace: str | None = None) -> str:
         """The command a person types to see this rule's counter (in `namespace`, if given)."""
