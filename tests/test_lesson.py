@@ -16,7 +16,7 @@ from scapy.layers.l2 import ARP, Ether
 from labkit.teach.notebook import exercises
 from labkit.capture import frames
 from labkit.teach.notebook import lesson
-from labkit.teach.notebook import probes
+from labkit.lab import reach
 from labkit.kernel import privilege
 from labkit.model import plan
 from labkit.model import stages
@@ -197,10 +197,43 @@ def test_reachability_fails_and_names_each_check_that_differs(unprivileged_ok):
 
 def test_a_url_is_checked_with_http_and_an_address_with_ping(unprivileged_ok, monkeypatch):
     calls = []
-    monkeypatch.setattr(probes, "_http_ok", lambda lab, s, url, t: calls.append(url) or True)
+    monkeypatch.setattr(reach, "send", lambda lab, s, target, timeout=1.0: calls.append(target)
+                        or reach.Answer(True, "HTTP 200"))
     table = lesson.reachability(FakeLab(), [("world", "http://10.0.2.15:5000/", True)])
     assert calls == ["http://10.0.2.15:5000/"] and table.probes[0].how == "http"
     assert "(host:ens18)" in str(table)
+
+
+def test_one_success_rule_for_every_probe():
+    """labkit.lab.reach.send is the probe of check, lesson.reachability, watch and the traffic
+    tester: an HTTP answer below 400 works (curl -f exits 0), 4xx/5xx and no answer do not."""
+    import subprocess
+
+    class Lab:
+        def __init__(self, rc, out, err=""):
+            self.result = subprocess.CompletedProcess([], rc, out, err)
+            self.argv = None
+
+        def exec(self, source, argv, **kw):
+            self.argv = argv
+            return self.result
+
+        def ping(self, source, address, timeout=1.0):
+            return address == "172.18.0.10"
+
+    url = "http://10.0.2.15:5000/"
+    ok = reach.send(Lab(0, "hello\n200"), "world", url)
+    assert (ok.ok, ok.said, ok.body) == (True, "HTTP 200", "hello")
+    assert reach.send(Lab(0, "\n301"), "world", url).ok
+    missing = reach.send(Lab(22, "\n404", "curl: (22) The requested URL returned error: 404"), "world", url)
+    assert (missing.ok, missing.said) == (False, "HTTP 404")
+    refused = reach.send(Lab(7, "\n000", "curl: (7) Failed to connect"), "world", url)
+    assert (refused.ok, refused.said) == (False, "curl: (7) Failed to connect")
+    lab = Lab(0, "")
+    reach.send(lab, "world", url)
+    assert "-f" in lab.argv and "--noproxy" in lab.argv
+    assert reach.send(lab, "host", "172.18.0.10") == reach.Answer(True, "answered")
+    assert not reach.probe(lab, "host", "172.18.0.20")
 
 
 def test_every_name_a_notebook_calls_on_lesson_is_there():

@@ -2,7 +2,13 @@
 
 A probe is a ping or an HTTP GET from one lab namespace to an address of another (never to
 anything outside the lab). `items(lab, stage, words)` turns the stage's probes into check
-items in the seed's words. `ping` and `http` are what the notebooks' tables use too.
+items in the seed's words. `send` and `probe` are the one probe that check, the notebooks'
+reachability tables, their captures and the traffic tester widget all send.
+
+The one success rule: a ping works when one echo request is answered within its timeout; an
+HTTP GET works when a server answers it with a status below 400 (curl -f's rule: redirects
+count, as they are not followed; 4xx and 5xx do not), proxies ignored, within 1 s to connect
+and 3 s in all.
 """
 from __future__ import annotations
 
@@ -12,7 +18,8 @@ from dataclasses import dataclass
 from ..model import plan, seed
 from .verdict import Item, Words
 
-CURL = ("curl", "-sS", "-f", "--noproxy", "*", "--connect-timeout", "1", "-m", "3")
+CURL = ("curl", "-sS", "-f", "--noproxy", "*", "--connect-timeout", "1", "-m", "3",
+        "-w", "\n%{http_code}")      # the status on a last line of its own
 PUBLISHED = f"http://{plan.HOST_ADDRESS}:5000/"
 WHOAMI = f"http://{plan.PUBLIC_SERVER}/"
 
@@ -40,6 +47,34 @@ def ping(lab, source: str, address: str, timeout: float = 1.0) -> bool:
     return lab.ping(source, address, timeout=timeout)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What one probe got: `ok` by the success rule (module docstring); `said`, in a few words
+    ("answered", "no answer", "HTTP 200", curl's error); `body`, an HTTP answer's body."""
+    ok: bool
+    said: str
+    body: str = ""
+
+
+def send(lab, source: str, target: str, timeout: float = 1.0) -> Answer:
+    """One probe from namespace `source`: a ping to an address (waiting `timeout` seconds for
+    the answer), or a GET of a URL ("://" in it)."""
+    if "://" not in target:
+        ok = ping(lab, source, target, timeout)
+        return Answer(ok, "answered" if ok else "no answer")
+    result = lab.exec(source, [*CURL, target])
+    body, _, code = (result.stdout or "").rpartition("\n")
+    ok = result.returncode == 0
+    said = f"HTTP {code}" if code.isdigit() and code != "000" else \
+        ((result.stderr or "").strip() or f"curl exited {result.returncode}")
+    return Answer(ok, said, body)
+
+
+def probe(lab, source: str, target: str, timeout: float = 1.0) -> bool:
+    """True if `target` (an address: ping; a URL: GET) answers from namespace `source`."""
+    return send(lab, source, target, timeout).ok
+
+
 PATIENCE = 3.0                     # seconds a probe that should work is retried, all probes together
 
 
@@ -47,16 +82,15 @@ def _works(lab, p: Probe, deadline: float) -> bool:
     """Probe once; where it should work but does not, again until `deadline` (a link just set
     up takes the kernel a moment: a person checking right after typing is not told wrong)."""
     while True:
-        got = http(lab, p.source, p.target)[0] if p.target.startswith("http") else \
-            ping(lab, p.source, p.target)
+        got = probe(lab, p.source, p.target)
         if got or not p.expect or time.monotonic() > deadline:
             return got
 
 
 def http(lab, source: str, url: str) -> tuple[bool, str]:
     """(answered with success, the body) of a GET of `url` from namespace `source`."""
-    result = lab.exec(source, [*CURL, url])
-    return result.returncode == 0, result.stdout
+    answer = send(lab, source, url)
+    return answer.ok, answer.body
 
 
 def _c(k: int) -> str:

@@ -25,7 +25,8 @@ from __future__ import annotations
 from ...model import plan
 from .exercises import Verdict, check
 from .picture import draw
-from .probes import Probe, Reachability, probe, reachability
+from ...lab.reach import probe
+from .probes import Probe, Reachability, reachability
 from .seed import Commands, seed
 from .shell import PROXY_VARIABLES, Shell, settle, sh
 from .trace import Trace, describe, distinct

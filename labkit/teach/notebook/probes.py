@@ -1,4 +1,5 @@
-"""Reachability checked with real traffic: pings and HTTP requests between lab namespaces.
+"""Reachability checked with real traffic: pings and HTTP requests between lab namespaces,
+each sent by labkit.lab.reach.probe (its one success rule).
 
 `reachability(lab, checks)` runs every check at once and returns a table (text, or HTML in a
 notebook) in the order given; it raises AssertionError naming each check whose result differs
@@ -11,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ...kernel import privilege
+from ...lab.reach import probe
 
 @dataclass(frozen=True)
 class Probe:
@@ -72,13 +74,6 @@ def _html_table(header, rows) -> str:
     return f'<table class="labkit-lesson"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _http_ok(lab, source: str, url: str, timeout: float) -> bool:
-    """True if an HTTP GET of `url` from namespace `source` gets status 200 (proxies ignored)."""
-    r = lab.exec(source, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--noproxy", "*",
-                          "--max-time", str(timeout), url], timeout=timeout + 5)
-    return r.returncode == 0 and r.stdout.strip() == "200"
-
-
 def _holder(addresses: dict, target: str) -> str:
     host = re.sub(r"^\w+://", "", target).split("/")[0].rsplit(":", 1)[0]
     where = addresses.get(host)
@@ -87,13 +82,6 @@ def _holder(addresses: dict, target: str) -> str:
     if host.startswith("127."):
         return "its own lo"
     return ""
-
-
-def probe(lab, source: str, target: str, timeout: float = 1.0) -> bool:
-    """True if `target` answers from namespace `source`: a ping to an address, a GET to a URL."""
-    if "://" in target:
-        return _http_ok(lab, source, target, max(timeout, 2.0))
-    return lab.ping(source, target, timeout=timeout)
 
 
 def reachability(lab, checks, timeout: float = 0.5) -> Reachability:

@@ -12,7 +12,7 @@ from ...model import plan
 from ...kernel import privilege
 from ...errors import BadValue
 from ...capture.frames import syn_frame
-from .probes import probe
+from ...lab.reach import probe
 from .trace import Trace, describe, distinct
 
 

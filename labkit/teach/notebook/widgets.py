@@ -25,6 +25,7 @@ from ...model import stages
 from ...errors import LabkitError
 from ...draw.figure import WARN, fitted_svg
 from ...kernel import privilege
+from ...lab import reach
 from ..replay import traffic_log
 
 OK, FAIL = "#138a36", WARN
@@ -250,16 +251,9 @@ class TrafficTester(_Shown):
         return ok
 
     def _send(self, method: str, source: str, address: str, url: str) -> tuple[bool, str]:
-        if method == "ping":
-            ok = self.lab.ping(source, address)
-            return ok, f"ping {source} -> {address}: " + ("answered" if ok else "no answer")
-        result = self.lab.exec(source, ["curl", "-sS", "-m", "3", "--noproxy", "*", "-o",
-                                        "/dev/null", "-w", "%{http_code}", url])
-        code = (result.stdout or "").strip()
-        ok = result.returncode == 0 and code[:1] in ("2", "3")
-        why = f"HTTP {code}" if ok or code not in ("", "000") else \
-            ((result.stderr or "").strip() or f"curl exited {result.returncode}")
-        return ok, f"GET {url} from {source}: {why}"
+        answer = reach.send(self.lab, source, address if method == "ping" else url)  # the one probe
+        what = f"ping {source} -> {address}" if method == "ping" else f"GET {url} from {source}"
+        return answer.ok, f"{what}: {answer.said}"
 
 
 class CaptureViewer(_Shown):
