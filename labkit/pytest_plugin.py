@@ -63,7 +63,10 @@ def machine_snapshot() -> dict[str, str]:
                                 if result.returncode else "")
 
     def listing(directory):
-        return "\n".join(sorted(os.listdir(directory))) if os.path.isdir(directory) else "(none)"
+        entries = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+        if not entries and (directory in (netns.netns_dir(), "/run/netns") or not os.path.isdir(directory)):
+            return "(none)"  # an empty /run/netns is left as `ip netns add` leaves it (tmpfs)
+        return "\n".join(entries) or "(empty)"
 
     snap = {
         "links": run("ip", "-o", "link", "show"),

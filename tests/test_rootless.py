@@ -127,12 +127,25 @@ def _python_for(name: str) -> tuple[str, dict]:
 
 @pytest.fixture(scope="module")
 def users() -> dict[str, User]:
-    """The two test users (made if missing), once the machine is known to give them worlds."""
+    """The two test users (made if missing, and then removed with their homes after the
+    module), once the machine is known to give them worlds."""
+    made_here = []
     for name in USERS:
         try:
             pwd.getpwnam(name)
         except KeyError:
+            made_here.append(name)
             subprocess.run(["useradd", "-m", name], check=True, capture_output=True)
+    try:
+        yield _users()
+    finally:
+        for name in made_here:
+            User(name, sys.executable, {}).end_everything()
+            result = subprocess.run(["userdel", "-r", name], capture_output=True, text=True)
+            assert result.returncode == 0, f"userdel -r {name}: {result.stderr}"
+
+
+def _users() -> dict[str, User]:
     python, env = _python_for(USERS[0])
     made = {name: User(name, python, env) for name in USERS}
     probe = made[USERS[0]].script("import json; from labkit.kernel import userns; "
