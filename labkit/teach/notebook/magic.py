@@ -31,6 +31,7 @@ namespace) print one line `labkit: ...`, never a traceback.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import getpass
 import os
 import re
@@ -71,11 +72,11 @@ netns add` typed inside it is lost when the line ends (the seed types that in th
 
 
 def entering(kernel_name: str) -> list[str]:
-    """The argv prefix that runs a command in namespace `kernel_name` as ENTER says."""
+    """The argv prefix that sets up a line's mounts as ENTER says; run it inside namespace
+    `kernel_name` (run_line's `namespace`, which enters it with labkit.kernel.netns.entered)."""
     from ...lab.service import etc_dir
     return ["unshare", "--mount", "--propagation", "unchanged", "--",
-            "nsenter", f"--net={netns.path(kernel_name)}", "sh", "-c", ENTER, "enter",
-            os.path.join(etc_dir(), kernel_name)]
+            "sh", "-c", ENTER, "enter", os.path.join(etc_dir(), kernel_name)]
 
 
 def parse(line: str) -> tuple[str, str, float]:
@@ -215,7 +216,8 @@ def run(role: str, cell: str, lab=None, limit: float | None = None, write=None) 
     if not lines:                               # nothing typed yet (a student edition's stub)
         return []
     privilege.require()
-    argv_in = entering(lab.ns(role))            # UnknownName (one line) if the lab lacks it
+    namespace = lab.ns(role)                    # UnknownName (one line) if the lab lacks it
+    argv_in = entering(namespace)
     for line in lines:
         into = interactive(line, role, lab.name)
         if into is not None:
@@ -229,7 +231,7 @@ def run(role: str, cell: str, lab=None, limit: float | None = None, write=None) 
         write(prompt(role) + line.replace("\n", "\n> ") + "\n")
         going = [link for name in deleted_namespaces(line, lab.name) for link in links_into(lab, name)]
         status = run_line([*argv_in, "bash", "-c", before + line], limit, write, env,
-                          home if os.path.isdir(home) else None)
+                          home if os.path.isdir(home) else None, namespace)
         wait_gone(going)    # the veths of a deleted namespace go a moment later: as by hand
         if status is None:
             write(f"[stopped after {limit:g} s: still running. A command that runs until "
@@ -251,15 +253,17 @@ def deleted_namespaces(line: str, lab: str) -> list[str]:
             or n in ("host", "world")]
 
 
-def run_line(argv: list[str], limit: float, write, env=None, cwd=None) -> int | None:
-    """Run `argv` with stdout and stderr into one temporary file, writing what it prints as
+def run_line(argv: list[str], limit: float, write, env=None, cwd=None,
+             namespace: str | None = None) -> int | None:
+    """Run `argv` (started inside network namespace `namespace`, if given) with stdout and stderr into one temporary file, writing what it prints as
     it comes; returns its exit status, or None if it ran `limit` seconds and was stopped
     (with every process it started in the foreground; so is it on KeyboardInterrupt, which
     goes on up). Background processes (`cmd &`) keep the file, never a pipe, so returning
     does not wait for them."""
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, cwd=cwd, start_new_session=True)
+        with netns.entered(namespace) if namespace else contextlib.nullcontext():
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
         copy = _Copy(log.fileno(), write)
         deadline = time.monotonic() + limit
         try:
