@@ -62,8 +62,8 @@ def test_outside(lab, backend):
         assert get(lab, role, f"http://{plan.PUBLIC_SERVER}/") == "10.0.2.15\n"  # masqueraded
     assert lab.ping("netns0", "172.18.0.20") and lab.ping("netns1", "172.18.0.10")
     assert get(lab, "host", f"http://{plan.PUBLIC_SERVER}/") == "10.0.2.15\n"
-    assert nat.read(lab) == (backend, lab.plan("outside").nat)
-    lines = "\n".join(nat.status_lines(lab))
+    assert nat.read(lab.name, journal=lab.journal) == (backend, lab.plan("outside").nat)
+    lines = "\n".join(nat.status_lines(lab.name, journal=lab.journal))
     assert f"NAT rules ({backend}, this lab's backend)" in lines
     assert ("! -o br0 -j MASQUERADE" if backend == "iptables" else 'oifname != "br0" counter masquerade') in lines
 
@@ -74,7 +74,7 @@ def test_publish(lab, backend):
         assert PAGE in get(lab, role, PUBLISHED)
     assert get(lab, "netns0", f"http://{plan.PUBLIC_SERVER}/") == "10.0.2.15\n"
     assert fails(lab, "world", "http://10.0.2.15:5001/")
-    assert set(nat.read(lab)[1]) == set(lab.plan("publish").nat)
+    assert set(nat.read(lab.name, journal=lab.journal)[1]) == set(lab.plan("publish").nat)
 
 
 # -- the route_localnet hole (moby#41872) --------------------------------------------------------
@@ -148,13 +148,13 @@ def test_removal_is_exact(lab, backend):
     assert host_tables(lab) == [] and iptables_rules(lab) == []
     assert _sysctl(lab, nat.BRIDGE_NF) == bridge_nf
     lab.up("hairpin")
-    nat.remove(lab)
+    nat.remove(lab.name, journal=lab.journal)
     assert host_tables(lab) == [] and iptables_rules(lab) == []
     assert _sysctl(lab, "net.ipv4.conf.br0.route_localnet") == "0"
-    assert nat.status_lines(lab) == [f"NAT: no rules in namespace {lab.ns('host')}"]
+    assert nat.status_lines(lab.name, journal=lab.journal) == [f"NAT: no rules in namespace {lab.ns('host')}"]
     lab.down()
     assert not any(n.startswith(lab.name + "-") for n in netns.names())
-    assert nat.status_lines(lab) == []
+    assert nat.status_lines(lab.name, journal=lab.journal) == []
 
 
 def test_switching_backends_leaves_nothing_of_the_other(lab):
@@ -164,16 +164,16 @@ def test_switching_backends_leaves_nothing_of_the_other(lab):
     assert "labkit" not in host_tables(lab) and len(iptables_rules(lab)) == 8
     assert PAGE in get(lab, "world", PUBLISHED)
     lab.up("publish")                      # None keeps the lab's backend
-    assert nat.read(lab)[0] == "iptables"
+    assert nat.read(lab.name, journal=lab.journal)[0] == "iptables"
     lab.up("hairpin", backend="nftables")
     assert host_tables(lab) == ["labkit"] and iptables_rules(lab) == []
     assert PAGE in get(lab, "host", "http://127.0.0.1:5000/")
-    assert list(nat.live_rules(lab)) == ["nftables"]
+    assert list(nat.live_rules(lab.name)) == ["nftables"]
 
 
 def test_missing_tool_changes_nothing(lab, tmp_path, monkeypatch):
     lab.up("publish", backend="nftables")
-    before = nat.live_rules(lab)
+    before = nat.live_rules(lab.name)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for d in os.environ["PATH"].split(os.pathsep):
@@ -184,8 +184,8 @@ def test_missing_tool_changes_nothing(lab, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(bindir))
     with pytest.raises(MissingTool, match="apt-get install iptables"):
         lab.up("hairpin", backend="iptables")
-    assert lab.stage == "publish" and nat.backend_of(lab) == "nftables"
-    assert nat.live_rules(lab) == before
+    assert lab.stage == "publish" and nat.backend_of(lab.journal) == "nftables"
+    assert nat.live_rules(lab.name) == before
     monkeypatch.undo()
 
 
@@ -194,60 +194,60 @@ def test_publish_unpublish(lab, backend):
     second = Service("netns1", ("python3", "-m", "http.server", "--bind", "172.18.0.20", "8080"),
                      "172.18.0.20", 8080)
     service.start(lab.name, second, lab.journal)
-    mapping = nat.publish(lab, "netns1", 8081, to_port=8080)
+    mapping = lab.publish("netns1", 8081, to_port=8080)
     assert mapping == PortMapping("10.0.2.15", 8081, "172.18.0.20", 8080)
     assert "Hello from netns1" in get(lab, "world", "http://10.0.2.15:8081/")
     assert "Hello from netns1" in get(lab, "netns1", "http://10.0.2.15:8081/")  # hairpin too
-    rules = nat.live_rules(lab)
-    assert nat.publish(lab, "netns1", 8081, to_port=8080) == mapping   # same again: no-op
-    assert nat.live_rules(lab) == rules
-    assert nat.unpublish(lab, 8081) == mapping
+    rules = nat.live_rules(lab.name)
+    assert lab.publish("netns1", 8081, to_port=8080) == mapping   # same again: no-op
+    assert nat.live_rules(lab.name) == rules
+    assert lab.unpublish(8081) == mapping
     assert fails(lab, "world", "http://10.0.2.15:8081/")
-    assert nat.unpublish(lab, 8081) is None
+    assert lab.unpublish(8081) is None
     assert PAGE in get(lab, "world", PUBLISHED)          # the stage's own mapping is untouched
-    assert set(nat.read(lab)[1]) == set(lab.plan("publish").nat)
+    assert set(nat.read(lab.name, journal=lab.journal)[1]) == set(lab.plan("publish").nat)
 
 
 def test_publish_bad_input_changes_nothing(lab, backend):
     lab.up("publish", backend=backend)
-    rules, entries = nat.live_rules(lab), nat.entries_of(lab)
+    rules, entries = nat.live_rules(lab.name), nat.entries_of(lab.journal)
     with pytest.raises(nat.AlreadyPublished, match="already published to 172.18.0.10:5000"):
-        nat.publish(lab, "netns1", 5000)
+        lab.publish("netns1", 5000)
     with pytest.raises(BadValue, match="1 to 65535"):
-        nat.publish(lab, "netns1", 70000)
+        lab.publish("netns1", 70000)
     with pytest.raises(BadValue, match="1 to 65535"):
-        nat.publish(lab, "netns1", 8080, to_port=0)
+        lab.publish("netns1", 8080, to_port=0)
     with pytest.raises(UnknownName, match="no container 'netns7'"):
-        nat.publish(lab, "netns7", 8080)
+        lab.publish("netns7", 8080)
     with pytest.raises(UnknownName, match="no container 'world'"):
-        nat.publish(lab, "world", 8080)
+        lab.publish("world", 8080)
     with pytest.raises(BadAddress, match="not an address of the lab's host"):
-        nat.publish(lab, "netns1", 80, address=plan.PUBLIC_SERVER)   # would capture transit traffic
+        lab.publish("netns1", 80, address=plan.PUBLIC_SERVER)   # would capture transit traffic
     with pytest.raises(BadValue, match="tcp or udp"):
-        nat.publish(lab, "netns1", 8080, proto="icmp")
-    assert nat.live_rules(lab) == rules and nat.entries_of(lab) == entries
+        lab.publish("netns1", 8080, proto="icmp")
+    assert nat.live_rules(lab.name) == rules and nat.entries_of(lab.journal) == entries
 
 
 def test_api_needs_a_lab_that_is_up(lab):
     with pytest.raises(UnknownName, match="is not up"):
-        nat.masquerade(lab)
+        lab.masquerade()
     lab.up("bridge")
-    assert nat.masquerade(lab) == nat.Masquerade(plan.BRIDGE_NET, "br0")
-    assert nat.masquerade(lab) == nat.Masquerade(plan.BRIDGE_NET, "br0")  # no-op
-    assert nat.read(lab)[1] == (nat.Masquerade(plan.BRIDGE_NET, "br0"),)
+    assert lab.masquerade() == nat.Masquerade(plan.BRIDGE_NET, "br0")
+    assert lab.masquerade() == nat.Masquerade(plan.BRIDGE_NET, "br0")  # no-op
+    assert nat.read(lab.name, journal=lab.journal)[1] == (nat.Masquerade(plan.BRIDGE_NET, "br0"),)
     assert host_tables(lab) == ["labkit"]
 
 
 def test_publish_without_privileges_says_so(lab, tmp_path):
-    """nat.publish from a process without CAP_SYS_ADMIN: NotPrivileged (how to run it), not a
+    """Lab.publish (labkit.nat) from a process without CAP_SYS_ADMIN: NotPrivileged (how to run it), not a
     KernelError about setns failing with 'Operation not permitted'."""
     from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     lab.up("publish")
-    code = (f"from labkit import Lab, nat\nfrom labkit.errors import NotPrivileged\n"
+    code = (f"from labkit import Lab\nfrom labkit.errors import NotPrivileged\n"
             f"lab = Lab({lab.name!r})\n"
-            f"for call in (lambda: nat.publish(lab, 'netns0', 8080),\n"
-            f"             lambda: nat.unpublish(lab, 5000),\n"
-            f"             lambda: nat.masquerade(lab)):\n"
+            f"for call in (lambda: lab.publish('netns0', 8080),\n"
+            f"             lambda: lab.unpublish(5000),\n"
+            f"             lambda: lab.masquerade()):\n"
             f"    try:\n        call()\n        print('no error')\n"
             f"    except NotPrivileged:\n        print('NotPrivileged')\n"
             f"    except Exception as e:\n        print(type(e).__name__, e)\n")

@@ -12,7 +12,7 @@ from labkit.nat import _iptables as iptables
 from labkit.nat import _nftables as nftables
 from labkit.model import plan
 from labkit.model import stages
-from labkit.errors import BadAddress, BadValue, LabkitError, MissingTool, UnknownName
+from labkit.errors import BadAddress, BadName, BadValue, LabkitError, MissingTool, UnknownName
 from labkit.model import Masquerade, PortMapping
 
 SEED_MASQ = "iptables -t nat -A POSTROUTING -s 172.18.0.0/16 ! -o br0 -j MASQUERADE"
@@ -179,18 +179,32 @@ def test_stage_services():
     assert " ".join(seed[0].argv) == "python3 -m http.server --bind 172.18.0.10 5000"
 
 
-def test_the_journal_comes_from_the_lab():
-    """nat keeps its record in the caller's journal (a Lab's own, or journal=): a bare lab
-    name gives none, and nat never builds one itself (it is below the lab layer)."""
+def test_the_journal_and_lock_come_from_the_lab():
+    """nat keeps its record in the journal it is given and holds the lock it is given: it
+    takes a lab's name, never a Lab, and calls nothing of the lab layer above it."""
+    import contextlib
+    import inspect
     from labkit.lab import Lab
     from labkit.lab.journal import Journal
-    with pytest.raises(BadValue, match=r"pass the Lab \(labkit.Lab\('zz6'\)\)"):
-        nat.entries_of("zz6")
-    assert nat.entries_of(Lab("zz6")) == () and nat.backend_of(Lab("zz6")) is None
-    assert nat.entries_of("zz6", journal=Journal("zz6")) == ()
+    assert nat.entries_of(Journal("zz6")) == () and nat.backend_of(Journal("zz6")) is None
+    with pytest.raises(BadName, match="is not a lab name"):
+        nat.host_namespace(Lab("zz6"))
+    held = []
+
+    @contextlib.contextmanager
+    def lock():
+        held.append("in")
+        try:
+            yield
+        finally:
+            held.append("out")
     with pytest.raises(UnknownName, match="is not up"):
-        nat.apply("zz6", [MASQ], journal=Journal("zz6"))
-    assert not Journal("zz6").exists()
+        nat.apply("zz6", [MASQ], journal=Journal("zz6"), lock=lock())
+    assert held == ["in", "out"] and not Journal("zz6").exists()
+    for name in ("apply", "remove", "masquerade", "publish", "unpublish", "drift", "status_lines"):
+        assert inspect.signature(getattr(nat, name)).parameters["journal"].default is inspect.Parameter.empty
+    source = inspect.getsource(nat)
+    assert "hasattr" not in source and ".writing" not in source
 
 
 def test_backends_import_only_the_rule_model_and_the_tool_runner():

@@ -149,11 +149,11 @@ def test_nat_backend_names(name):
 @settings(max_examples=200, deadline=None)
 @given(name=st.one_of(names, anything, st.builds(object)))
 def test_lab_names_in_the_api(name):
-    """Lab(...) and the NAT functions take a Lab or a lab name (with its journal); anything
-    else is a LabkitError."""
+    """Lab(...) and the NAT functions take a lab name (NAT: with its journal); anything else
+    is a LabkitError."""
     count("lab names")
     from labkit import Lab
-    for call in (lambda: Lab(name), lambda: nat.entries_of(name), lambda: nat.host_namespace(name)):
+    for call in (lambda: Lab(name), lambda: nat.host_namespace(name)):
         try:
             call()
         except LabkitError as e:
@@ -163,7 +163,8 @@ def test_lab_names_in_the_api(name):
 # -- NAT on a live lab, both backends: refused input changes nothing ----------------------------
 
 def _nat_state(lab):
-    return nat.live_rules(lab), nat.entries_of(lab), lab.journal.get("nat_backend"), lab.stage
+    journal = lab.journal
+    return nat.live_rules(lab.name), nat.entries_of(journal), journal.get("nat_backend"), lab.stage
 
 
 @pytest.mark.kernel
@@ -181,20 +182,21 @@ def test_publish_and_unpublish_any_input(lab, backend):
         count(f"publish/unpublish ({backend})")
         try:
             if unpublish:
-                gone = nat.unpublish(lab, port, address=address, proto=proto)
+                gone = lab.unpublish(port, address=address, proto=proto)
                 assert gone is None or gone in lab.plan("publish").nat
                 if gone is not None:          # the stage's own mapping: put it back
                     lab.up("publish")
                 return
-            entry = nat.publish(lab, container, port, to_port=to_port, address=address, proto=proto)
+            entry = lab.publish(container, port, to_port=to_port, address=address, proto=proto)
         except LabkitError as e:
             assert str(e) and type(e).__name__ != "LabkitError"
             assert _nat_state(lab) == before, "a refused call changed the lab"
             return
-        assert entry in nat.entries_of(lab)
-        assert set(nat.read(lab)[1]) == set(nat.entries_of(lab))     # the kernel holds it
+        assert entry in nat.entries_of(lab.journal)
+        entries = nat.entries_of(lab.journal)
+        assert set(nat.read(lab.name, journal=lab.journal)[1]) == set(entries)  # the kernel holds it
         if entry not in before[1]:
-            assert nat.unpublish(lab, entry.port, address=entry.address, proto=entry.proto) == entry
+            assert lab.unpublish(entry.port, address=entry.address, proto=entry.proto) == entry
         assert _nat_state(lab) == before
 
     attempt()

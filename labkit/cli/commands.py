@@ -115,7 +115,8 @@ def _drift_text(lab, drift: list[str]) -> str:
 def _nat_status(lab) -> list[str]:
     """The lab's NAT rules as lines (none for a lab that is down)."""
     from ..nat import api as nat
-    return nat.status_lines(lab) if lab.journal.exists() else []
+    journal = lab.journal
+    return nat.status_lines(lab.name, journal=journal) if journal.exists() else []
 
 
 def cmd_clean(args) -> int:

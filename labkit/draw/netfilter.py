@@ -58,17 +58,20 @@ class Reading:
 
 
 def read(lab, role: str = "host") -> Reading:
-    """The rules of namespace `role` of `lab` (a Lab or a lab name) with their counters now."""
+    """The rules of namespace `role` of `lab` (a Lab or a lab name) with their counters now;
+    those labkit made are marked, from the lab's journal."""
     from ..kernel import sysctl
     from ..kernel.netlink import Netlink
+    from ..lab import Lab
     from ..model import plan
     from ..nat import api
-    rules = api.counters(lab, role)
-    name = plan.namespace_name(plan.lab_name(lab), role)
+    lab = lab if isinstance(lab, Lab) else Lab(plan.lab_name(lab))
+    rules = api.counters(lab.name, role, journal=lab.journal)
+    name = plan.namespace_name(lab.name, role)
     with Netlink(name) as nl:
         ways = tuple(sorted(link["name"] for link in nl.links()
                             if link["name"] != "lo" and not link["master"]))
-    return Reading(plan.lab_name(lab), name, role, tuple(rules), ways,
+    return Reading(lab.name, name, role, tuple(rules), ways,
                    sysctl.read(name, "net.ipv4.ip_forward"))
 
 

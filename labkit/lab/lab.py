@@ -26,6 +26,7 @@ from ..model import plan
 from ..kernel import privilege
 from ..model import stages, topology_file, validation
 from ..errors import BadAddress, BadName, BadValue, KernelError, LabkitError, UnknownName
+from ..model.plan import BRIDGE_NET, HOST_ADDRESS
 from ..model.topology import Topology
 
 
@@ -201,12 +202,12 @@ class Lab:
         has_nat_home = want.namespace(validation.NAT_NAMESPACE) is not None
         if not has_nat_home:
             with contextlib.suppress(LabkitError):
-                nat.remove(self.name, journal)  # while the old host, if any, is still there
+                nat.remove(self.name, journal=journal)  # while the old host, if any, is still there
         faults.undo(self.name, journal.get("fault"))
         converge(want, journal)
         service.write_resolver(want, journal)
         if has_nat_home:
-            nat.apply(self.name, want.nat, backend, journal)
+            nat.apply(self.name, want.nat, backend, journal=journal)
         service.converge(want, journal)
         for role, argv in broken.after if broken else ():
             netns.run(plan.namespace_name(self.name, role), list(argv))
@@ -268,7 +269,7 @@ class Lab:
             from ..nat import api as nat
             from . import service
             with contextlib.suppress(LabkitError):
-                nat.remove(self.name, journal)  # exact, though deleting the namespaces would do
+                nat.remove(self.name, journal=journal)  # exact, though deleting the namespaces would do
             service.stop_recorded(journal)  # also those in a namespace deleted by hand
             removed = journal.undo()
             service.tidy_etc_dir()
@@ -287,7 +288,8 @@ class Lab:
         live = inspect(self.name, journal.namespaces, journal.get("stage"), self._planned(journal))
         from ..nat import api as nat
         from . import service
-        backend, entries = nat.read(self) if live.namespace("host") else (None, ())
+        backend, entries = (nat.read(self.name, journal=journal) if live.namespace("host")
+                            else (None, ()))
         return dataclasses.replace(live, nat=entries, nat_backend=backend,
                                    services=service.running(self.name, self.journal))
 
@@ -321,9 +323,30 @@ class Lab:
         from .inspection import differences
         lines = differences(want, live)
         if live.namespace(validation.NAT_NAMESPACE) is not None:
-            lines += nat.drift(self.name, want.nat, journal)
+            lines += nat.drift(self.name, want.nat, journal=journal)
         lines += service.drift(self.name, want.services)
         return lines
+
+    def publish(self, container: str, port: int, *, to_port: int | None = None,
+                address: str = HOST_ADDRESS, proto: str = "tcp"):
+        """Publish `container`'s `to_port` (default `port`) on the host's `address`:`port`
+        (labkit.nat.publish, journaled, one writer at a time); returns the PortMapping."""
+        from ..nat import api as nat
+        return nat.publish(self.name, container, port, to_port=to_port, address=address,
+                           proto=proto, journal=self.journal, lock=self.writing())
+
+    def unpublish(self, port: int, *, address: str = HOST_ADDRESS, proto: str = "tcp"):
+        """Take back the mapping of `address`:`port` (labkit.nat.unpublish); returns it, or
+        None if it was not published."""
+        from ..nat import api as nat
+        return nat.unpublish(self.name, port, address=address, proto=proto,
+                             journal=self.journal, lock=self.writing())
+
+    def masquerade(self, source: str = BRIDGE_NET, not_out: str | None = "br0"):
+        """Masquerade traffic from `source` unless it leaves by `not_out` (labkit.nat.masquerade);
+        a no-op if present. Returns the Masquerade."""
+        from ..nat import api as nat
+        return nat.masquerade(self.name, source, not_out, journal=self.journal, lock=self.writing())
 
     def exec(self, role: str, argv: list[str], *, check: bool = False,
              timeout: float | None = 60) -> subprocess.CompletedProcess:

@@ -6,17 +6,21 @@ lab's own table `ip labkit`, replaced in one atomic transaction, removed by dele
 table) or "iptables" (the seed's exact commands, removed exactly with -D). Call `apply` (what
 `Lab.up` does) or the one-entry helpers `masquerade`, `publish`, `unpublish` on a lab that is up.
 
-`lab` is a Lab (its `.journal` keeps NAT's record), or a lab name with `journal=` that lab's
-journal (what Lab itself passes). NAT's record in the journal: backend, entries, the sysctls'
-old values (written back when no longer needed), and each backend's own bookkeeping.
+Every function takes the lab's name; NAT knows nothing of the lab layer above it, which passes
+down what NAT needs: `journal=` (the lab's journal, which keeps NAT's record: backend,
+entries, the sysctls' old values, written back when no longer needed, and each backend's own
+bookkeeping) and, to change anything, `lock=` (a context manager held while NAT reads its
+record, changes the kernel and journals it: the lab's writer lock; None when the caller holds
+it already, as `Lab.up` does). `Lab.publish`, `Lab.unpublish` and `Lab.masquerade` pass both.
 A backend module offers TOOL, PACKAGE, available(), require(), apply(ns, rules, book),
 remove(ns, book), read(ns) and listing(ns).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
-from ..errors import BadAddress, BadValue, UnknownName
+from ..errors import BadAddress, BadName, BadValue, UnknownName
 from ..kernel import netns, privilege, sysctl
 from ..kernel.netlink import Netlink
 from ..model import plan
@@ -75,16 +79,12 @@ def choose_backend(journal, backend: str | None, entries) -> str:
 
 # -- the lab, its journal and NAT's record in it ---------------------------------------------------
 
-def _journal(lab, journal=None):
-    """`journal` if given, else the Lab's own (read afresh); a bare lab name has none."""
-    name = plan.lab_name(lab)
-    if journal is not None:
-        return journal
-    found = getattr(lab, "journal", None)
-    if found is None:
-        raise BadValue(f"NAT keeps its record in the lab's journal, which a lab name alone does "
-                       f"not give: pass the Lab (labkit.Lab({name!r})), or journal=")
-    return found
+def _name(lab) -> str:
+    """`lab` if it is a lab name (checked); BadName for anything else, a Lab too."""
+    if not isinstance(lab, str):
+        raise BadName(f"{lab!r} is not a lab name: NAT takes the lab's name with its journal= "
+                      f"and lock= (a Lab's publish, unpublish and masquerade pass them)")
+    return plan.check_lab_name(lab)
 
 
 def state(journal) -> dict:
@@ -107,37 +107,38 @@ class _Book:
         self.journal.record(JOURNAL_KEY, rec)
 
 
-def host_namespace(lab) -> str:
+def host_namespace(lab: str) -> str:
     """Kernel name of lab `lab`'s host namespace; UnknownName if the lab is not up."""
-    name = plan.namespace_name(plan.lab_name(lab), "host")
+    name = plan.namespace_name(_name(lab), "host")
     if not netns.exists(name):
-        raise UnknownName(f"lab {plan.lab_name(lab) or '(default)'!r} is not up (no namespace {name}): "
+        raise UnknownName(f"lab {lab or '(default)'!r} is not up (no namespace {name}): "
                           f"run `labkit up outside` first")
     return name
 
 
-def entries_of(lab, journal=None) -> tuple:
-    """The NAT entries lab `lab` has applied (from its journal)."""
-    return tuple(from_record(d) for d in state(_journal(lab, journal)).get("entries", []))
+def entries_of(journal) -> tuple:
+    """The NAT entries a lab has applied, from its `journal`."""
+    return tuple(from_record(d) for d in state(journal).get("entries", []))
 
 
-def backend_of(lab, journal=None) -> str | None:
-    """The backend lab `lab` uses now (None before any NAT was applied)."""
-    return state(_journal(lab, journal)).get("backend")
+def backend_of(journal) -> str | None:
+    """The backend a lab uses now, from its `journal` (None before any NAT was applied)."""
+    return state(journal).get("backend")
 
 
 # -- changing the lab's NAT ------------------------------------------------------------------------
 
-def apply(lab, entries, backend: str | None = None, journal=None) -> None:
+def apply(lab: str, entries, backend: str | None = None, *, journal, lock=None) -> None:
     """Make the host namespace's NAT exactly `entries` (none: remove all) with `backend`.
 
     backend None keeps the lab's current one (nftables for a new lab). Switching backends
     removes every rule of the old one first. Everything is checked before anything changes;
-    each change is journaled before it is made."""
-    if hasattr(lab, "writing"):  # a Lab: one writer at a time (labkit.lab.lock)
-        with lab.writing():
-            return apply(lab.name, entries, backend, _journal(lab, journal))
-    journal = _journal(lab, journal)
+    each change is journaled before it is made; `lock` (if any) is held throughout."""
+    with lock or contextlib.nullcontext():
+        _apply(lab, entries, backend, journal)
+
+
+def _apply(lab: str, entries, backend: str | None, journal) -> None:
     entries = tuple(check_entry(e) for e in entries)
     backend = choose_backend(journal, backend, entries)
     new_mod = backend_module(backend)
@@ -155,16 +156,17 @@ def apply(lab, entries, backend: str | None = None, journal=None) -> None:
     _set_sysctls(ns, sysctls_for(entries), journal)
 
 
-def remove(lab, journal=None) -> None:
-    """Remove every NAT rule of the lab and restore the sysctls NAT changed; safe twice."""
-    if hasattr(lab, "writing"):  # a Lab: one writer at a time (labkit.lab.lock)
-        with lab.writing():
-            return remove(lab.name, _journal(lab, journal))
-    journal = _journal(lab, journal)
-    old = state(journal)
-    name = plan.namespace_name(plan.lab_name(lab), "host")
-    if not old or not netns.exists(name):
-        return
+def remove(lab: str, *, journal, lock=None) -> None:
+    """Remove every NAT rule of the lab and restore the sysctls NAT changed; safe twice.
+    `lock` (if any) is held throughout."""
+    name = plan.namespace_name(_name(lab), "host")
+    with lock or contextlib.nullcontext():
+        old = state(journal)
+        if old and netns.exists(name):
+            _remove(name, old, journal)
+
+
+def _remove(name: str, old: dict, journal) -> None:
     backend = old.get("backend")
     if backend and old.get("entries") and backend_module(backend).available():
         backend_module(backend).remove(name, _Book(journal, backend))  # no rules ever: no tool to run
@@ -193,34 +195,32 @@ def _set_sysctls(ns: str, wanted: dict[str, str], journal) -> None:
         journal.record(JOURNAL_KEY, rec)
 
 
-def _modify(lab, change, journal=None) -> tuple:
-    """Apply `change(entries) -> entries` to the lab's current NAT with its backend."""
+def _modify(lab: str, change, journal, lock) -> tuple:
+    """Apply `change(entries) -> entries` to the lab's current NAT with its backend, holding
+    `lock` (if any) from reading the entries to journaling the new ones."""
     privilege.require()
-    if hasattr(lab, "writing"):  # a Lab: one writer at a time (labkit.lab.lock)
-        with lab.writing():
-            return _modify(lab.name, change, _journal(lab, journal))
-    journal = _journal(lab, journal)
-    host_namespace(lab)
-    current = tuple(from_record(d) for d in state(journal).get("entries", []))
-    wanted = change(current)
-    if wanted != current:
-        apply(lab, wanted, state(journal).get("backend"), journal)
-    return wanted
+    with lock or contextlib.nullcontext():
+        host_namespace(lab)
+        current = entries_of(journal)
+        wanted = change(current)
+        if wanted != current:
+            _apply(lab, wanted, backend_of(journal), journal)
+        return wanted
 
 
-def masquerade(lab, source: str = plan.BRIDGE_NET, not_out: str | None = BRIDGE, *,
-               journal=None) -> Masquerade:
+def masquerade(lab: str, source: str = plan.BRIDGE_NET, not_out: str | None = BRIDGE, *,
+               journal, lock=None) -> Masquerade:
     """Masquerade traffic from `source` unless it leaves by `not_out`; a no-op if present."""
     entry = check_entry(Masquerade(source, not_out))
-    _modify(lab, lambda cur: cur if entry in cur else cur + (entry,), journal)
+    _modify(lab, lambda cur: cur if entry in cur else cur + (entry,), journal, lock)
     return entry
 
 
-def _container_address(lab, container: str) -> str:
+def _container_address(lab: str, container: str) -> str:
     k = plan.container_index(container) if isinstance(container, str) else None
-    kernel = plan.namespace_name(plan.lab_name(lab), container) if k is not None else None
+    kernel = plan.namespace_name(_name(lab), container) if k is not None else None
     if k is None or k >= plan.MAX_CONTAINERS or not netns.exists(kernel):
-        raise UnknownName(f"lab {plan.lab_name(lab) or '(default)'!r} has no container {container!r}: "
+        raise UnknownName(f"lab {lab or '(default)'!r} has no container {container!r}: "
                           f"name one that is up (netns0, netns1, ...)")
     return plan.container_address(k)
 
@@ -230,8 +230,8 @@ def _host_addresses(ns: str) -> set[str]:
         return {cidr.split("/")[0] for _, cidr in nl.addresses()}
 
 
-def publish(lab, container: str, port: int, *, to_port: int | None = None,
-            address: str = plan.HOST_ADDRESS, proto: str = "tcp", journal=None) -> PortMapping:
+def publish(lab: str, container: str, port: int, *, to_port: int | None = None,
+            address: str = plan.HOST_ADDRESS, proto: str = "tcp", journal, lock=None) -> PortMapping:
     """Publish `container`'s `to_port` (default `port`) on the host's `address`:`port`.
 
     The same mapping again is a no-op; the same address:port to another target raises
@@ -254,28 +254,29 @@ def publish(lab, container: str, port: int, *, to_port: int | None = None,
                     return cur
                 raise AlreadyPublished(
                     f"{address}:{port}/{proto} is already published to {e.to_address}:{e.to_port}: "
-                    f"unpublish it first (labkit.nat.unpublish(lab, {port}, address={address!r}))")
+                    f"unpublish it first (lab.unpublish({port}, address={address!r}))")
         return cur + (entry,)
-    _modify(lab, change, journal)
+    _modify(lab, change, journal, lock)
     return entry
 
 
-def unpublish(lab, port: int, *, address: str = plan.HOST_ADDRESS, proto: str = "tcp",
-              journal=None) -> PortMapping | None:
+def unpublish(lab: str, port: int, *, address: str = plan.HOST_ADDRESS, proto: str = "tcp",
+              journal, lock=None) -> PortMapping | None:
     """Remove the mapping of `address`:`port`; returns it, or None if it was not published."""
     check_port(port)
     plan.parse_address(address)
     check_protocol(proto)
-    found = [e for e in entries_of(lab, journal) if isinstance(e, PortMapping)
+    _name(lab)
+    found = [e for e in entries_of(journal) if isinstance(e, PortMapping)
              and (e.address, e.port, e.proto) == (address, port, proto)]
     if found:
-        _modify(lab, lambda cur: tuple(e for e in cur if e not in found), journal)
+        _modify(lab, lambda cur: tuple(e for e in cur if e not in found), journal, lock)
     return found[0] if found else None
 
 
 # -- reading the kernel back -------------------------------------------------------------------------
 
-def live_rules(lab) -> dict[str, list[Rule | str]]:
+def live_rules(lab: str) -> dict[str, list[Rule | str]]:
     """Rules in the lab's host namespace, per backend whose tool is installed: a Rule where
     labkit recognises it, else the kernel's own text."""
     ns = host_namespace(lab)
@@ -289,26 +290,27 @@ def live_rules(lab) -> dict[str, list[Rule | str]]:
     return found
 
 
-def read(lab, journal=None) -> tuple[str | None, tuple]:
+def read(lab: str, *, journal=None) -> tuple[str | None, tuple]:
     """(backend, entries) as the kernel holds them now; backend None when there are no rules.
-    Where both backends hold rules, the lab's own (from its journal) is the one read."""
+    Where both backends hold rules, the lab's own (from its `journal`; without one, the
+    first of BACKENDS) is the one read."""
     live = live_rules(lab)
     if not live:
         return None, ()
-    recorded = backend_of(lab, journal)
+    recorded = backend_of(journal) if journal is not None else None
     name = recorded if recorded in live else next(iter(live))
     return name, entries_from_rules(live[name])
 
 
-def counters(lab, role: str = "host", journal=None) -> list[Counted]:
+def counters(lab: str, role: str = "host", *, journal=None) -> list[Counted]:
     """Every IPv4 rule in namespace `role` of the lab with its packet counter, whoever made
     it: nft (any table), iptables of either flavour (iptables-nft, iptables-legacy), labkit or
     a person at a shell. In hook order, then priority, then as each chain lists them; the
     rules labkit made are marked `labkit` (its table ip labkit; its iptables rules as its
-    journal records them, when given a Lab or `journal=`)."""
-    name = plan.namespace_name(plan.lab_name(lab), role)
+    journal records them, when given its `journal`)."""
+    name = plan.namespace_name(_name(lab), role)
     if not netns.exists(name):
-        raise UnknownName(f"lab {plan.lab_name(lab) or '(default)'!r} has no namespace {role!r} "
+        raise UnknownName(f"lab {lab or '(default)'!r} has no namespace {role!r} "
                           f"(no {name}): bring the lab up first (labkit up STAGE)")
     found = _iptables.counted(name) if _iptables.available() else []
     nft_flavour = [f for f, save in _iptables.flavours() if save == "iptables-nft-save"]
@@ -316,11 +318,8 @@ def counters(lab, role: str = "host", journal=None) -> list[Counted]:
     if _nftables.available():
         found += _nftables.counted(name, skip)
     book = {}
-    if role == "host":                             # labkit's NAT lives in the host namespace
-        try:
-            book = state(_journal(lab, journal)).get("iptables") or {}
-        except BadValue:                           # a lab name alone: no journal to read
-            pass
+    if role == "host" and journal is not None:     # labkit's NAT lives in the host namespace
+        book = state(journal).get("iptables") or {}
     made = {_iptables.parse(argv[1], argv[2:]) for argv in book.get("rules", [])}
     mine = [c if c.tool == "nft" else dataclasses.replace(
         c, labkit=c.tool == "iptables" and c.rule is not None and c.rule in made) for c in found]
@@ -334,10 +333,9 @@ def _rule_text(backend: str, rule) -> str:
     return rule.iptables_command() if backend == "iptables" else rule.nft_command()
 
 
-def drift(lab, entries, journal=None) -> list[str]:
+def drift(lab: str, entries, *, journal) -> list[str]:
     """How the NAT in the lab's host namespace differs from `entries` (a stage's), one line
     each: rules missing, rules that are not the stage's (either tool), sysctls changed."""
-    journal = _journal(lab, journal)
     backend = state(journal).get("backend") or DEFAULT_BACKEND
     ns = host_namespace(lab)
     want = rules_for(entries)
@@ -359,13 +357,13 @@ def drift(lab, entries, journal=None) -> list[str]:
     return lines
 
 
-def status_lines(lab, journal=None) -> list[str]:
+def status_lines(lab: str, *, journal) -> list[str]:
     """What `labkit status` prints about NAT: the rules read back from the kernel."""
     try:
         ns = host_namespace(lab)
     except UnknownName:
         return []
-    rec = state(_journal(lab, journal))
+    rec = state(journal)
     recorded = rec.get("backend")
     lines = []
     for name in BACKENDS:
