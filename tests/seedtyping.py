@@ -17,10 +17,8 @@ from labkit.model import plan, seed
 
 
 def shell_argv(lab, role: str, line: str) -> list[str]:
-    kernel = plan.namespace_name(lab.name, role)
-    if role == "host":
-        return ["nsenter", f"--net={netns.path(kernel)}", "bash", "-c", line]
-    return ["ip", "netns", "exec", kernel, "bash", "-c", line]
+    return netns.command(plan.namespace_name(lab.name, role), ["bash", "-c", line],
+                         own_etc=role != "host", check=False)
 
 
 def run_line(lab, role: str, line: str) -> tuple[int, str]:

@@ -2,8 +2,11 @@
 
 Namespaces are bind mounts under `netns_dir()` (default /run/netns, where `ip netns` looks;
 set LABKIT_NETNS_DIR to move it). `entered(name)` is the one helper that switches the calling
-thread into a namespace and always switches it back: netlink sockets and packet sockets opened
-inside stay bound to that namespace after the switch back.
+thread into a namespace and always switches it back (`create` switches back the same way):
+netlink sockets and packet sockets opened inside stay bound to that namespace after the
+switch back, and a process started inside runs there. `command(name, argv, own_etc=...)` is
+the one argv that runs a command in a namespace, with or without the namespace's own /etc
+files (see there why a lesson needs each).
 """
 from __future__ import annotations
 
@@ -103,21 +106,17 @@ def create(name: str, inside=None, like: str | None = None) -> None:
             os.close(os.open(p, os.O_RDONLY | os.O_CREAT, 0))
         except OSError as e:
             raise KernelError(f"cannot create {p}: {e.strerror}") from None
-    orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
-        if _libc.unshare(CLONE_NEWNET) != 0:
-            raise _oserror("unshare(CLONE_NEWNET)", name)
-        if _libc.mount(b"/proc/thread-self/ns/net", p.encode(), b"none", MS_BIND, None) != 0:
-            raise _oserror("bind-mounting", name)
-        failed = inside() if inside is not None else None
+        with _coming_back(name):
+            if _libc.unshare(CLONE_NEWNET) != 0:
+                raise _oserror("unshare(CLONE_NEWNET)", name)
+            if _libc.mount(b"/proc/thread-self/ns/net", p.encode(), b"none", MS_BIND, None) != 0:
+                raise _oserror("bind-mounting", name)
+            failed = inside() if inside is not None else None
     except KernelError:
         with contextlib.suppress(OSError):
             os.unlink(p)
         raise
-    finally:
-        if _libc.setns(orig, CLONE_NEWNET) != 0:  # pragma: no cover - cannot happen with a valid fd
-            raise _oserror("switching back to the original namespace", name)
-        os.close(orig)
     if failed:
         raise KernelError(f"{failed} in the new namespace {name!r} failed "
                           f"(it exists now: `labkit down` removes it)")
@@ -276,26 +275,44 @@ def entered(name: str):
     except FileNotFoundError:
         raise UnknownName(f"network namespace {name!r} does not exist "
                           f"(create it first, or check the lab name)") from None
-    orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise _oserror("entering", name)
-        try:
+        with _coming_back(name):
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                raise _oserror("entering", name)
             yield
-        finally:
-            if _libc.setns(orig, CLONE_NEWNET) != 0:  # pragma: no cover
-                raise _oserror("switching back from", name)
     finally:
         os.close(target)
-        os.close(orig)
 
 
-def command(name: str, argv: list[str]) -> list[str]:
-    """The argv that runs `argv` inside namespace `name` (`ip netns exec`, which also binds
-    /etc/netns/NAME/* over /etc, giving the namespace its own resolv.conf)."""
-    if not exists(name):
+@contextlib.contextmanager
+def _coming_back(name: str):
+    """Switch the calling thread back to the network namespace it is in now when the block
+    ends, however it ends (`name`: the namespace it goes to, for the message)."""
+    orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        yield
+    finally:
+        try:
+            if _libc.setns(orig, CLONE_NEWNET) != 0:  # pragma: no cover - a valid fd cannot fail
+                raise _oserror("switching back from", name)
+        finally:
+            os.close(orig)
+
+
+def command(name: str, argv: list[str], *, own_etc: bool = True, check: bool = True) -> list[str]:
+    """The argv that runs `argv` inside namespace `name`.
+
+    `own_etc` True: `ip netns exec NAME`, which gives the command a mount namespace of its own
+    and binds /etc/netns/NAME/* over /etc there: the namespace's own resolv.conf and hosts
+    (a container resolving names, as the `names` lesson shows). Namespaces the command adds
+    (`ip netns add`) are then not seen outside it. False: `nsenter --net`, in this mount
+    namespace and this /etc: what a shell in the seed's host needs, where the student adds
+    the containers' namespaces. Namespaces outside /run/netns (LABKIT_NETNS_DIR) are not
+    found by `ip netns exec`: nsenter there either way. `check`: UnknownName if `name` does
+    not exist (False: the argv all the same, as a command for a person to type)."""
+    if check and not exists(name):
         raise UnknownName(f"network namespace {name!r} does not exist")
-    if netns_dir() == "/run/netns":
+    if own_etc and netns_dir() == "/run/netns":
         return ["ip", "netns", "exec", name, *argv]
     return ["nsenter", f"--net={path(name)}", *argv]
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import shlex
 from dataclasses import asdict, dataclass, field
 
 from ..kernel import netns
@@ -100,9 +101,8 @@ class Words:
         namespaces added from there must be seen everywhere; `ip netns exec` gives its shell
         a mount namespace of its own), `ip netns exec` elsewhere (it binds the namespace's
         own resolv.conf and hosts from /etc/netns)."""
-        if role == "host":
-            return f"sudo nsenter --net={netns.path(self.ns(role))} bash"
-        return f"sudo ip netns exec {self.ns(role)} bash"
+        return "sudo " + shlex.join(netns.command(self.ns(role), ["bash"], own_etc=role != "host",
+                                                  check=False))
 
     def look(self, role: str, command: str) -> str:
         """`command` run in namespace `role`, typed from any root shell."""
