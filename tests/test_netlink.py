@@ -3,6 +3,7 @@ batches raise the failure in their middle and still run the rest, created veths 
 with their peer's index, and the neighbour table, the bridge FDB and the conntrack table show
 what real traffic did."""
 import asyncio
+import dataclasses
 import subprocess
 import sys
 
@@ -64,16 +65,18 @@ def test_created_veths_are_echoed_with_their_peers_index(lab):
             nl.add_veth("tv0", "02:00:00:00:aa:01", "tp0", inside, "02:00:00:00:aa:02", echo=True)
             nl.add_veth("tv1", None, "tp1", inside, None, up=True, echo=True)
         nl.add_veth("tv2", None, "tp2", inside, None, echo=True)  # not batched
-        created, here = nl.created, {link["name"]: link for link in nl.links()}
+        created, here = nl.created, {link.name: link for link in nl.links()}
     with Netlink(inside) as nl:
-        peers = {link["name"]: link for link in nl.links()}
+        peers = {link.name: link for link in nl.links()}
     assert sorted(created) == ["tv0", "tv1", "tv2"]
     for k in range(3):
         echo = created[f"tv{k}"]
-        assert echo["link"] == peers[f"tp{k}"]["index"] and echo["link_netnsid"] is not None
-        assert (echo["index"], echo["kind"]) == (here[f"tv{k}"]["index"], "veth")
-    assert created["tv0"]["mac"] == "02:00:00:00:aa:01" and peers["tp0"]["mac"] == "02:00:00:00:aa:02"
-    assert here["tv1"]["up"] and not here["tv0"]["up"]
+        assert echo.link == peers[f"tp{k}"].index and echo.link_netnsid is not None
+        assert (echo.index, echo.kind) == (here[f"tv{k}"].index, "veth")
+    assert created["tv0"].mac == "02:00:00:00:aa:01" and peers["tp0"].mac == "02:00:00:00:aa:02"
+    assert here["tv1"].up and not here["tv0"].up
+    with pytest.raises(dataclasses.FrozenInstanceError):   # a record of what the kernel said
+        here["tv1"].up = False
 
 
 def test_neighbours_after_pinging_a_peer_and_an_absent_address(lab):
@@ -96,7 +99,7 @@ def test_fdb_shows_each_containers_mac_learned_on_its_port(lab):
     lab.up("bridge", containers=3)
     assert lab.ping("netns0", "172.18.0.20") and lab.ping("netns1", "172.18.0.30")
     with Netlink(lab.ns("host")) as nl:
-        index = {link["name"]: link["index"] for link in nl.links()}
+        index = {link.name: link.index for link in nl.links()}
         fdb = nl.fdb()
     br0 = index["br0"]
     learned = {e["mac"]: e["ifindex"] for e in fdb if e["master"] == br0 and not e["permanent"]}

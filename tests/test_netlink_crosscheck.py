@@ -6,6 +6,7 @@ dump handling) checks that what labkit made is what the plan says; iproute2's `i
 `bridge -j` (C, sharing no code with pyroute2) check labkit's readers: links, addresses,
 routes, neighbours and the bridge FDB.
 """
+import dataclasses
 import json
 
 import pytest
@@ -88,8 +89,7 @@ def read_with_iproute2(lab, role):
 def read_with_labkit(lab, role):
     with Netlink(lab.ns(role)) as nl:
         return {
-            "links": rows(tuple(link[k] for k in ("index", "name", "kind", "mac", "up", "master",
-                                                    "link", "link_netnsid")) for link in nl.links()),
+            "links": rows(dataclasses.astuple(link) for link in nl.links()),
             "addresses": rows(nl.addresses()),
             "routes": rows((r["dst"], r["gateway"], r["dev"], r["proto"], r["src"]) for r in nl.routes()),
             "neighbours": rows((n["ifindex"], n["ip"], n["mac"], n["state"]) for n in nl.neighbours()),

@@ -69,8 +69,7 @@ def read(lab, role: str = "host") -> Reading:
     rules = api.counters(lab.name, role, journal=lab.journal)
     name = plan.namespace_name(lab.name, role)
     with Netlink(name) as nl:
-        ways = tuple(sorted(link["name"] for link in nl.links()
-                            if link["name"] != "lo" and not link["master"]))
+        ways = tuple(sorted(link.name for link in nl.links() if link.name != "lo" and not link.master))
     return Reading(lab.name, name, role, tuple(rules), ways,
                    sysctl.read(name, "net.ipv4.ip_forward"))
 

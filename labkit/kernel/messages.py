@@ -8,6 +8,7 @@ Importing this module imports pyroute2 (~0.1 s): `Netlink` does so on first use 
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
 
 from pyroute2.netlink import (NETLINK_EXT_ACK, NLM_F_ACK, NLM_F_CAPPED,
                               NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_MULTI,
@@ -140,20 +141,29 @@ def set_link(index: int, mac: str | None, master: int | None, up: bool | None) -
     return link_request(index, IFF_UP if up else 0, change, attrs)
 
 
-def link(msg: ifinfmsg) -> dict:
+@dataclass(frozen=True)
+class Link:
+    """A link as the kernel reports it (`Netlink.links()`). `kind` None: a link without
+    link info (lo); `master` and `link` are ifindexes (None: none); `link` is a veth's peer,
+    in this namespace if `link_netnsid` is None, else in the namespace of that id."""
+    index: int | None
+    name: str
+    kind: str | None = None
+    mac: str | None = None
+    up: bool = False
+    master: int | None = None
+    link: int | None = None
+    link_netnsid: int | None = None
+
+
+def link(msg: ifinfmsg) -> Link:
     """A link as `Netlink.links()` gives it."""
     a = _attrs(msg)
     info = _value(a, "IFLA_LINKINFO")
-    return {
-        "index": msg["index"],
-        "name": _value(a, "IFLA_IFNAME"),
-        "kind": info.get_attr("IFLA_INFO_KIND") if info is not None else None,
-        "mac": _value(a, "IFLA_ADDRESS"),
-        "up": bool(msg["flags"] & IFF_UP),
-        "master": _value(a, "IFLA_MASTER"),
-        "link": _value(a, "IFLA_LINK"),
-        "link_netnsid": _value(a, "IFLA_LINK_NETNSID"),
-    }
+    return Link(msg["index"], _value(a, "IFLA_IFNAME"),
+                info.get_attr("IFLA_INFO_KIND") if info is not None else None,
+                _value(a, "IFLA_ADDRESS"), bool(msg["flags"] & IFF_UP), _value(a, "IFLA_MASTER"),
+                _value(a, "IFLA_LINK"), _value(a, "IFLA_LINK_NETNSID"))
 
 
 def nsid_query(netns_fd: int) -> nsidmsg:

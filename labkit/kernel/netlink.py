@@ -68,7 +68,7 @@ class Netlink:
         self._queued_bytes = self._queued_echoes = 0
         self._echo_room = 0                   # echoed links that fit the receive buffer at once
         self._index: dict[str, int] = {}
-        self.created: dict[str, dict] = {}    # links made with echo=True, as the kernel reported them
+        self.created: dict[str, m.Link] = {}  # links made with echo=True, as the kernel reported them
 
     def close(self) -> None:
         """Close the socket (a batch still queued is dropped)."""
@@ -248,19 +248,19 @@ class Netlink:
                 yield reply
 
     # -- links -----------------------------------------------------------------------------
-    def links(self) -> list[dict]:
-        """Every link as a plain dict: index, name, kind, mac, up, master (index), link, link_netnsid."""
+    def links(self) -> list[m.Link]:
+        """Every link, as a Link record: index, name, kind, mac, up, master (index), link, link_netnsid."""
         result = [m.link(r) for r in self._dump("listing links", m.RTM_GETLINK, m.link_query())]
-        self._index = {link["name"]: link["index"] for link in result}
+        self._index = {link.name: link.index for link in result}
         return result
 
-    def link(self, name: str) -> dict | None:
+    def link(self, name: str) -> m.Link | None:
         """One link by name, as `links()` gives it, or None if there is no such link."""
         found = [m.link(r) for r in self._dump(f"reading link {name}", m.RTM_GETLINK,
                                                m.link_query(name), dump=False,
                                                ok=(errno.ENODEV, errno.ENOENT))]
         if found:
-            self._index[name] = found[0]["index"]
+            self._index[name] = found[0].index
             return found[0]
         self._index.pop(name, None)
         return None

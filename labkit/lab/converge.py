@@ -24,6 +24,7 @@ from ..kernel import sysctl
 from ..errors import KernelError
 from .journal import Journal
 from ..model.topology import Namespace, Topology
+from ..kernel.messages import Link
 from ..kernel.netlink import Netlink
 from ..model.stages import NAMESPACE_SYSCTLS
 
@@ -120,18 +121,16 @@ class _Run:
         """The namespace's links by name: read from the kernel, or only `lo` if made in this run."""
         if name not in self.known:
             if name in self.fresh:
-                self.known[name] = {"lo": {"index": _LOOPBACK_INDEX, "name": "lo", "kind": None,
-                                           "mac": None, "up": False, "master": None, "link": None,
-                                           "link_netnsid": None}}
+                self.known[name] = {"lo": Link(_LOOPBACK_INDEX, "lo")}
             else:
-                self.known[name] = {link["name"]: link for link in self.nl(name).links()}
+                self.known[name] = {link.name: link for link in self.nl(name).links()}
         return self.known[name]
 
     def delete(self, name: str, link_name: str) -> None:
         """Delete a link; a veth's peer goes with it, so other namespaces must be read again."""
         link = self.links(name).pop(link_name, None)
         self.nl(name).delete_link(link_name)
-        if link is None or link["link_netnsid"] is not None:
+        if link is None or link.link_netnsid is not None:
             for other in list(self.known):
                 if other != name and other not in self.fresh:
                     del self.known[other]
@@ -142,11 +141,11 @@ class _Run:
         ns = self.wanted[name]
         wanted_names = {itf.name for itf in ns.interfaces}
         for link_name, link in list(self.links(name).items()):
-            if link_name not in wanted_names and link["kind"] is not None:
+            if link_name not in wanted_names and link.kind is not None:
                 self.delete(name, link_name)
         for itf in ns.interfaces:  # bridges first: ports are enslaved as they are made
             have = self.links(name).get(itf.name)
-            if itf.kind == "bridge" and (have is None or have["kind"] != "bridge"):
+            if itf.kind == "bridge" and (have is None or have.kind != "bridge"):
                 if have is not None:
                     self.delete(name, itf.name)
                 self.nl(name).add_bridge(itf.name, itf.mac, up=itf.up)
@@ -161,8 +160,8 @@ class _Run:
         created = self.nl(name).created
         for peer in self.echo_wanted.pop(name, []):  # the kernel's echo names each peer's index
             echo = created.get(peer["by"])
-            if echo is not None and echo["link_netnsid"] is not None:
-                peer["index"] = echo["link"]
+            if echo is not None and echo.link_netnsid is not None:
+                peer["index"] = echo.link
 
     def _make_pair(self, name: str, itf) -> None:
         """Make veth `itf` and its peer (in a later namespace) unless the pair is there."""
@@ -194,33 +193,31 @@ class _Run:
         peers = self.made_into.get(name, [])
         if any(p["index"] is None for p in peers):
             return None
-        links = {"lo": dict(self.links(name)["lo"])}
+        links = {"lo": self.links(name)["lo"]}
         for p in peers:
-            links[p["name"]] = {"index": p["index"], "name": p["name"], "kind": "veth",
-                                "mac": p["mac"], "up": False, "master": None, "link": None,
-                                "link_netnsid": None}
+            links[p["name"]] = Link(p["index"], p["name"], "veth", p["mac"])
         return links
 
     def _is_bridge(self, name: str, link_name: str) -> bool:
         have = self.links(name).get(link_name)
-        return have is None or have["kind"] == "bridge"  # None: made in this pass
+        return have is None or have.kind == "bridge"  # None: made in this pass
 
-    def _pair_ok(self, have: dict, peer_ns: str, peer_name: str) -> bool:
-        if have["kind"] != "veth" or have["link_netnsid"] is None:
+    def _pair_ok(self, have: Link, peer_ns: str, peer_name: str) -> bool:
+        if have.kind != "veth" or have.link_netnsid is None:
             return False
         peer = self.links(peer_ns).get(peer_name)
-        return peer is not None and peer["index"] is not None and have["link"] == peer["index"]
+        return peer is not None and peer.index is not None and have.link == peer.index
 
     def converge_settings(self, name: str) -> None:
         """Masters, MACs, link state, addresses, routes and sysctls of one namespace."""
         ns, nl, fresh = self.wanted[name], self.nl(name), name in self.fresh
         links = self._made_here_only(name) if fresh else None
         if links is None:
-            links = {link["name"]: link for link in nl.links()}
+            links = {link.name: link for link in nl.links()}
         else:
             for link in links.values():
-                nl.remember(link["name"], link["index"])
-        by_index = {link["index"]: link["name"] for link in links.values()}
+                nl.remember(link.name, link.index)
+        by_index = {link.index: link.name for link in links.values()}
         with nl.batch():
             for itf in ns.interfaces:
                 link = links.get(itf.name)
@@ -228,12 +225,12 @@ class _Run:
                     raise KernelError(f"interface {itf.name} is missing in namespace {name!r} after "
                                       f"creating it; run `labkit up` again or `labkit down` to reset")
                 changes = {}
-                if itf.mac and link["mac"] != itf.mac:
+                if itf.mac and link.mac != itf.mac:
                     changes["mac"] = itf.mac
-                master = by_index.get(link["master"]) if link["master"] else None
+                master = by_index.get(link.master) if link.master else None
                 if master != itf.master:
                     changes["master"] = itf.master
-                if link["up"] != itf.up:
+                if link.up != itf.up:
                     changes["up"] = itf.up
                 if changes:
                     nl.set_link(itf.name, **changes)

@@ -42,34 +42,34 @@ def read_namespace(role: str, kernel_name: str, nl: Netlink, nsid_to_role: dict[
     keys to read. A veth whose peer is in another namespace gets peer (role, "#IFINDEX");
     `inspect` names it."""
     links = nl.links()
-    by_index = {link["index"]: link for link in links}
+    by_index = {link.index: link for link in links}
     addrs: dict[int, list[str]] = {}
     for index, cidr in nl.addresses():
         if not cidr.startswith("127."):
             addrs.setdefault(index, []).append(cidr)
     interfaces = []
     for link in links:
-        kind = link["kind"] or ("loopback" if link["name"] == "lo" else "unknown")
+        kind = link.kind or ("loopback" if link.name == "lo" else "unknown")
         peer = None
-        if kind == "veth" and link["link"]:
-            if link["link_netnsid"] is None:
-                peer_link = by_index.get(link["link"])
-                peer = (role, peer_link["name"]) if peer_link else None
+        if kind == "veth" and link.link:
+            if link.link_netnsid is None:
+                peer_link = by_index.get(link.link)
+                peer = (role, peer_link.name) if peer_link else None
             else:
-                peer = (nsid_to_role.get(link["link_netnsid"], "?"), f"#{link['link']}")
-        master = by_index.get(link["master"], {}).get("name") if link["master"] else None
-        interfaces.append(Interface(link["name"], kind, tuple(sorted(addrs.get(link["index"], []))),
-                                    None if kind == "loopback" else link["mac"], peer, master,
-                                    link["up"]))
+                peer = (nsid_to_role.get(link.link_netnsid, "?"), f"#{link.link}")
+        master = by_index[link.master].name if link.master in by_index else None
+        interfaces.append(Interface(link.name, kind, tuple(sorted(addrs.get(link.index, []))),
+                                    None if kind == "loopback" else link.mac, peer, master,
+                                    link.up))
     routes = []
     for r in nl.routes(static_only=True):
-        dev = by_index.get(r["dev"], {}).get("name") if r["dev"] else None
+        dev = by_index[r["dev"]].name if r["dev"] in by_index else None
         routes.append(Route(r["dst"], r["gateway"], None if r["gateway"] else dev))
     with netns.entered(kernel_name):
         values = tuple((key, _read_proc(key)) for key in sysctls)
     namespace = Namespace(role, role_kind or kind_of_role(role), tuple(interfaces), tuple(routes),
                           tuple((k, v) for k, v in values if v is not None))
-    return namespace, {index: link["name"] for index, link in by_index.items()}
+    return namespace, {index: link.name for index, link in by_index.items()}
 
 
 def _read_proc(key: str) -> str | None:
