@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-import labkit
+from harness import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
+
 
 
 def run_into_closed_pipe(*args) -> subprocess.CompletedProcess:

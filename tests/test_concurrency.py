@@ -19,15 +19,15 @@ import time
 
 import pytest
 
-import labkit
 from labkit.kernel import process
 from labkit import Lab
 from labkit.kernel import mounts, netns
 from labkit.lab import journal, lock, owner
 
+from harness import REPO
+
 pytestmark = pytest.mark.kernel
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
 WAITING = "waiting for it to finish"
 
 

@@ -21,12 +21,13 @@ import time
 
 import pytest
 
-import labkit
 from labkit.kernel import process
 from labkit.kernel import netns
 from labkit.model import plan
 from labkit.lab import service
 from labkit.pytest_plugin import unique_lab_name
+
+from harness import REPO
 
 pytestmark = pytest.mark.kernel
 
@@ -35,7 +36,6 @@ FRESH_UPS = 4             # of which this many are followed by a fresh `up publi
 SEED = int(os.environ.get("LABKIT_CRASH_SEED", random.SystemRandom().randrange(1 << 30)))
 CURL = ["curl", "-sS", "--noproxy", "*", "--connect-timeout", "2", "-m", "4"]
 PAGE = "Hello from netns0"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
 FIGURES: dict[str, int] = {}
 PHASES: dict[str, int] = {}
 

@@ -12,6 +12,8 @@ from labkit.lab import journal
 from labkit.kernel import netns
 from labkit.errors import BadAddress, BadName, BadValue, KernelError, LabkitError, MissingTool, UnknownName
 
+from harness import kernel_without_capabilities, without_capabilities
+
 pytestmark = pytest.mark.kernel
 
 
@@ -156,15 +158,8 @@ def test_a_kernel_without_capabilities_runs_the_first_cells_without_a_traceback(
     """A real Jupyter kernel without CAP_NET_ADMIN (a hosted notebook service): the setup cell
     explains once; each later cell that needs the kernel, found in no stored notebook, says so in
     one line (test_replay: those that are, replay their recording); no cell fails, so Run All goes on."""
-    import json
     from jupyter_client import KernelManager
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
-    spec = tmp_path / "kernels" / "nocaps"
-    spec.mkdir(parents=True)
-    spec.joinpath("kernel.json").write_text(json.dumps({
-        "argv": [*WITHOUT_CAPABILITIES, sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "no capabilities", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setenv("JUPYTER_PATH", kernel_without_capabilities(tmp_path))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     env = {**os.environ, "LABKIT_RUN_DIR": str(tmp_path / "run"), "IPYTHONDIR": str(tmp_path / "ipy"),
            "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
@@ -226,14 +221,10 @@ def test_ping_without_privileges_says_so_instead_of_answering_false(lab, tmp_pat
     """Lab.ping / Lab.exec from a process without CAP_SYS_ADMIN (a notebook kernel started
     without sudo, on a lab brought up as root) cannot enter the namespace: NotPrivileged,
     not a ping that 'fails' as if the address were unreachable."""
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     lab.up("veth")
     assert lab.ping("netns0", "172.18.0.11")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__))),
-           "HOME": str(tmp_path)}
     code = (f"from labkit import Lab\nfrom labkit.errors import NotPrivileged\n"
             f"try:\n    print(Lab({lab.name!r}).ping('netns0', '172.18.0.11'))\n"
             f"except NotPrivileged:\n    print('NotPrivileged')\n")
-    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True,
-                            text=True, timeout=60, env=env)
+    result = without_capabilities("-c", code, HOME=str(tmp_path))
     assert result.stdout.strip() == "NotPrivileged", result.stdout + result.stderr

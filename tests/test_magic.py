@@ -2,7 +2,6 @@
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
@@ -10,6 +9,8 @@ import pytest
 from labkit.errors import BadValue
 from labkit.kernel import netns
 from labkit.teach.notebook import magic
+
+from harness import without_capabilities
 
 
 @pytest.fixture
@@ -80,15 +81,12 @@ def test_the_magic_line_is_parsed_and_a_wrong_one_gets_the_usage(monkeypatch):
 
 
 def test_without_privileges_a_cell_prints_one_line(tmp_path):
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     code = ("from IPython.testing.globalipapp import start_ipython\n"
             "ip = start_ipython()\n"
             "ip.run_cell('%load_ext labkit.teach.notebook.magic')\n"
             "ip.run_cell('%%lab host\\nip link')\n")
-    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True,
-                            text=True, timeout=60,
-                            env={**os.environ, "HOME": str(tmp_path), "IPYTHONDIR": str(tmp_path / "ipy"),
-                                 "LABKIT_RUN_DIR": str(tmp_path / "run")})
+    result = without_capabilities("-c", code, HOME=str(tmp_path), IPYTHONDIR=str(tmp_path / "ipy"),
+                                  LABKIT_RUN_DIR=str(tmp_path / "run"))
     out = (result.stdout + result.stderr).strip()
     assert out.startswith("labkit: labkit needs root") and "\n" not in out, out
 

@@ -9,6 +9,8 @@ import pytest
 
 from labkit.teach.printed import stored
 
+from harness import without_capabilities
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
 
 
@@ -52,16 +54,13 @@ def test_check_command_fails_on_a_dirty_notebook(tmp_path):
 
 def test_without_privileges_the_notebook_says_so_once(tmp_path):
     """Without CAP_NET_ADMIN, setup() explains once; later labkit cells print one line."""
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     code = ("from IPython.testing.globalipapp import start_ipython\n"
             "ip = start_ipython()\n"
             "ip.run_cell('import labkit.teach.notebook; labkit.teach.notebook.setup()')\n"
             "ip.run_cell('from labkit import Lab; Lab(\"np\").up(\"veth\")')\n"
             "ip.run_cell('Lab(\"np\").up(\"bridge\")')\n")
-    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "LABKIT_RUN_DIR": str(tmp_path / "run"),
-                                 "HOME": str(tmp_path), "IPYTHONDIR": str(tmp_path / "ipy"),
-                                 "MPLCONFIGDIR": str(tmp_path / "mpl")}, timeout=60)
+    result = without_capabilities("-c", code, LABKIT_RUN_DIR=str(tmp_path / "run"), HOME=str(tmp_path),
+                                  IPYTHONDIR=str(tmp_path / "ipy"), MPLCONFIGDIR=str(tmp_path / "mpl"))
     out = result.stdout + result.stderr
     assert out.count("needs a privileged Linux VM") == 1, out
     assert out.count("needs a privileged VM, and no run of it was recorded") == 2, out

@@ -16,6 +16,8 @@ import labkit
 from labkit.teach.replay import course, stored_outputs
 from labkit.teach.replay.cells import NOT_JUDGED, NOT_RECORDED
 
+from harness import kernel_without_capabilities, without_capabilities
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
 
@@ -131,13 +133,7 @@ def nocaps(tmp_path, monkeypatch):
     """Runs a notebook top to bottom in a Jupyter kernel without any capability, in `cwd`;
     returns the executed notebook (a cell whose reply is an error fails the run, unless
     tagged raises-exception)."""
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
-    spec = tmp_path / "jupyter" / "kernels" / "nocaps"
-    spec.mkdir(parents=True)
-    spec.joinpath("kernel.json").write_text(json.dumps({
-        "argv": [*WITHOUT_CAPABILITIES, sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "no capabilities", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PATH", kernel_without_capabilities(tmp_path / "jupyter"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     env = {**os.environ, "LABKIT_RUN_DIR": str(tmp_path / "run"), "IPYTHONDIR": str(tmp_path / "ipy"),
@@ -330,14 +326,10 @@ def test_a_capture_viewer_shows_a_recorded_capture():
 
 @pytest.mark.kernel
 def test_plan_mode_in_a_process_without_capabilities(tmp_path):
-    import subprocess
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     script = ("from labkit import Lab\nfrom labkit.teach.notebook import widgets\n"
               "s = widgets.StageStepper(Lab())\nt = widgets.TrafficTester(Lab())\n"
               "print(type(s).__name__, s.go('outside'), type(t).__name__, t.send())\n")
-    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", script], capture_output=True,
-                            text=True, timeout=60, env={**os.environ, "LABKIT_RUN_DIR": str(tmp_path),
-                                                        "MPLCONFIGDIR": str(tmp_path / "mpl")})
+    result = without_capabilities("-c", script, LABKIT_RUN_DIR=str(tmp_path), MPLCONFIGDIR=str(tmp_path / "mpl"))
     assert result.stdout.split() == ["PlannedStepper", "True", "PlannedTraffic", "True"], \
         result.stdout + result.stderr
 

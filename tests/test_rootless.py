@@ -19,15 +19,15 @@ import sysconfig
 
 import pytest
 
-import labkit
 from labkit.kernel import keeper, netns, userns, world
 from labkit.lab import doctor
 from labkit.model import stages
 
 from seedtyping import poll
 
+from harness import REPO
+
 USERS = ("labkit-u1", "labkit-u2")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

@@ -1,0 +1,32 @@
+"""What several test files need alike: where the repository is, and labkit run from a process
+without any capability (root in a container without CAP_NET_ADMIN, a hosted notebook service)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import labkit
+from labkit.pytest_plugin import WITHOUT_CAPABILITIES
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
+
+
+def without_capabilities(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """Run this Python with `args` (e.g. "-c", CODE) as root without any capability, labkit
+    importable, the environment's variables plus `env`; returns the finished process (text)."""
+    return subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": REPO, **env})
+
+
+def kernel_without_capabilities(jupyter_path) -> str:
+    """Write the Jupyter kernel "nocaps" (this Python without any capability) under
+    `jupyter_path`/kernels; returns the directory to give as JUPYTER_PATH."""
+    spec = os.path.join(str(jupyter_path), "kernels", "nocaps")
+    os.makedirs(spec, exist_ok=True)
+    with open(os.path.join(spec, "kernel.json"), "w") as f:
+        json.dump({"argv": [*WITHOUT_CAPABILITIES, sys.executable, "-m", "ipykernel_launcher",
+                            "-f", "{connection_file}"],
+                   "display_name": "no capabilities", "language": "python"}, f)
+    return str(jupyter_path)
