@@ -82,7 +82,7 @@ def links_into(lab, kernel_name: str) -> list[tuple[str, str]]:
         with Netlink(ns) as nl:
             nsid = nl.netnsid_of(kernel_name)
             if nsid is not None:
-                found += [(ns, link["name"]) for link in nl.links() if link["link_netnsid"] == nsid]
+                found += [(ns, link.name) for link in nl.links() if link.link_netnsid == nsid]
     return found
 
 

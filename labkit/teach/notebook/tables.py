@@ -193,7 +193,7 @@ def neighbours(lab, role: str, *, interface: str | None = None, everything: bool
     from ...kernel.netlink import Netlink
     namespace = lab.ns(role)
     with Netlink(namespace) as nl:
-        links = {link["index"]: link["name"] for link in nl.links()}
+        links = {link.index: link.name for link in nl.links()}
         entries = nl.neighbours()
     return neighbours_table(entries, links, namespace, owners(lab), interface=interface,
                             everything=everything)
@@ -229,6 +229,6 @@ def fdb(lab, role: str = "host", *, bridge: str | None = None, everything: bool 
     from ...kernel.netlink import Netlink
     namespace = lab.ns(role)
     with Netlink(namespace) as nl:
-        links = {link["index"]: link["name"] for link in nl.links()}
+        links = {link.index: link.name for link in nl.links()}
         entries = nl.fdb()
     return fdb_table(entries, links, namespace, owners(lab), bridge=bridge, everything=everything)
