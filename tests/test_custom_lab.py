@@ -160,3 +160,14 @@ def test_a_bad_file_makes_nothing(lab, tmp_path):
     assert lab.name not in journal.labs() and not [n for n in netns.names() if n.startswith(lab.name)]
 
 
+
+
+def test_a_role_with_a_dash_is_its_own_column_role_in_a_ladder():
+    """Validation allows "-" in a namespace of one's own: a ladder's column keeps all of it."""
+    from labkit.draw.ladder import role_of
+    from labkit.model import validation
+    assert validation.check_name("my-router", "namespace") == "my-router"
+    assert role_of("my-router:eth0") == "my-router"
+    assert role_of("edge-gw-2:eth1") == "edge-gw-2"
+    assert role_of("netns0:ceth0") == "netns0" and role_of("host:br0") == "host"
+    assert role_of("t1-netns0:ceth0") == "netns0" and role_of("t1-world:wan0") == "world"

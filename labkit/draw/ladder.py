@@ -118,9 +118,15 @@ def paths_of(what, **flow) -> tuple[list, list[str]]:
 
 
 def role_of(point: str) -> str:
-    """Namespace role of a point label ("t1-netns0:ceth0" -> "netns0")."""
+    """Namespace role of a point label: its namespace as written ("netns0:ceth0" -> "netns0";
+    a role of one's own may hold "-": "my-router:eth0" -> "my-router"), less the lab's prefix
+    where the label names the kernel namespace of a seed role ("t1-netns0:ceth0" -> "netns0")."""
     ns = point.split(":", 1)[0]
-    return ns.rsplit("-", 1)[-1]
+    lab, dash, rest = ns.partition("-")
+    if dash and len(lab) <= 6 and set(lab) <= set("abcdefghijklmnopqrstuvwxyz0123456789") and (
+            rest in ("host", "world") or plan.container_index(rest) is not None):
+        return rest
+    return ns
 
 
 def _rank(point: str) -> tuple:
