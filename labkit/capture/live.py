@@ -4,7 +4,7 @@
         lab.ping("netns0", "172.18.0.20")
         cap.wait(until=lambda pkts: len(pkts.filter(proto="icmp")) >= 6)
     cap.packets                  # merged in time order; a table in a terminal and in Jupyter
-    cap.packets.paths(proto="icmp")   # each packet followed across the points (packetpath)
+    cap.packets.paths(proto="icmp")   # each packet followed across the points (capture.paths)
     cap.packets.write("ping.pcapng")
 
 A capture point is "ROLE:IFACE" relative to a lab ("netns0:ceth0" is ceth0 in namespace

@@ -155,11 +155,6 @@ def _pids_in(inodes: set[int]) -> dict[int, list[int]]:
     return found
 
 
-def kill_processes(name: str, timeout: float = 5.0) -> int:
-    """SIGKILL every process in namespace `name` and wait for them to go; returns how many."""
-    return _kill([p for p in pids(name) if p != os.getpid()], timeout)
-
-
 def _kill(victims: list[int], timeout: float) -> int:
     for pid in victims:
         with contextlib.suppress(ProcessLookupError):

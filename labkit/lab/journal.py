@@ -197,14 +197,6 @@ def labs() -> list[str]:
     return found
 
 
-def clean_all() -> dict[str, list[str]]:
-    """Undo every journaled lab (after a crash too); returns lab -> what was removed.
-    Takes no lock and ignores owners: `labkit.lab.clean` is the command's, which does."""
-    removed = {lab: Journal(lab).undo() for lab in labs()}
-    sweep()
-    return removed
-
-
 def sweep() -> None:
     """Remove journal files half-written by a killed process, and the directory if empty."""
     with contextlib.suppress(FileNotFoundError):
