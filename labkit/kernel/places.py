@@ -9,6 +9,7 @@ os.environ). Pinning is process-wide, for the call's duration.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 
@@ -45,3 +46,22 @@ def pinned(places: Places):
         yield places
     finally:
         _pinned.pop()
+
+
+def kept(cls):
+    """Class decorator: every public method and property of `cls` runs with its instance's
+    `places` pinned, so an object's files stay where it began them."""
+    def pinning(function):
+        @functools.wraps(function)
+        def call(self, *args, **kwargs):
+            with pinned(self.places):
+                return function(self, *args, **kwargs)
+        return call
+    for attribute, value in list(vars(cls).items()):
+        if attribute.startswith("_") and attribute not in ("__enter__", "__exit__"):
+            continue
+        if isinstance(value, property):
+            setattr(cls, attribute, property(pinning(value.fget), doc=value.__doc__))
+        elif callable(value) and not isinstance(value, (staticmethod, classmethod)):
+            setattr(cls, attribute, pinning(value))
+    return cls

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import os
 import subprocess
 
@@ -30,30 +29,11 @@ from ..model.plan import BRIDGE_NET, HOST_ADDRESS
 from ..model.topology import Topology
 
 
-def _in_own_places(cls):
-    """Run every public method and property of `cls` in the places its instance was made with
-    (labkit.kernel.places): a lab's files stay where it began them."""
-    def pinning(function):
-        @functools.wraps(function)
-        def call(self, *args, **kwargs):
-            with places.pinned(self.places):
-                return function(self, *args, **kwargs)
-        return call
-    for attribute, value in list(vars(cls).items()):
-        if attribute.startswith("_") and attribute not in ("__enter__", "__exit__"):
-            continue
-        if isinstance(value, property):
-            setattr(cls, attribute, property(pinning(value.fget), doc=value.__doc__))
-        elif callable(value) and not isinstance(value, (staticmethod, classmethod)):
-            setattr(cls, attribute, pinning(value))
-    return cls
-
-
-@_in_own_places
+@places.kept
 class Lab:
     """A named lab; nothing is created until `up` (a context manager: leaving it runs `down`).
     It keeps the run, namespace and /etc/netns directories the environment named when it was
-    made (`places`), whatever the environment says later."""""
+    made (`places`), whatever the environment says later."""
 
     def __init__(self, name: str = "", *, own: bool | None = None, take: bool = False):
         """`own`: this process owns the lab it brings up while it lives, and another's `up`
@@ -382,42 +362,3 @@ class Lab:
 def _stage_like(text: str) -> bool:
     """True if `text` reads as a stage's name rather than a file's path."""
     return not text.endswith(".toml") and os.sep not in text and not os.path.exists(text)
-
-
-CLEAN_WAIT = 60.0
-"""Seconds `clean` waits for a writer busy with one lab before it goes on to the next."""
-
-
-def clean() -> dict[str, list[str]]:
-    """Remove every journaled lab's leftovers (after a crash too); returns lab -> what was removed.
-
-    Takes each lab's lock in turn (waiting at most CLEAN_WAIT s) and leaves alone a lab that
-    a live process owns (a notebook kernel). What it could not remove or left, and why, is
-    named in one KernelError raised after everything else is done."""
-    from . import lock, owner, service
-    labs = sorted(set(journal_mod.labs()) | set(lock.locked_labs()))
-    if labs:
-        privilege.require()
-    removed, problems = {}, []
-    for lab in labs:
-        try:
-            with lock.held(lab, wait=CLEAN_WAIT):
-                journal = journal_mod.Journal(lab)
-                holder = owner.of(journal) if journal.exists() else None
-                if holder is not None and not owner.is_mine(holder):
-                    problems.append(f"lab {lab or '(default)'!r} left as it is: it belongs to "
-                                    f"{holder.describe()}, which still runs (stop it, or "
-                                    f"`labkit down{' --lab ' + lab if lab else ''} --take`)")
-                elif journal.exists():
-                    service.stop_recorded(journal)
-                    removed[lab] = journal.undo()
-                    if journal.left:
-                        problems.append(journal.left_text())
-        except LabkitError as e:
-            problems.append(str(e))
-    journal_mod.sweep()
-    service.tidy_etc_dir()
-    if problems:
-        done = ", ".join(lab or "(default)" for lab in removed)
-        raise KernelError("; ".join(problems) + (f" (cleaned the rest: {done})" if done else ""))
-    return removed

@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "labkit"
+from harness import REPO
+
+PACKAGE = pathlib.Path(REPO) / "labkit"
 
 
 def test_every_private_function_is_used():

@@ -6,7 +6,9 @@ import pathlib
 import subprocess
 import sys
 
-PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "labkit"
+from harness import REPO
+
+PACKAGE = pathlib.Path(REPO) / "labkit"
 # lowest first; a module may import its own subpackage and any layer below
 LAYERS = {"errors": 0, "model": 1, "kernel": 2, "nat": 3, "capture": 3, "lab": 4, "draw": 5,
           "teach": 6, "cli": 7, "pytest_plugin": 7}

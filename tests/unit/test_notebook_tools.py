@@ -9,9 +9,9 @@ import pytest
 
 from labkit.teach.printed import stored
 
-from harness import without_capabilities
+from harness import REPO, without_capabilities
 
-NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
+NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
