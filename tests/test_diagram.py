@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from labkit.draw import diagram
+from labkit.draw import diagram, figure
 from labkit.model import stages
 from labkit.draw.diagram import ADDED, CHANGED, REMOVED, SAME, Rect
 from labkit.errors import BadValue, LabkitError
@@ -184,11 +184,12 @@ def test_namespace_removed_and_nothing_changed():
 
 def test_follow_marks_changes_since_the_previous_drawing_of_the_same_lab():
     first = diagram.follow(stages.build("veth", "fol1"))
-    assert first.previous is None
+    assert not first.model.compared
     second = diagram.follow(stages.build("two-veths", "fol1"))
-    assert second.previous == stages.build("veth", "fol1") and second.layout.changed
+    assert second.model == diagram.layout(stages.build("two-veths", "fol1"),
+                                          stages.build("veth", "fol1")) and second.model.changed
     other = diagram.follow(stages.build("veth", "fol2"))
-    assert other.previous is None
+    assert not other.model.compared
 
 
 @pytest.mark.parametrize("n", [21, 200])
@@ -277,13 +278,25 @@ def test_draw_writes_by_extension(tmp_path):
         f"wrote {tmp_path / 'b.svg'} (4 namespaces, 11 interfaces)"
 
 
+def test_a_figure_shows_a_png_and_its_text_in_jupyter_svg_when_printed(monkeypatch):
+    """Every figure of the course is one type: in Jupyter its PNG (what notebooks store) and
+    its text as text/plain (what nbval compares); switched for printing, SVG instead."""
+    from IPython.core.formatters import DisplayFormatter
+    view = diagram.figure(stages.build("bridge"))
+    assert isinstance(view, figure.Figure) and view.model == diagram.layout(stages.build("bridge"))
+    shown, _ = DisplayFormatter().format(view)
+    assert set(shown) == {"image/png", "text/plain"} and shown["text/plain"] == str(view)
+    monkeypatch.setattr(figure.Figure, "shows", "svg")         # as vector.install() does
+    shown, _ = DisplayFormatter().format(view)
+    assert set(shown) == {"image/svg+xml", "text/plain"} and "<svg" in shown["image/svg+xml"]
+    assert view.render("png").startswith(PNG) and view.render("svg").lstrip().startswith("<?xml")
+    with pytest.raises(BadValue, match="'png', 'svg' or 'text'"):
+        view.render("jpg")
+
+
 def test_view_displays_in_jupyter_and_terminal():
     view = diagram.TopologyView(stages.build("bridge"))
-    assert view._repr_png_().startswith(PNG)
-    assert view._repr_svg_().lstrip().startswith("<?xml")
-    page = view._repr_html_()
-    assert page.startswith('<div class="labkit-topology"><svg') and "<pre>" in page
-    text = str(view)
+    text = view.render("text")
     assert text.splitlines()[0] == "stage bridge  -  default lab  -  2 containers"
     assert "  veth0    02:00:" in text and "port of br0  <-> netns0/ceth0" in text
     assert "  br0  bridge 172.18.0.1/16" in text and repr(view) == text

@@ -120,7 +120,7 @@ def test_published_port_rewrite_shows_address_and_port():
     lad = ladder.layout(published_syn())
     assert [c.point for c in lad.columns] == OUTWARD             # still outward, though inbound
     assert [d.nat for d in lad.dots if d.nat] == ["PREROUTING: dst 10.0.2.15:5000 -> 172.18.0.10:5000"]
-    text = str(ladder.LadderView(published_syn()))
+    text = str(ladder.ladder(published_syn()))
     assert "at host:br0" in text and "NAT: PREROUTING: dst 10.0.2.15:5000 -> 172.18.0.10:5000" in text
 
 
@@ -134,7 +134,7 @@ def test_points_where_nothing_arrived_stay_as_columns():
                                               "host:veth1"]
     assert {c.point: c.seen for c in lad.columns} == {"netns0:ceth0": 1, "netns1:ceth1": 0,
                                                       "host:veth0": 1, "host:veth1": 0}
-    text = str(ladder.LadderView(pkts))
+    text = str(ladder.ladder(pkts))
     assert text.endswith("nothing seen at netns1:ceth1, host:veth1")
 
 
@@ -177,9 +177,9 @@ def test_renders_png_and_svg_with_points_and_rewrites_as_text(tmp_path):
     assert view.save(tmp_path / "l.svg").read_text().count("<svg") == 1
     with pytest.raises(BadValue, match=r"\.png or \.svg"):
         view.save(tmp_path / "l.txt")
-    assert view._repr_png_().startswith(b"\x89PNG")
-    assert view._repr_html_().startswith('<div class="labkit-ladder"><svg')
-    assert view._repr_svg_() == svg and repr(view) == str(view)
+    assert view.render("png").startswith(b"\x89PNG")
+    assert view.render("svg") == svg and repr(view) == str(view) == ladder.text(view.model)
+    assert str(ladder.figure(view.model, listing="what a trace says")) == "what a trace says"
 
 
 M0, M1, BRIDGE_MAC = "02:42:ac:12:00:0a", "02:42:ac:12:00:14", "02:42:ac:12:00:01"

@@ -392,7 +392,7 @@ def test_show_displays_the_capture_once_as_a_ladder_whose_text_is_the_listing(ca
     out = capsys.readouterr().out
     assert out == str(trace) + "\n"                     # one copy: the ladder's text form
     lad = trace.ladder()
-    assert lad.data.startswith(b"\x89PNG") and lad._repr_png_() == lad.data and repr(lad) == str(trace)
+    assert lad.render("png").startswith(b"\x89PNG") and repr(lad) == str(trace)
     trace.show(text=True)                               # asked: the listing above it as well
     assert capsys.readouterr().out == (str(trace) + "\n") * 2
     from IPython.core.formatters import DisplayFormatter

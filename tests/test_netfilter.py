@@ -181,7 +181,7 @@ def test_each_rule_is_drawn_at_its_hook_with_its_counter():
     assert lay.hook("INPUT").note.startswith("no rules")
     counts = [c.count for c in lay.hook("FORWARD").cards]
     assert counts.count("no counter") == 2 and counts.count("0 packets") == 2
-    text = str(netfilter.NetfilterView(reading(nft_rules())))
+    text = str(netfilter.figure(reading(nft_rules())))
     assert " *1 packet         nft ip labkit prerouting (labkit): ip daddr 10.0.2.15 tcp dport 5000" in text
     assert "sudo ip netns exec t1-host nft list table ip labkit" in text
     assert "sudo ip netns exec t1-host nft list table inet mine" in text
@@ -193,7 +193,7 @@ def test_against_an_earlier_reading_only_what_grew_is_marked():
     grown = [c if c.chain != "postrouting" else
              Counted(**{**c.__dict__, "packets": c.packets + 3}) for c in nft_rules()]
     new = Counted("iptables", "nat", "PREROUTING", "prerouting", -100, "-j LOG", 2, 120)
-    lay = netfilter.layout(reading(grown + [new]), since=netfilter.NetfilterView(before))
+    lay = netfilter.layout(reading(grown + [new]), since=netfilter.figure(before).model)
     marks = {(c.head[0], c.count, c.hit) for h in lay.hooks for c in h.cards}
     assert ("nft ip labkit postrouting (labkit)", "3 packets (+3)", True) in marks
     assert ("nft ip labkit prerouting (labkit)", "1 packet", False) in marks   # counted before
@@ -204,7 +204,7 @@ def test_against_an_earlier_reading_only_what_grew_is_marked():
 def test_ip_forward_off_is_said_at_forward():
     lay = netfilter.layout(reading([], forwarding="0"))
     assert lay.hook("FORWARD").note == "ip_forward=0: nothing is forwarded"
-    assert "else FORWARD (ip_forward=0)" in str(netfilter.NetfilterView(reading([], "0")))
+    assert "else FORWARD (ip_forward=0)" in str(netfilter.figure(reading([], "0")))
     assert "  sudo ip netns exec t1-host nft list ruleset" in lay.foot   # nothing yet: where to look
 
 
@@ -225,22 +225,22 @@ def test_everything_fits_its_box_and_reads_at_a4_width():
 
 
 def test_svg_keeps_its_text_as_text_and_repeats_exactly():
-    view = netfilter.NetfilterView(reading(nft_rules()))
-    svg = view.svg()
+    view = netfilter.figure(reading(nft_rules()))
+    svg = view.render("svg")
     texts = {html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
     assert {"PREROUTING", "POSTROUTING", "1 packet", "counter dnat to 172.18.0.10:5000"} <= texts
     sizes = {float(s) for s in re.findall(r"font(?:-size)?:\s*(?:bold\s+)?([\d.]+)px", svg)}
     assert sizes and min(sizes) * figure.A4_WIDTH / (float(re.search(r'width="([\d.]+)pt"', svg)
                                                           .group(1)) / 72) >= figure.A4_MIN_FONT
-    assert svg == netfilter.NetfilterView(reading(nft_rules())).svg()
-    assert view.png().startswith(b"\x89PNG")
-    assert 'width="100%"' in view._repr_html_() and repr(view) == str(view)
+    assert svg == netfilter.figure(reading(nft_rules())).render("svg")
+    assert view.render("png").startswith(b"\x89PNG")
+    assert view.render("text") == str(view) == repr(view) == netfilter.text(view.model)
 
 
 # ---- the kernel -----------------------------------------------------------------------------------
 
 def prerouting_dnat(view):
-    return [c for c in view.reading.rules if c.hook == "prerouting" and c.action == "DNAT"
+    return [c for c in view.model.reading.rules if c.hook == "prerouting" and c.action == "DNAT"
             and c.labkit]
 
 
@@ -255,11 +255,11 @@ def test_a_curl_to_the_published_port_is_counted_at_prerouting(lab, backend):
     after = netfilter.netfilter(lab, since=before)
     (grown,) = prerouting_dnat(after)
     assert grown.packets == rule.packets + 1          # a nat rule sees a connection's first packet
-    (card,) = [c for c in after.layout.hook("PREROUTING").cards if c.head[0].startswith(rule.tool)]
+    (card,) = [c for c in after.model.hook("PREROUTING").cards if c.head[0].startswith(rule.tool)]
     assert card.hit and card.count.endswith("(+1)")
-    assert not any(c.hit for h in after.layout.hooks if h.name != "PREROUTING" for c in h.cards)
+    assert not any(c.hit for h in after.model.hooks if h.name != "PREROUTING" for c in h.cards)
     assert f"(+1)" in str(after) and rule.listing_command(lab.ns("host")) in "\n".join(
-        c[len("sudo "):] for c in after.reading.commands())
+        c[len("sudo "):] for c in after.model.reading.commands())
 
 
 @pytest.mark.kernel
@@ -284,9 +284,9 @@ def test_rules_typed_by_hand_are_read_with_their_counters(lab):
     for port in hand:
         assert lab.exec("world", CURL + [f"http://10.0.2.15:{port}/"]).returncode == 0, port
     after = netfilter.netfilter(lab, since=before)
-    grew = netfilter.growth(after.reading, before)
+    grew = netfilter.growth(after.model.reading, before.model)
     for port, (tool,) in hand.items():
-        (rule,) = [c for c in after.reading.rules if f"dport {port}" in c.text or f"--dport {port}" in c.text]
+        (rule,) = [c for c in after.model.reading.rules if f"dport {port}" in c.text or f"--dport {port}" in c.text]
         assert (rule.tool, rule.hook, rule.labkit) == (tool, "prerouting", False), rule
         assert grew[netfilter._key(rule)] == 1, rule
         assert rule.listing_command(lab.ns("host")).split()[4] == tool

@@ -3,14 +3,15 @@
 Two steps, so the picture is testable without pixels:
 
     layout(topology, previous=None) -> Layout     plain data: boxes, interface chips, lines, marks
-    render(layout_or_topology, fmt="png"|"svg")   matplotlib (imported lazily, Agg): bytes | str
+    figure(layout_or_topology) -> Figure          .render("png"|"svg"|"text"): matplotlib
+                                                  (imported lazily, Agg) bytes | str, or text
 
-`draw(topology, path)` writes a .png or .svg file; `TopologyView` shows itself in Jupyter (SVG,
-PNG, HTML) and as a text tree in a terminal; `follow(topology)` marks what changed since the
-previous drawing of the same lab. This module puts the layout together and shows it:
-labkit.draw.marks decides what is shown and how it is marked, labkit.draw.placement where it
-goes; the shapes (Rect, Box, Chip, Line, Edge, Layout), the drawing (matplotlib) and the
-Display base are in labkit.draw.figure.
+`figure(topology, previous=None)` is the diagram as a labkit.draw.figure.Figure (PNG in a
+notebook, SVG in a handout, the text tree in a terminal and as its text); `draw(topology,
+path)` writes a .png or .svg file; `follow(topology)` marks what changed since the previous
+drawing of the same lab. This module puts the layout together: labkit.draw.marks decides what
+is shown and how it is marked, labkit.draw.placement where it goes; the shapes (Rect, Box,
+Chip, Line, Edge, Layout), the drawing (matplotlib) and Figure are in labkit.draw.figure.
 
 Columns follow a packet that leaves a container: containers | host (veth ports, bridges and
 lo, uplink and NAT) | world. Each namespace is a Box; each interface a Chip inside it (name,
@@ -21,16 +22,16 @@ containers becomes one "... N more" box.
 """
 from __future__ import annotations
 
-from .figure import (ADDED, CHANGED, CHAR, DPI, LINE, MARGIN, REMOVED, SAME, TITLE_CHAR, TOP,
-                     Display, Edge, Layout, Line, Rect, figure_bytes, layout_figure)
+from .figure import (ADDED, CHANGED, CHAR, LINE, MARGIN, REMOVED, SAME, TITLE_CHAR, TOP, Edge,
+                     Figure, Layout, Line, Rect, layout_figure)
 from .figure import layout_text as text
 from .marks import merge, views
 from .placement import Geometry, anchors, runs
 from ..model import stages
 from ..model.topology import Topology
 
-__all__ = ["ADDED", "CHANGED", "REMOVED", "SAME", "Layout", "Line", "Rect", "TopologyView",
-           "cli_draw", "draw", "follow", "layout", "render"]
+__all__ = ["ADDED", "CHANGED", "REMOVED", "SAME", "Figure", "Layout", "Line", "Rect",
+           "TopologyView", "cli_draw", "draw", "figure", "follow", "layout", "render"]
 
 
 def layout(topology: Topology, previous: Topology | None = None, macs: bool | None = None) -> Layout:
@@ -116,15 +117,24 @@ def _edges(topology, previous, boxes, chips) -> tuple[Edge, ...]:
     return tuple(edges)
 
 
-def render(what: Layout | Topology, fmt: str = "png", dpi: int = DPI) -> bytes | str:
-    """PNG bytes or SVG text of a Layout (or of a Topology, laid out without marks)."""
-    lay = what if isinstance(what, Layout) else layout(what)
-    return figure_bytes(lambda: layout_figure(lay), fmt, dpi)
+def figure(what: Topology | Layout, previous: Topology | None = None) -> Figure:
+    """The diagram as a Figure (PNG or SVG, and the text tree) of a Layout, or of a Topology
+    laid out with what changed since `previous` marked."""
+    lay = what if isinstance(what, Layout) else layout(what, previous)
+    return Figure(lay, layout_figure, text(lay))
+
+
+def render(what: Layout | Topology, fmt: str = "png") -> bytes | str:
+    """`figure(what).render(fmt)`: PNG bytes or SVG text of a Layout or a Topology."""
+    return figure(what).render(fmt)
+
+
+TopologyView = figure                           # its name in widgets and the command line
 
 
 def draw(topology: Topology, path, previous: Topology | None = None):
     """Write the diagram of `topology` to `path`, PNG or SVG by its extension; return the path."""
-    return TopologyView(topology, previous).save(path)
+    return figure(topology, previous).save(path)
 
 
 def cli_draw(topology: Topology, path) -> str:
@@ -134,34 +144,11 @@ def cli_draw(topology: Topology, path) -> str:
     return f"wrote {path} ({len(topology.namespaces)} namespaces, {n} interfaces)"
 
 
-
-
-class TopologyView(Display):
-    """A topology that shows itself (see Display); with `previous`, changes since then marked."""
-    css = "labkit-topology"
-
-    def __init__(self, topology: Topology, previous: Topology | None = None):
-        self.topology, self.previous = topology, previous
-        self._layout = None
-
-    @property
-    def layout(self) -> Layout:
-        if self._layout is None:
-            self._layout = layout(self.topology, self.previous)
-        return self._layout
-
-    def _render(self, fmt: str) -> bytes | str:
-        return render(self.layout, fmt)
-
-    def __str__(self) -> str:
-        return text(self.layout)
-
-
 _drawn: dict[str, Topology] = {}
 
 
-def follow(topology: Topology) -> TopologyView:
-    """A view of `topology` marked against the previous follow() of the same lab (if any)."""
-    view = TopologyView(topology, _drawn.get(topology.lab))
+def follow(topology: Topology) -> Figure:
+    """The diagram of `topology` marked against the previous follow() of the same lab (if any)."""
+    view = figure(topology, _drawn.get(topology.lab))
     _drawn[topology.lab] = topology
     return view

@@ -1,12 +1,14 @@
 """Figures: the shapes a diagram is made of, drawn with matplotlib or as text.
 
-Shared by the topology diagram (labkit.draw.diagram) and the packet ladder (labkit.draw.ladder):
+Shared by the topology diagram (labkit.draw.diagram), the packet ladder (labkit.draw.ladder) and
+the netfilter path (labkit.draw.netfilter):
 
     FONT, CHAR, LINE, ...       text metrics: monospace, so a text is len(text) * CHAR wide
     Rect, Line, Chip, Box, ...  a topology diagram as plain data (what diagram.layout makes)
     canvas(width, height, title) -> (Figure, Axes)   in inches, the title at the top left
     figure_bytes(make, fmt)     PNG bytes or SVG text; the same figure gives the same bytes
-    Display                     base of views: PNG, SVG, HTML in Jupyter; text in a terminal
+    Figure                      every figure of the course: render("png"|"svg"|"text"), PNG
+                                (or SVG, for printing) and its text in Jupyter, text in a terminal
     layout_figure(layout), layout_text(layout)       a topology diagram drawn, or as text
 
 Geometry is in inches, origin top left, y growing downward. matplotlib is imported only inside
@@ -282,26 +284,38 @@ def fitted_svg(svg: str) -> str:
     return fitted + svg[head.end():]
 
 
-class Display:
-    """Base of things that draw themselves: PNG, SVG or HTML in Jupyter, text in a terminal.
+class Figure:
+    """A drawing of the course (topology diagram, packet ladder, netfilter path): one type
+    that notebooks, handouts, the site and a terminal all show.
 
-    Subclasses give `_render(fmt)` and `__str__`; each format is rendered once."""
-    css = "labkit-figure"
+        Figure(model, draw, text)    model: plain data (a diagram or netfilter Layout, a
+                                     ladder.Ladder); draw(model): a matplotlib Figure (see
+                                     canvas); text: the figure as text
+        fig.render("png"|"svg"|"text")   PNG bytes, SVG text or the text; each made once,
+                                     the same bytes for the same model (figure_bytes)
+        fig.save(path)               a .png or .svg file, by its extension
+        str(fig)                     the text: what a terminal prints
 
-    def _render(self, fmt: str) -> bytes | str:
-        raise NotImplementedError
+    In Jupyter a figure shows as `Figure.shows` ("png": what notebooks store; "svg": what
+    labkit.teach.printed.vector switches every figure to for printing) with its text as
+    text/plain: nbval compares that text (it never compares PNG), so a stored figure is
+    tested by what it says, not by its pixels."""
+    shows = "png"
 
-    def _get(self, fmt: str):
-        cache = self.__dict__.setdefault("_out", {})
-        if fmt not in cache:
-            cache[fmt] = self._render(fmt)
-        return cache[fmt]
+    def __init__(self, model, draw, text: str):
+        self.model, self._draw, self.text = model, draw, text
+        self._out: dict[str, bytes | str] = {}
 
-    def png(self) -> bytes:
-        return self._get("png")
-
-    def svg(self) -> str:
-        return self._get("svg")
+    def render(self, fmt: str = "png") -> bytes | str:
+        """PNG bytes, SVG text, or the figure's text (fmt "png", "svg", "text")."""
+        if fmt == "text":
+            return self.text
+        if fmt not in ("png", "svg"):
+            raise BadValue(f"cannot render format {fmt!r}: use 'png', 'svg' or 'text'")
+        if fmt not in self._out:
+            with quiet_matplotlib():
+                self._out[fmt] = figure_bytes(lambda: self._draw(self.model), fmt)
+        return self._out[fmt]
 
     def save(self, path):
         """Write a .png or .svg file (by its extension); return its path."""
@@ -310,26 +324,46 @@ class Display:
         fmt = path.suffix.lower().lstrip(".")
         if fmt not in ("png", "svg"):
             raise BadValue(f"cannot draw to {str(path)!r}: name the file .png or .svg")
+        out = self.render(fmt)
         try:
-            path.write_bytes(self.png()) if fmt == "png" else path.write_text(self.svg())
+            path.write_bytes(out) if fmt == "png" else path.write_text(out)
         except OSError as e:
             raise BadValue(f"cannot write {str(path)!r}: {e.strerror}; choose a writable "
                            f"path") from None
         return path
 
-    def _repr_png_(self) -> bytes:
-        return self.png()
+    def svg(self) -> str:
+        """`render("svg")` (the name labkit.teach.notebook.widgets still calls)."""
+        return self.render("svg")
 
-    def _repr_svg_(self) -> str:
-        return self.svg()
+    def _repr_png_(self) -> bytes | None:
+        return self.render("png") if Figure.shows == "png" else None
 
-    def _repr_html_(self) -> str:
-        import html
-        return (f'<div class="{self.css}">{fitted_svg(self.svg())}<details><summary>as text'
-                f"</summary><pre>{html.escape(str(self))}</pre></details></div>")
+    def _repr_svg_(self) -> str | None:
+        return self.render("svg") if Figure.shows == "svg" else None
 
-    def __repr__(self) -> str:
-        return str(self)
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
+def quiet_matplotlib():
+    """A context in which matplotlib's one-off log lines (building its font cache) stay out of
+    a cell's outputs."""
+    import contextlib
+    import logging
+
+    @contextlib.contextmanager
+    def quiet():
+        logger = logging.getLogger("matplotlib")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+    return quiet()
 
 
 # ---- text ------------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
 """Packet diagrams: captured packets as a ladder (sequence chart) across capture points.
 
     layout(what, points=None, limit=LIMIT) -> Ladder    plain data: columns, rows, arrows, dots
-    render(ladder_or_what, fmt="png"|"svg") -> bytes | str   matplotlib, imported lazily (Agg)
-    LadderView(what)                        shows itself in Jupyter; a text listing in a terminal
+    figure(ladder_or_what, listing=None) -> Figure   labkit.draw.figure.Figure: .render("png"|
+                                            "svg"|"text"), matplotlib imported lazily (Agg)
+    ladder(what, points=None, ...) -> Figure    both at once: what a notebook shows
+
+A Ladder is the one model of a ladder and a Figure its one display: a trace's ladder
+(labkit.teach.notebook.trace) is `figure(layout, listing=<the trace's listing>)`.
 
 `what` is a capture's merged packets (`Packets`, or a `Capture`), one labkit.capture.packets
 `Path` or a list of them. One column per capture point, ordered the way the longest path crossed
@@ -25,8 +29,8 @@ from dataclasses import dataclass
 
 from ..model import plan
 from ..errors import BadValue
-from .figure import (A4_MIN_FONT, CHAR, DPI, EDGE, FILL, FONT, INK, LINE, MARGIN, PAD, SAME,
-                     TITLE_CHAR, TOP, WARN, Display, canvas, figure_bytes)
+from .figure import (A4_MIN_FONT, CHAR, EDGE, FILL, FONT, INK, LINE, MARGIN, PAD, SAME,
+                     TITLE_CHAR, TOP, WARN, Figure, canvas)
 
 LIMIT = 30                         # packets drawn; the rest are counted
 ROW, HEAD_ROW, GROUP_GAP = 0.22, 0.27, 0.08   # inches: a page holds a ladder of 4 packets over 5 points
@@ -350,12 +354,6 @@ def _figure(lad: Ladder):
     return fig
 
 
-def render(what, fmt: str = "png", dpi: int = DPI) -> bytes | str:
-    """PNG bytes or SVG text of a Ladder (or of what `layout` accepts)."""
-    lad = what if isinstance(what, Ladder) else layout(what)
-    return figure_bytes(lambda: _figure(lad), fmt, dpi)
-
-
 def text(lad: Ladder) -> str:
     """The ladder as text: each packet, then its hops with point, direction and rewrites."""
     out = [lad.title]
@@ -377,21 +375,21 @@ def text(lad: Ladder) -> str:
     return "\n".join(out)
 
 
-class LadderView(Display):
-    """Packets that show themselves as a ladder (see figure.Display): SVG, PNG, HTML, text."""
-    css = "labkit-ladder"
-
-    def __init__(self, what, points=None, limit: int = LIMIT, macs: bool | None = None, **flow):
-        self.ladder = layout(what, points, limit, macs=macs, **flow)
-
-    def _render(self, fmt: str) -> bytes | str:
-        return render(self.ladder, fmt)
-
-    def __str__(self) -> str:
-        return text(self.ladder)
+def figure(what, listing: str | None = None) -> Figure:
+    """A Ladder (or what `layout` accepts, laid out as it does by default) as a Figure;
+    `listing` is its text form (default: `text(ladder)`; a trace gives its own)."""
+    lad = what if isinstance(what, Ladder) else layout(what)
+    return Figure(lad, _figure, text(lad) if listing is None else listing)
 
 
-def ladder(what, points=None, limit: int = LIMIT, macs: bool | None = None, **flow) -> LadderView:
-    """The ladder diagram of captured packets (see the module docstring); `macs` True shows
-    each hop's MAC addresses, False never, None where the ladder has ARP or a bridge."""
-    return LadderView(what, points, limit, macs, **flow)
+def render(what, fmt: str = "png") -> bytes | str:
+    """`figure(what).render(fmt)`: PNG bytes or SVG text of a Ladder (or of what `layout`
+    accepts)."""
+    return figure(what).render(fmt)
+
+
+def ladder(what, points=None, limit: int = LIMIT, macs: bool | None = None, **flow) -> Figure:
+    """The ladder diagram of captured packets as a Figure (see the module docstring); `macs`
+    True shows each hop's MAC addresses, False never, None where the ladder has ARP or a
+    bridge."""
+    return figure(layout(what, points, limit, macs=macs, **flow))

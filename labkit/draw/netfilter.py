@@ -4,8 +4,9 @@
                                             iptables of either flavour; labkit's or typed by
                                             hand), the ways in and out, ip_forward; needs root
     layout(reading, since=None) -> Layout   plain data: hook boxes, rule cards, steps, arrows
-    render(layout, fmt="png"|"svg")         matplotlib (Agg): PNG bytes or SVG text
-    netfilter(lab, since=None) -> NetfilterView   Jupyter: SVG, PNG, HTML; terminal: text
+    figure(reading, since=None) -> Figure   labkit.draw.figure.Figure: .render("png"|"svg"|
+                                            "text"), matplotlib (Agg)
+    netfilter(lab, since=None) -> Figure    read, then draw: what a notebook shows
 
 The IPv4 path: a packet from a wire meets PREROUTING, then the routing decision: for this
 host, INPUT and a local process; else FORWARD. A local process's packet is routed first (way
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from ..nat.rules import HOOKS, Counted
 from .figure import (A4_WIDTH, BOX_PAD, CHAR, EDGE, FILL, FONT, LINE, MARGIN, PAD, TITLE_FONT,
-                     TITLE_LINE, TOP, WARN, Display, Rect, canvas, figure_bytes)
+                     TITLE_LINE, TOP, WARN, Figure, Rect, canvas)
 
 WIDTH = A4_WIDTH * FONT / 6.6       # 7.6 in: 8 pt text is 6.6 pt on an A4 page
 GAP, ARROW = 0.4, 0.26              # between the lanes; length of an arrow between steps
@@ -284,9 +285,8 @@ def _figure(lay: Layout):
 
 
 def render(what, fmt: str = "png") -> bytes | str:
-    """PNG bytes or SVG text of a Layout (or of a Reading: laid out first)."""
-    lay = what if isinstance(what, Layout) else layout(what)
-    return figure_bytes(lambda: _figure(lay), fmt)
+    """`figure(what).render(fmt)`: PNG bytes or SVG text of a Layout (or of a Reading)."""
+    return figure(what).render(fmt)
 
 
 def text(lay: Layout) -> str:
@@ -319,22 +319,16 @@ def text(lay: Layout) -> str:
     return "\n".join(out)
 
 
-class NetfilterView(Display):
-    """A namespace's netfilter path with counters (see figure.Display): SVG, PNG, HTML, text."""
-    css = "labkit-netfilter"
-
-    def __init__(self, reading: Reading, since=None):
-        self.reading = reading
-        self.layout = layout(reading, since)
-
-    def _render(self, fmt: str) -> bytes | str:
-        return render(self.layout, fmt)
-
-    def __str__(self) -> str:
-        return text(self.layout)
+def figure(what: Reading | Layout, since=None) -> Figure:
+    """A Reading (laid out, what grew since `since` marked: an earlier Reading or figure) or
+    a Layout as a Figure: PNG or SVG, and the text of each hook's rules and counters."""
+    if isinstance(since, Figure):
+        since = since.model                         # its Layout, which holds its reading
+    lay = what if isinstance(what, Layout) else layout(what, since)
+    return Figure(lay, _figure, text(lay))
 
 
-def netfilter(lab, role: str = "host", since=None) -> NetfilterView:
+def netfilter(lab, role: str = "host", since=None) -> Figure:
     """Read namespace `role`'s rules and counters now and draw them, marked against `since`
-    (the view drawn before some traffic: what grew is what that traffic hit). Needs root."""
-    return NetfilterView(read(lab, role), since)
+    (the figure drawn before some traffic: what grew is what that traffic hit). Needs root."""
+    return figure(read(lab, role), since)

@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .picture import quiet_matplotlib
-
 _TCP_NAMES = {"S": "SYN", "SA": "SYN-ACK", "A": "ACK", "PA": "PSH-ACK", "FA": "FIN-ACK",
               "FPA": "FIN-PSH-ACK", "R": "RST", "RA": "RST-ACK"}
 
@@ -102,27 +100,13 @@ class Trace:
             display(self)
         display(self.ladder())
 
-    def ladder(self) -> "Ladder":
-        """The paths as a ladder diagram (labkit.draw.ladder): a PNG in a notebook, this
-        trace's listing as text."""
+    def ladder(self):
+        """The paths as a ladder diagram: a labkit.draw.figure.Figure whose text is this
+        trace's listing (a PNG in a notebook, the listing as its text/plain)."""
         from ...draw import ladder
         title = f"{self.action}: {self.outcome.lower()}"
-        with quiet_matplotlib():
-            lay = ladder.layout(list(self.paths), points=list(self.points), title=title)
-            return Ladder(ladder.render(lay, "png"), str(self))
-
-
-@dataclass(frozen=True)
-class Ladder:
-    """A trace's ladder: shown as its PNG in a notebook, as the trace's listing as text."""
-    data: bytes
-    text: str
-
-    def _repr_png_(self) -> bytes:
-        return self.data
-
-    def __repr__(self) -> str:
-        return self.text
+        lay = ladder.layout(list(self.paths), points=list(self.points), title=title)
+        return ladder.figure(lay, listing=str(self))
 
 
 def _signature(path) -> tuple:
