@@ -31,3 +31,15 @@ def kernel_without_capabilities(jupyter_path) -> str:
                             "-f", "{connection_file}"],
                    "display_name": "no capabilities", "language": "python"}, f)
     return str(jupyter_path)
+
+
+def path_without(tmp_path, monkeypatch, *tools: str) -> None:
+    """Set PATH to a directory of links to every command of the old PATH except `tools`."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if os.path.isdir(d):
+            for name in os.listdir(d):
+                if name not in tools and not (bindir / name).exists():
+                    (bindir / name).symlink_to(os.path.join(d, name))
+    monkeypatch.setenv("PATH", str(bindir))

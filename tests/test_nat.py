@@ -24,6 +24,8 @@ from labkit.capture.frames import syn_frame
 from labkit.errors import BadAddress, BadValue, MissingTool, UnknownName
 from labkit.model import PortMapping, Service
 
+from harness import path_without
+
 pytestmark = pytest.mark.kernel
 
 CURL = ["curl", "-sS", "--noproxy", "*", "--connect-timeout", "2", "-m", "4"]
@@ -257,3 +259,21 @@ def test_publish_without_privileges_says_so(lab, tmp_path):
                             text=True, timeout=60, env=env)
     assert result.stdout.split("\n")[:3] == ["NotPrivileged"] * 3, result.stdout + result.stderr
     assert lab.drift() == []
+
+
+@pytest.mark.parametrize("backend, tools, package", [
+    ("nftables", ("nft",), "apt-get install nftables"),
+    ("iptables", ("iptables", "iptables-save"), "apt-get install iptables"),
+])
+def test_up_without_the_nat_tool_is_refused_before_anything_is_made(lab, tmp_path, monkeypatch,
+                                                                   backend, tools, package):
+    path_without(tmp_path, monkeypatch, *tools)
+    with pytest.raises(MissingTool, match=package):
+        lab.up("outside", backend=backend)
+    assert not lab.journal.exists()
+
+
+def test_up_with_an_unknown_backend_is_refused_before_anything_is_made(lab):
+    with pytest.raises(UnknownName, match="nftables or iptables"):
+        lab.up("outside", backend="ipfw")
+    assert not lab.journal.exists()

@@ -23,10 +23,6 @@ def _lab(args):
 
 
 def cmd_up(args) -> int:
-    from ..errors import BadValue
-    if (args.stage is None) == (args.topology is None):
-        raise BadValue("give a STAGE or --topology FILE, one of them: e.g. `labkit up bridge` or "
-                       "`labkit up --topology examples/two-networks.toml --lab diy`")
     lab = _lab(args)
     kwargs = {"containers": args.containers}
     if args.backend:
@@ -276,13 +272,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_words(args) -> None:
+    """Refuse what is wrong on the command line itself before anything else (a normal
+    user's world included): capture points that are not NAMESPACE:INTERFACE, an `up` given
+    both or neither of a stage and a topology file."""
+    from ..errors import BadValue
+    if args.command == "up" and (args.stage is None) == (args.topology is None):
+        raise BadValue("give a STAGE or --topology FILE, one of them: e.g. `labkit up bridge` or "
+                       "`labkit up --topology examples/two-networks.toml --lab diy`")
+    if args.command == "capture":
+        from ..capture.points import parse_point
+        for spec in args.points:
+            parse_point(spec, args.lab)
+
+
+def _plan_only(args) -> bool:
+    """True for a command that reads no kernel: a topology file drawn as planned."""
+    return args.command == "draw" and args.topology is not None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `labkit` command; returns the exit status (141 when the reader of its
     output went away, as `labkit draw | head` does: quietly, no traceback)."""
     try:
         args = parser().parse_args(argv)
         try:
-            rootless.enter(args.command)  # a normal user's world: first, before any thread
+            _check_words(args)
+            if not _plan_only(args):
+                rootless.enter(args.command)  # a normal user's world: first, before any thread
             for note in rootless.notes():
                 print(f"labkit: {note}", file=sys.stderr)
             status = args.func(args)

@@ -15,7 +15,9 @@ from labkit.model import stages, topology_file, validation
 from labkit.model.topology import (Interface, Masquerade, Namespace, PortMapping, Route, Service,
                                    Topology)
 
-EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "two-networks.toml"
+from harness import REPO
+
+EXAMPLE = pathlib.Path(REPO) / "examples" / "two-networks.toml"
 V6 = (("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1"),
       ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"))  # and rp_filter off
 
