@@ -7,10 +7,10 @@ carries i in its IP id and payload) out of IFACE with a raw packet socket, as fa
 can; run it inside a lab namespace (it prints the time of the first and of the last frame
 sent, epoch seconds, one per line).
 
-scapy is imported when a frame is built, not before. Building every frame with scapy would
-cost 0.4 ms each (a 100,000-frame burst: 40 s before the first send); copies of one built
-frame take 0.2 s, so the burst keeps its rate. Frames go out through labkit's own packet
-socket, never scapy's (scapy cannot follow a setns, scapy#3467).
+scapy is imported when a frame is built, not before. A burst sends copies of one frame built
+with scapy (building each would delay a large burst by many seconds: benchmarks/README.md),
+so it keeps its rate. Frames go out through labkit's own packet socket, never scapy's (scapy
+cannot follow a setns, scapy#3467).
 """
 from __future__ import annotations
 

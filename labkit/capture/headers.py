@@ -2,9 +2,8 @@
 that recognises one packet at every capture point across NAT and routing.
 
 Kept in labkit rather than scapy because a capture is decoded whole (every table, filter and
-path reads every frame): measured here (scapy 2.8, Python 3.11, 2 cores) on 100,000 captured
-UDP frames, `headers(frame)` takes 8.8 us a frame (0.9 s for all) and scapy's `Ether(frame)`
-163 us (16 s). `Packet.scapy()` dissects one frame with scapy when a student asks for it.
+path reads every frame), and scapy's dissection is about 20 times slower a frame
+(benchmarks/README.md). `Packet.scapy()` dissects one frame with scapy when a student asks.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Capture files and capture filters: scapy where it serves, labkit's own code where scapy is
-measured worse for the job (figures in each docstring: scapy 2.8, 100,000 frames, this machine).
+"""Capture files and capture filters: scapy where it serves, labkit's own code where scapy was
+measured worse for the job (benchmarks/README.md, "Where labkit keeps its own code").
 
 - `write_pcap` / `read_pcap`: classic pcap through scapy's RawPcapWriter and RawPcapReader
   (LINKTYPE_ETHERNET, nanosecond timestamps: byte for byte the files labkit wrote before).
@@ -106,8 +106,7 @@ def write_pcapng(path: str, records: Iterable[Record], snaplen: int = DEFAULT_SN
 
     labkit's own writer, kept over scapy's RawPcapNgWriter, which names interfaces only through
     its private `_write_packet`, writes microsecond timestamps (the kernel's nanoseconds lost)
-    and adds an unnamed interface #0 before the named ones; 100,000 frames at two points:
-    0.19 s here, 0.30 s with scapy's."""
+    and adds an unnamed interface #0 before the named ones."""
     interfaces: dict[str, int] = {}
     n = 0
     with open(path, "wb") as f:

@@ -14,11 +14,8 @@ that return nothing are queued and sent together in one send(): the kernel runs 
 and answers only the ones that fail, and an ack of a closing no-op tells that all were run.
 The first failure not in a call's "fine" list is raised when the batch is sent (at the latest
 on leaving the block); the calls after it in that send have been run too.
-Cost, `labkit up bridge --containers 200` (whole process, median of 9, 2 cores): 0.79 s, was
-0.48 s with messages packed by hand: 1.65x (issue 14 measured IPRoute, one request at a time,
-at 1.05 s, and IPRoute(netns=NAME) at 3.75 s).
-The 0.29 s more CPU: importing pyroute2 0.13 s (by the first Netlink(), not `import labkit`),
-encoding ~1000 requests 0.07 s (a veth 0.19 ms), parsing 400 link replies 0.09 s.
+pyroute2 is imported by the first Netlink(), not by `import labkit` (what each part costs:
+benchmarks/README.md, "Where the time goes inside labkit").
 """
 from __future__ import annotations
 

@@ -90,8 +90,8 @@ def create(name: str, inside=None, like: str | None = None) -> None:
     `inside()`, if given, runs in the new namespace before anything else exists in it (saves
     entering it again, e.g. to set sysctls); a string it returns is a failure to report.
     `like`: an empty file in `netns_dir()` whose hard link becomes the mount point instead
-    of a new file (where /run/netns is on disk a new inode costs ~0.4 ms, a link ~5 us;
-    mounts attach to the name, so the links stay independent)."""
+    of a new file (cheaper where /run/netns is on disk; mounts attach to the name, so the
+    links stay independent)."""
     if exists(name):
         return
     prepare_dir()
@@ -190,7 +190,7 @@ def before_delete(callback) -> None:
 def delete_many(names: list[str], timeout: float = 5.0, problems: dict[str, str] | None = None
                 ) -> list[str]:
     """Delete namespaces `names` as `delete` does each, in order, finding the processes of all
-    of them in one scan of /proc (`delete` scans once per namespace: 0.5 ms each here).
+    of them in one scan of /proc (`delete` scans /proc once per namespace).
     Returns the names removed. Each goes whatever it meets (see `mounts.remove_all`); one that
     cannot be removed is put in `problems` (name -> why), or, without `problems`, named in a
     KernelError raised once every other one is gone."""
