@@ -188,7 +188,7 @@ def stage_times(user: User, rounds: int, stage: str = "publish") -> dict:
         user_down.append(timed(user.argv(user.python, "-m", "labkit", "down")))
     med = statistics.median
     return {f"up {stage}, root": med(root_up), f"up {stage}, user (starts the world)": med(user_up),
-            f"down, root": med(root_down), f"down, user (ends the world)": med(user_down)}
+            "down, root": med(root_down), "down, user (ends the world)": med(user_down)}
 
 
 def many(user: User, n: int, together: bool) -> dict:

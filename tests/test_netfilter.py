@@ -258,7 +258,7 @@ def test_a_curl_to_the_published_port_is_counted_at_prerouting(lab, backend):
     (card,) = [c for c in after.model.hook("PREROUTING").cards if c.head[0].startswith(rule.tool)]
     assert card.hit and card.count.endswith("(+1)")
     assert not any(c.hit for h in after.model.hooks if h.name != "PREROUTING" for c in h.cards)
-    assert f"(+1)" in str(after) and rule.listing_command(lab.ns("host")) in "\n".join(
+    assert "(+1)" in str(after) and rule.listing_command(lab.ns("host")) in "\n".join(
         c[len("sudo "):] for c in after.model.reading.commands())
 
 
