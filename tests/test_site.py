@@ -47,8 +47,8 @@ def test_each_page_is_the_student_edition_with_its_recorded_outputs(built):
             edition = editions.student(json.load(f), path)
         code = [c for c in edition["cells"] if c["cell_type"] == "code"]
         kept = sum(pictures(c["outputs"]) for c in code)
-        # a picture is an <img> with a data URI, or an SVG drawn inline where the output's
-        # HTML form carries it (netfilter(): the picture and its text, one output)
+        # a picture is an <img> with a data URI (a labkit figure: with its text under it,
+        # folded), or an SVG drawn inline where an output's HTML form carries it
         shown = (len(re.findall(r'<img [^>]*src="data:image/(?:png|svg\+xml);base64,', page))
                  + page.count("<svg "))
         assert shown == kept, (name, shown, kept)
@@ -115,3 +115,19 @@ def test_the_site_command_needs_no_privileges(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("labkit: error: cannot write the site") \
         and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_a_figure_shows_its_text_under_its_picture(built):
+    """A labkit figure's stored text (its text/plain) is folded under its picture; other
+    pictures and outputs are left as they are."""
+    out, _ = built
+    page = open(os.path.join(out, "03-bridge.html")).read()
+    shown = re.findall(r'<div class="figure"><img alt="[^"]+" src="data:image/png;base64,[^"]+"\s*/?>'
+                       r"<details><summary>as text</summary><pre>([^<]*)</pre>", page)
+    assert any(t.startswith("stage bridge  -  default lab") for t in shown)      # lesson.draw
+    assert any(t.startswith("ping from netns0 to 172.18.0.20") for t in shown)   # a trace's ladder
+    nb = {"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "display_data", "data": {"image/png": "iVBO", "text/plain": "<IPython.core.display.Image object>"}},
+        {"output_type": "display_data", "data": {"image/png": "iVBO", "text/plain": "a & b"}}]}]}
+    first, second = site.with_text(nb)["cells"][0]["outputs"]
+    assert "text/html" not in first["data"] and "<pre>a &amp; b</pre>" in second["data"]["text/html"]

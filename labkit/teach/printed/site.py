@@ -8,9 +8,9 @@ that come with labkit):
 
     DIR/index.html            the course: each notebook in order, its title and first sentence
     DIR/NN-name.html          each notebook's student edition as a page, with the outputs
-                              recorded on a real kernel (pictures embedded as data URIs: PNG,
-                              and SVG kept vector; an output with an HTML form, such as
-                              netfilter()'s picture with its text, inline), dated, with links to the previous and next
+                              recorded on a real kernel (pictures embedded as data URIs; a
+                              labkit figure's text, its text/plain, under its picture, folded:
+                              `with_text`), dated, with links to the previous and next
     DIR/notebooks/NN-name.ipynb   the student edition, to download and run in a VM (or Binder)
     DIR/style.css             the one style sheet (and the code colours)
 
@@ -50,6 +50,7 @@ a { color: #0a5ea8; }
 table { border-collapse: collapse; font-size: 85%; }
 th, td { border: 1px solid #d0d7de; padding: 2px 6px; text-align: left; }
 ol.course li { margin: .5rem 0; }
+.figure details { font-size: 85%; color: #444; }
 """
 
 
@@ -89,6 +90,26 @@ _EXTERNAL = re.compile(r"<script\b[^>]*>|<link\b[^>]*\bhref=[\"']?(?:https?:)?//
 def external_references(text: str) -> list[str]:
     """What in an HTML page or style sheet would run a script or fetch from the network."""
     return _EXTERNAL.findall(text)
+
+
+def with_text(nb: dict) -> dict:
+    """`nb` (a copy) where each stored picture that has a text of its own (a labkit figure:
+    labkit.draw.figure.Figure, whose text/plain says what it shows) is an HTML output: the
+    picture (its text's first line as its alt), then its text under "as text", folded. Other
+    outputs are left as they are."""
+    nb = json.loads(json.dumps(nb))
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            png, text = data.get("image/png"), data.get("text/plain")
+            text = "".join(text) if isinstance(text, list) else text
+            if png and text and "text/html" not in data and not text.startswith("<"):
+                png = "".join(png) if isinstance(png, list) else png
+                alt = html.escape(text.splitlines()[0], quote=True)
+                data["text/html"] = (f'<div class="figure"><img alt="{alt}" src="data:image/png;'
+                                     f'base64,{png.strip()}"><details><summary>as text</summary><pre>'
+                                     f"{html.escape(text)}</pre></details></div>")
+    return nb
 
 
 def _body(nb: dict) -> str:
@@ -149,7 +170,8 @@ def build(outdir: str, paths: list[str] | None = None, binder: str = "") -> list
         download = f"notebooks/{name}.ipynb"
         note = (f'<p class="recorded">The outputs below were recorded on a real kernel on {date}. '
                 f"{_run_it(binder, download)}</p>")
-        written.append(_write(os.path.join(outdir, pages[i][0]), _page(title, note + _body(nb), _nav(pages, i))))
+        page = _page(title, note + _body(with_text(nb)), _nav(pages, i))
+        written.append(_write(os.path.join(outdir, pages[i][0]), page))
         written.append(_write(os.path.join(outdir, download), dumps(nb)))
     items = "".join(f'<li><a href="{page}">{html.escape(title)}</a><br><small>{html.escape(summary_of(nb))}'
                     f' &middot; <a href="notebooks/{name}.ipynb">notebook</a></small></li>'
