@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from labkit.teach.printed import handout
+from labkit.teach.replay import course
 from labkit.errors import LabkitError
 
 needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftoppm") is None,
@@ -51,7 +52,7 @@ def test_offline_html_drops_every_script_and_style_from_the_network():
 
 def test_every_course_notebook_converts_to_offline_html():
     import nbformat
-    paths = handout.notebooks()
+    paths = course.notebooks()
     assert len(paths) >= 7
     for path in paths:
         html = handout.to_html(nbformat.read(path, as_version=4), os.path.basename(path))
@@ -96,7 +97,7 @@ def test_stored_outputs_print_to_a_pdf_whose_page_renders(tmp_path):
 
 @needs_chromium
 def test_a_course_notebook_prints_with_its_diagrams(tmp_path):
-    path = [p for p in handout.notebooks() if "bridge" in p][0]
+    path = [p for p in course.notebooks() if "bridge" in p][0]
     handout.build(str(tmp_path), [path], run=False)
     pdf = str(tmp_path / "instructor" / "03-bridge.pdf")
     text = subprocess.run(["pdftotext", pdf, "-"], capture_output=True, text=True, check=True).stdout
@@ -121,7 +122,7 @@ def test_the_command_line_without_privileges_prints_stored_outputs_only(tmp_path
 def test_handout_runs_a_notebook_for_real_and_prints_it(tmp_path):
     from labkit import Lab
     from labkit.teach.printed import proof
-    path = [p for p in handout.notebooks() if "namespaces-and-veth" in p][0]
+    path = [p for p in course.notebooks() if "namespaces-and-veth" in p][0]
     said = []
     handout.build(str(tmp_path), [path], say=said.append)
     assert any(line.startswith("ran 01-namespaces-and-veth in ") for line in said), said

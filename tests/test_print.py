@@ -15,6 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from labkit.model import seed
 from labkit.model.stages import STAGES
 from labkit.teach.printed import editions, handout, page, printer, proof
+from labkit.teach.replay import course
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftotext") is None,
                                 reason="apt-get install chromium poppler-utils")
@@ -79,7 +80,7 @@ def printed(tmp_path_factory):
     here = tmp_path_factory.mktemp("handouts")
     lesson = synthetic_notebook(here / "90-synthetic.ipynb")
     out = here / "out"
-    written = handout.build(str(out), handout.notebooks() + [lesson], run=False)
+    written = handout.build(str(out), course.notebooks() + [lesson], run=False)
     pdfs = {e: sorted(p for p in written if p.endswith(".pdf") and f"/{e}/" in p) for e in handout.EDITIONS}
     return {"dir": out, "pdfs": pdfs, "lesson": lesson}
 
@@ -119,7 +120,7 @@ def part_starts(pdf):
 # --- what is written ----------------------------------------------------------------------------
 
 def test_each_edition_has_every_notebook_the_booklet_and_the_cheat_sheets(printed):
-    names = [os.path.splitext(os.path.basename(p))[0] for p in handout.notebooks()] + ["90-synthetic"]
+    names = [os.path.splitext(os.path.basename(p))[0] for p in course.notebooks()] + ["90-synthetic"]
     for edition in handout.EDITIONS:
         where = printed["dir"] / edition
         expected = {f"{n}.{x}" for n in names + ["course", "cheatsheets"] for x in ("html", "pdf")}
@@ -247,7 +248,7 @@ def test_the_students_edition_has_no_solution_answer_or_verdict(printed):
         text = folded(text_of(pdf))
         assert "Right:" not in text, pdf
         assert not any(s in text for s in SECRETS), pdf
-    for nb_path in handout.notebooks() + [printed["lesson"]]:
+    for nb_path in course.notebooks() + [printed["lesson"]]:
         name = os.path.splitext(os.path.basename(nb_path))[0]
         text = squeezed(text_of(str(printed["dir"] / "student" / f"{name}.pdf")))
         plain = squeezed(everything(editions.student(nbformat.read(nb_path, as_version=4))))
@@ -258,7 +259,7 @@ def test_the_students_edition_has_no_solution_answer_or_verdict(printed):
 
 
 def test_the_instructors_edition_has_every_solution_and_notes(printed):
-    for nb_path in handout.notebooks() + [printed["lesson"]]:
+    for nb_path in course.notebooks() + [printed["lesson"]]:
         name = os.path.splitext(os.path.basename(nb_path))[0]
         text = squeezed(text_of(str(printed["dir"] / "instructor" / f"{name}.pdf")))
         missing = [s for s in solutions(nb_path) if squeezed(s) not in text]
@@ -271,7 +272,7 @@ def test_the_instructors_edition_has_every_solution_and_notes(printed):
             first = squeezed(plain("".join(cell["source"]).splitlines()[-1]))[:60]
             assert first in text and first not in student, (name, first)
     assert all(any(editions.INSTRUCTOR_TAG in c["metadata"].get("tags", [])
-                   for c in json.load(open(p))["cells"]) for p in handout.notebooks()[1:7])   # 01-06
+                   for c in json.load(open(p))["cells"]) for p in course.notebooks()[1:7])   # 01-06
     text = folded(text_of(str(printed["dir"] / "instructor" / "90-synthetic.pdf")))
     assert all(s in text for s in SECRETS) and "Right: veth0" in text
     assert "veth-route" in text and "ceth0 is inside netns0" in text   # the exercise's usual wrong answers
@@ -311,9 +312,9 @@ def test_the_booklet_starts_with_a_title_page_and_contents_whose_numbers_are_rig
                   if not t.endswith("/")]                       # not the footer's "2 / 90"
         starts = printer.destinations(pdf)
         titles = [handout.title_of(__import__("nbformat").read(p, as_version=4), "")
-                  for p in handout.notebooks() + [printed["lesson"]]] + ["Cheat sheets"]
+                  for p in course.notebooks() + [printed["lesson"]]] + ["Cheat sheets"]
         assert [t for t, _ in listed] == titles
-        names = [os.path.splitext(os.path.basename(p))[0] for p in handout.notebooks() + [printed["lesson"]]]
+        names = [os.path.splitext(os.path.basename(p))[0] for p in course.notebooks() + [printed["lesson"]]]
         for (title, number), name in zip(listed, names + ["cheatsheets"]):
             assert starts[f"part-{name}"][0] == int(number), title
 

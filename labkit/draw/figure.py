@@ -16,6 +16,8 @@ the functions that draw (no pyplot, Agg), so importing this module stays light.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass
 
 from ..errors import BadValue
@@ -348,22 +350,16 @@ class Figure:
     __repr__ = __str__
 
 
+@contextlib.contextmanager
 def quiet_matplotlib():
-    """A context in which matplotlib's one-off log lines (building its font cache) stay out of
-    a cell's outputs."""
-    import contextlib
-    import logging
-
-    @contextlib.contextmanager
-    def quiet():
-        logger = logging.getLogger("matplotlib")
-        level = logger.level
-        logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            logger.setLevel(level)
-    return quiet()
+    """Keep matplotlib's one-off log lines (building its font cache) out of a cell's outputs."""
+    logger = logging.getLogger("matplotlib")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 # ---- text ------------------------------------------------------------------------------------
