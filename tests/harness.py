@@ -13,12 +13,17 @@ from labkit.pytest_plugin import WITHOUT_CAPABILITIES
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
 
 
+def labkit_env(**extra: str) -> dict[str, str]:
+    """This process's environment with this checkout's labkit importable first, plus `extra`."""
+    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
 def without_capabilities(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
     """Run this Python with `args` (e.g. "-c", CODE) as root without any capability, labkit
     importable, the environment's variables plus `env`; returns the finished process (text)."""
-    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
     return subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": path, **env})
+                          text=True, timeout=timeout, env=labkit_env(**env))
 
 
 def kernel_without_capabilities(jupyter_path) -> str:

@@ -18,6 +18,8 @@ from labkit.capture import Capture
 from labkit.errors import UnknownName
 from labkit.capture.packets import Change
 
+from harness import without_capabilities
+
 pytestmark = pytest.mark.kernel
 
 C0, C1, HOST, PUBLIC = "172.18.0.10", "172.18.0.20", "10.0.2.15", "203.0.113.80"
@@ -203,7 +205,6 @@ def test_start_without_privileges_raises_not_privileged_and_leaves_nothing_open(
     """Capture.start() from a process without capabilities (a notebook kernel started without
     sudo, on a lab brought up as root): NotPrivileged saying how to run it, not a KernelError
     about setns; no reader thread and no descriptor left behind."""
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     lab.up("veth")
     code = (f"import os, threading\n"
             f"from labkit.capture import Capture\nfrom labkit.errors import NotPrivileged\n"
@@ -217,10 +218,7 @@ def test_start_without_privileges_raises_not_privileged_and_leaves_nothing_open(
             f"    except Exception as e:\n"
             f"        print(type(e).__name__, e)\n"
             f"print(sorted(set(os.listdir('/proc/self/fd')) - before), threading.active_count())\n")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(capture.__file__))),
-           "HOME": str(tmp_path)}
-    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True,
-                            text=True, timeout=60, env=env)
+    result = without_capabilities("-c", code, HOME=str(tmp_path))
     said = result.stdout + result.stderr
     assert result.stdout.splitlines() == ["NotPrivileged True", "NotPrivileged True", "[] 1"], said
 

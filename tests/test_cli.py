@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness import REPO
+from harness import labkit_env
 
 
 
@@ -20,7 +20,7 @@ def run_into_closed_pipe(*args) -> subprocess.CompletedProcess:
     try:
         return subprocess.run([sys.executable, "-m", "labkit", *args], stdout=write_end,
                               stderr=subprocess.PIPE, text=True, timeout=60,
-                              env={**os.environ, "PYTHONPATH": REPO})
+                              env=labkit_env())
     finally:
         os.close(write_end)
 
@@ -42,7 +42,7 @@ def test_status_into_a_closed_pipe_is_quiet(lab):
 
 def labkit(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": REPO}, stdin=subprocess.DEVNULL)
+                          timeout=120, env=labkit_env(), stdin=subprocess.DEVNULL)
 
 
 def test_faults_lists_every_fault_with_its_stage():

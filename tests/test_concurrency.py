@@ -24,7 +24,7 @@ from labkit import Lab
 from labkit.kernel import mounts, netns
 from labkit.lab import journal, lock, owner
 
-from harness import REPO
+from harness import labkit_env
 
 pytestmark = pytest.mark.kernel
 
@@ -32,7 +32,7 @@ WAITING = "waiting for it to finish"
 
 
 def env_for(run_dir: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": REPO}
+    env = labkit_env()
     if run_dir is not None:
         env["LABKIT_RUN_DIR"] = run_dir
     return env

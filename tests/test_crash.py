@@ -27,7 +27,7 @@ from labkit.model import plan
 from labkit.lab import service
 from labkit.pytest_plugin import unique_lab_name
 
-from harness import REPO
+from harness import labkit_env
 
 pytestmark = pytest.mark.kernel
 
@@ -41,8 +41,7 @@ PHASES: dict[str, int] = {}
 
 
 def env_for(run_dir) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "LABKIT_RUN_DIR": str(run_dir), "PYTHONPATH": path}
+    return labkit_env(LABKIT_RUN_DIR=str(run_dir))
 
 
 def labkit_cli(env, *args) -> subprocess.CompletedProcess:

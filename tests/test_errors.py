@@ -1,5 +1,4 @@
 """Bad input and missing privileges or tools: a LabkitError naming problem and fix, nothing half-made."""
-import labkit
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ from labkit.lab import journal
 from labkit.kernel import netns
 from labkit.errors import BadAddress, BadName, BadValue, KernelError, LabkitError, MissingTool, UnknownName
 
-from harness import kernel_without_capabilities, without_capabilities
+from harness import kernel_without_capabilities, labkit_env, without_capabilities
 
 pytestmark = pytest.mark.kernel
 
@@ -98,9 +97,8 @@ def test_every_command_says_what_it_needs(who, public_dir, monkeypatch, tmp_path
     lab.up("bridge")
     os.chmod(tmp_path, 0o777)
     prefix = NOBODY if who == "nobody" else WITHOUT_CAPABILITIES
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__))),
-           "HOME": str(tmp_path), "MPLCONFIGDIR": str(tmp_path / "mpl"),
-           "LABKIT_WORLD": "off"}  # a normal user would get a world of its own (test_rootless)
+    env = labkit_env(HOME=str(tmp_path), MPLCONFIGDIR=str(tmp_path / "mpl"),
+                     LABKIT_WORLD="off")  # a normal user would get a world of its own (test_rootless)
     python = _interpreter_for(prefix, env)
     try:
         for command in EVERY_COMMAND:
@@ -161,8 +159,7 @@ def test_a_kernel_without_capabilities_runs_the_first_cells_without_a_traceback(
     from jupyter_client import KernelManager
     monkeypatch.setenv("JUPYTER_PATH", kernel_without_capabilities(tmp_path))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    env = {**os.environ, "LABKIT_RUN_DIR": str(tmp_path / "run"), "IPYTHONDIR": str(tmp_path / "ipy"),
-           "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
+    env = labkit_env(LABKIT_RUN_DIR=str(tmp_path / "run"), IPYTHONDIR=str(tmp_path / "ipy"))
     km = KernelManager(kernel_name="nocaps")
     km.start_kernel(env=env, cwd=str(tmp_path))
     client = km.client()

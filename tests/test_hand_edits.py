@@ -14,7 +14,6 @@ import sys
 
 import pytest
 
-import labkit
 from labkit.kernel import process
 from labkit.lab import journal
 from labkit.kernel import netns
@@ -22,20 +21,18 @@ from labkit.model import plan
 from labkit.lab import service
 from labkit.errors import KernelError
 
+from harness import labkit_env
 from seedtyping import poll
 
 pytestmark = pytest.mark.kernel
 
 CURL = ["curl", "-sS", "--noproxy", "*", "--connect-timeout", "1", "-m", "3"]
 PAGE = "Hello from netns0"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
 
 
 def labkit_cli(*args) -> subprocess.CompletedProcess:
-    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
     return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL,
-                          env={**os.environ, "PYTHONPATH": path})
+                          timeout=120, stdin=subprocess.DEVNULL, env=labkit_env())
 
 
 def status(lab) -> str:

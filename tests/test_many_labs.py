@@ -8,7 +8,6 @@ lab that only that lab's own namespaces may reach.
 """
 from __future__ import annotations
 
-import labkit
 import concurrent.futures
 import os
 import time
@@ -17,6 +16,8 @@ import pytest
 
 from labkit.kernel import netns
 from labkit.lab import service
+
+from harness import labkit_env
 
 pytestmark = pytest.mark.kernel
 
@@ -78,7 +79,7 @@ def test_four_labs_at_once_without_cross_talk(lab_factory):
     for lab in labs:                     # every veth's other end is in the same lab
         for ns in lab.inspect().namespaces:
             for itf in ns.interfaces:
-                assert itf.peer is None or itf.peer[0] in lab.roles(), (lab.name, ns.name, itf)
+                assert itf.peer is None or itf.peer[0] in lab.roles(), (lab.name, ns.role, itf)
     for lab, (stage, backend, containers) in zip(labs, SETUPS):
         lab.up(stage, containers)        # converges away the extra address, backend kept
         assert lab.drift() == [] and (backend is None or lab.inspect().nat_backend == backend)
@@ -101,7 +102,6 @@ def test_inspecting_a_lab_holds_a_bounded_number_of_descriptors(lab, tmp_path):
     code = ("import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))\n"
             f"from labkit import Lab\nlive = Lab({lab.name!r}).inspect()\n"
             "print(len(live.containers))\n")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, env=env)
+                            timeout=120, env=labkit_env())
     assert result.stdout.strip() == "40", result.stdout + result.stderr[-600:]

@@ -6,12 +6,9 @@ timeouts); nothing waits by sleeping.
 """
 from __future__ import annotations
 
-import labkit
 import os
 import socket
 import struct
-import subprocess
-import sys
 import time
 
 import pytest
@@ -24,7 +21,7 @@ from labkit.capture.frames import syn_frame
 from labkit.errors import BadAddress, BadValue, MissingTool, UnknownName
 from labkit.model import PortMapping, Service
 
-from harness import path_without
+from harness import path_without, without_capabilities
 
 pytestmark = pytest.mark.kernel
 
@@ -243,7 +240,6 @@ def test_api_needs_a_lab_that_is_up(lab):
 def test_publish_without_privileges_says_so(lab, tmp_path):
     """Lab.publish (labkit.nat) from a process without CAP_SYS_ADMIN: NotPrivileged (how to run it), not a
     KernelError about setns failing with 'Operation not permitted'."""
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     lab.up("publish")
     code = (f"from labkit import Lab\nfrom labkit.errors import NotPrivileged\n"
             f"lab = Lab({lab.name!r})\n"
@@ -253,10 +249,7 @@ def test_publish_without_privileges_says_so(lab, tmp_path):
             f"    try:\n        call()\n        print('no error')\n"
             f"    except NotPrivileged:\n        print('NotPrivileged')\n"
             f"    except Exception as e:\n        print(type(e).__name__, e)\n")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__))),
-           "HOME": str(tmp_path)}
-    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-c", code], capture_output=True,
-                            text=True, timeout=60, env=env)
+    result = without_capabilities("-c", code, HOME=str(tmp_path))
     assert result.stdout.split("\n")[:3] == ["NotPrivileged"] * 3, result.stdout + result.stderr
     assert lab.drift() == []
 
