@@ -12,7 +12,7 @@ from labkit.errors import KernelError
 from labkit.kernel import netns
 from labkit.lab import journal
 from labkit.lab.inspection import differences
-from test_topology import EXAMPLE, two_networks
+from unit.test_topology import EXAMPLE, two_networks  # tests/unit: the unit tier
 
 pytestmark = pytest.mark.kernel
 
@@ -37,7 +37,7 @@ def test_two_networks_up_reach_converge_down(lab):
     assert lab.roles() == ["host", "web", "db", "api"] and lab.stage == "two-networks"
     assert all(reach(lab, ACROSS + DIRECT).values()), reach(lab, ACROSS + DIRECT)
     assert lab.drift() == [] and differences(want, lab.inspect()) == []
-    assert lab.inspect().namespace("api").role == "container"
+    assert lab.inspect().namespace("api").kind == "container"
     before, inodes = links(lab), [netns.inode(lab.ns(r)) for r in lab.roles()]
     lab.up(two_networks())                                       # again: nothing changes
     assert links(lab) == before and [netns.inode(lab.ns(r)) for r in lab.roles()] == inodes
@@ -150,6 +150,24 @@ def test_cli_up_status_and_down_with_a_topology_file(lab_factory, tmp_path):
     assert lab.exec("db", ["ip", "-br", "addr", "show", "eth0"]).stdout.count("172.19.0.77") == 1
     down = labkit_cli("down", "--lab", lab.name)
     assert down.returncode == 0 and not lab.roles() and lab.name not in journal.labs()
+
+
+def test_a_lab_journaled_by_an_older_labkit_is_read_and_taken_down(lab):
+    """A lab brought up before Namespace's fields were renamed: its journal holds each namespace
+    as {"name": "web", "role": "container"}; status, drift and down read it as they did."""
+    lab.up(two_networks())
+    planned, older = lab.planned(), lab.journal.get("topology")
+    for ns in older["namespaces"]:
+        ns["name"], ns["role"] = ns.pop("role"), ns.pop("kind")
+    lab.journal.update({"topology": older})
+    assert lab.planned() == planned and lab.drift() == []
+    status = labkit_cli("status", "--lab", lab.name)
+    assert status.returncode == 0 and "web [container]" in status.stdout, status.stdout + status.stderr
+    assert "matches topology two-networks" in status.stdout, status.stdout
+    names = lab.journal.namespaces
+    down = labkit_cli("down", "--lab", lab.name)
+    assert down.returncode == 0, down.stderr
+    assert not any(netns.exists(n) for n in names) and lab.name not in journal.labs()
 
 
 def test_a_bad_file_makes_nothing(lab, tmp_path):

@@ -35,7 +35,7 @@ def check_geometry(lay: diagram.Layout) -> None:
 
 
 def veth_pairs(t: Topology) -> set:
-    return {frozenset([(ns.name, i.name), i.peer]) for ns in t.namespaces for i in ns.interfaces
+    return {frozenset([(ns.role, i.name), i.peer]) for ns in t.namespaces for i in ns.interfaces
             if i.peer}
 
 
@@ -44,16 +44,16 @@ def test_layout_of_every_stage_is_tidy_and_complete(stage, n):
     t = stages.build(stage, containers=n)
     lay = diagram.layout(t)
     check_geometry(lay)
-    shown = {b.name for b in lay.boxes if b.role != "summary"}
+    shown = {b.name for b in lay.boxes if b.kind != "summary"}
     hidden = {name for b in lay.boxes for name in b.hidden}
-    assert shown | hidden == {ns.name for ns in t.namespaces} and not shown & hidden
+    assert shown | hidden == {ns.role for ns in t.namespaces} and not shown & hidden
     for ns in t.namespaces:
-        if ns.name in hidden:
+        if ns.role in hidden:
             continue
         for itf in ns.interfaces:                     # every interface labelled: name, addrs, MAC
             if itf.peer and itf.peer[0] in hidden:
                 continue                              # counted in the host's summary chip
-            chip = lay.chip(ns.name, itf.name)
+            chip = lay.chip(ns.role, itf.name)
             texts = [ln.text for ln in chip.lines]
             assert texts[0].split()[0] == itf.name
             assert all(a in texts for a in itf.addresses)
@@ -110,14 +110,14 @@ def test_two_veths_warns_of_two_routes_for_one_network():
 
 def remove(t: Topology, ns_name: str, ifname: str) -> Topology:
     nss = tuple(dataclasses.replace(ns, interfaces=tuple(i for i in ns.interfaces if i.name != ifname))
-                if ns.name == ns_name else ns for ns in t.namespaces)
+                if ns.role == ns_name else ns for ns in t.namespaces)
     return dataclasses.replace(t, namespaces=nss)
 
 
 def edit(t: Topology, ns_name: str, ifname: str, **changes) -> Topology:
     nss = tuple(dataclasses.replace(ns, interfaces=tuple(
         dataclasses.replace(i, **changes) if i.name == ifname else i for i in ns.interfaces))
-        if ns.name == ns_name else ns for ns in t.namespaces)
+        if ns.role == ns_name else ns for ns in t.namespaces)
     return dataclasses.replace(t, namespaces=nss)
 
 
@@ -195,9 +195,9 @@ def test_follow_marks_changes_since_the_previous_drawing_of_the_same_lab():
 @pytest.mark.parametrize("n", [21, 200])
 def test_more_than_20_containers_are_summarised(n):
     lay = diagram.layout(stages.build("bridge", containers=n))
-    names = [b.name for b in lay.boxes if b.role == "container"]
+    names = [b.name for b in lay.boxes if b.kind == "container"]
     assert names == ["netns0", "netns1", "netns2", f"netns{n - 1}"]
-    (summary,) = [b for b in lay.boxes if b.role == "summary"]
+    (summary,) = [b for b in lay.boxes if b.kind == "summary"]
     assert summary.title.text == f"\u2026 {n - 4} more containers"
     assert summary.hidden == tuple(f"netns{k}" for k in range(3, n - 1))
     (chip,) = [c for c in lay.box("host").chips if c.kind == "summary"]
@@ -212,16 +212,16 @@ def test_summary_keeps_a_changed_container_in_view():
     before = stages.build("bridge", containers=60)
     after = edit(before, "netns40", "ceth40", addresses=())
     lay = diagram.layout(after, previous=before)
-    names = [b.name for b in lay.boxes if b.role == "container"]
+    names = [b.name for b in lay.boxes if b.kind == "container"]
     assert names == ["netns0", "netns1", "netns2", "netns40", "netns59"]
-    assert [b.title.text for b in lay.boxes if b.role == "summary"] == [
+    assert [b.title.text for b in lay.boxes if b.kind == "summary"] == [
         "\u2026 37 more containers", "\u2026 18 more containers"]
     check_geometry(lay)
 
 
 def test_up_to_20_containers_are_all_drawn():
     lay = diagram.layout(stages.build("outside", containers=20))
-    assert [b.name for b in lay.boxes if b.role == "container"] == [f"netns{k}" for k in range(20)]
+    assert [b.name for b in lay.boxes if b.kind == "container"] == [f"netns{k}" for k in range(20)]
 
 
 def test_odd_topologies_still_lay_out():
@@ -247,7 +247,7 @@ def test_every_stage_renders_png_and_svg_with_names_as_text(stage, n):
     svg = diagram.render(t, "svg")
     texts = {html.unescape(s) for s in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
     for ns in t.namespaces:
-        assert ns.name in texts
+        assert ns.role in texts
         for itf in ns.interfaces:
             assert any(s.split()[0] == itf.name for s in texts if s.strip()), itf.name
             assert set(itf.addresses) <= texts
@@ -318,7 +318,7 @@ def test_svg_of_a_live_lab_names_every_interface_the_kernel_holds(lab, stage):
     texts = {html.unescape(s) for s in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
     for ns in live.namespaces:
         for itf in ns.interfaces:
-            assert any(s.split()[0] == itf.name for s in texts if s.strip()), (ns.name, itf.name)
+            assert any(s.split()[0] == itf.name for s in texts if s.strip()), (ns.role, itf.name)
 
 
 def test_the_title_counts_the_containers_there_now_and_names_where_a_practice_starts():
@@ -326,7 +326,7 @@ def test_the_title_counts_the_containers_there_now_and_names_where_a_practice_st
     three = stages.build("bridge", containers=3)
     two = stages.build("bridge", containers=2)
     lay = diagram.layout(two, previous=three)             # netns2 drawn, grey: removed
-    assert any(b.status == REMOVED and b.role == "container" for b in lay.boxes)
+    assert any(b.status == REMOVED and b.kind == "container" for b in lay.boxes)
     assert lay.title.endswith("2 containers")
     assert diagram.layout(three, previous=two).title.endswith("3 containers")
     start = diagram.layout(practice.before("veth", "t1"))          # the host and the world alone

@@ -150,7 +150,7 @@ class FakeLab:
         return role
 
     def roles(self):
-        return [n.name for n in self.topology.namespaces]
+        return [n.role for n in self.topology.namespaces]
 
     def ping(self, role, address, timeout=1.0):
         return self.answers.get((role, address), False)

@@ -299,7 +299,7 @@ def test_rules_typed_by_hand_are_read_with_their_counters(lab):
 def test_every_lab_namespace_plans_rp_filter_off():
     for stage in stages.STAGES:
         for ns in stages.build(stage).namespaces:
-            assert set(plan.RP_FILTER_OFF) <= set(ns.sysctls), (stage, ns.name)
+            assert set(plan.RP_FILTER_OFF) <= set(ns.sysctls), (stage, ns.role)
     assert "net.ipv4.conf.all.rp_filter" in stages.SYSCTLS_TOUCHED
 
 

@@ -45,14 +45,14 @@ def read_with_pyroute2(kernel_ns):
 def test_pyroute2_reads_back_the_plan(lab, stage):
     want = lab.up(stage, containers=3)
     for ns in want.namespaces:
-        seen = read_with_pyroute2(lab.ns(ns.name))
+        seen = read_with_pyroute2(lab.ns(ns.role))
         for itf in ns.interfaces:
             kind, mac, master, up, addrs = seen[itf.name]
-            assert up is itf.up, (ns.name, itf.name)
-            assert master == itf.master, (ns.name, itf.name)
+            assert up is itf.up, (ns.role, itf.name)
+            assert master == itf.master, (ns.role, itf.name)
             if itf.kind != "loopback":
-                assert (kind, mac) == (itf.kind, itf.mac), (ns.name, itf.name)
-                assert addrs == sorted(itf.addresses), (ns.name, itf.name)
+                assert (kind, mac) == (itf.kind, itf.mac), (ns.role, itf.name)
+                assert addrs == sorted(itf.addresses), (ns.role, itf.name)
         assert set(seen) == {itf.name for itf in ns.interfaces}
 
 

@@ -104,7 +104,7 @@ def test_practice_on_a_lab_that_is_up_converges(lab):
 
 
 def test_the_start_of_each_stage_is_the_stage_before():
-    assert [n.name for n in before("veth").namespaces] == ["host", "world"]
+    assert [n.role for n in before("veth").namespaces] == ["host", "world"]
     assert before("bridge") == stages.build("two-veths")
     outside = before("outside")
     assert [s.namespace for s in outside.services] == ["world"] and outside.nat == ()

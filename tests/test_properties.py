@@ -33,7 +33,7 @@ def test_building_a_plan_accepts_or_raises_labkit_error(lab, stage, n):
         return
     assert len(topology.containers) == (stages.default_containers(stage) if n is None else n)
     for ns in topology.namespaces:
-        plan.check_kernel_name(plan.namespace_name(lab, ns.name), "namespace")
+        plan.check_kernel_name(plan.namespace_name(lab, ns.role), "namespace")
         for itf in ns.interfaces:
             plan.check_kernel_name(itf.name)
 

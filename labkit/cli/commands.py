@@ -30,7 +30,7 @@ def cmd_up(args) -> int:
     if args.topology is not None:
         want = lab.up(_topology_path(args.topology), **kwargs)
         print(f"lab {lab.name or '(default)'}: topology {want.stage} is up (from {args.topology}: "
-              f"{', '.join(ns.name for ns in want.namespaces)})")
+              f"{', '.join(ns.role for ns in want.namespaces)})")
         return 0
     if args.fault:
         kwargs["fault"] = args.fault

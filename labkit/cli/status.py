@@ -14,7 +14,7 @@ def text(topology: Topology, nat_lines: list[str] | None = None) -> str:
     lines = [f"lab {topology.lab or '(default)'}: stage {topology.stage or '(none)'}, "
              f"{len(topology.containers)} container(s)"]
     for ns in topology.namespaces:
-        lines.append(f"{ns.name} [{ns.role}]")
+        lines.append(f"{ns.role} [{ns.kind}]")
         for itf in ns.interfaces:
             parts = [f"  {itf.name:<8}", f"{itf.kind:<8}", "UP  " if itf.up else "DOWN"]
             if itf.mac:

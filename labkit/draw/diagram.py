@@ -39,10 +39,10 @@ def layout(topology: Topology, previous: Topology | None = None, macs: bool | No
     shows interfaces' MACs (None: in the stages about them, see marks.shows_macs)."""
     compared = previous is not None
     shown = views(topology, previous, macs)
-    host = next((v for v in shown if v.role == "host"), None)
-    world = next((v for v in shown if v.role == "world"), None)
+    host = next((v for v in shown if v.kind == "host"), None)
+    world = next((v for v in shown if v.kind == "world"), None)
     column = [v for v in shown if v is not host and v is not world]
-    n = len([v for v in column if v.role == "container" and v.status != REMOVED])
+    n = len([v for v in column if v.kind == "container" and v.status != REMOVED])
     lab = f"lab {topology.lab}" if topology.lab else "default lab"
     title = "  \u00b7  ".join([_stage_words(topology.stage), lab,
                                 f"{n} container{'s' if n != 1 else ''}"])
@@ -90,11 +90,11 @@ def _edges(topology, previous, boxes, chips) -> tuple[Edge, ...]:
         for ns in t.namespaces if t else ():
             for i in ns.interfaces:
                 if i.peer:
-                    out[frozenset([(ns.name, i.name), tuple(i.peer)])] = ("veth", (ns.name, i.name),
+                    out[frozenset([(ns.role, i.name), tuple(i.peer)])] = ("veth", (ns.role, i.name),
                                                                          tuple(i.peer))
                 if i.master:                        # port first, bridge second
-                    out[frozenset([(ns.name, i.name), (ns.name, i.master)])] = (
-                        "port", (ns.name, i.name), (ns.name, i.master))
+                    out[frozenset([(ns.role, i.name), (ns.role, i.master)])] = (
+                        "port", (ns.role, i.name), (ns.role, i.master))
         return out
     cur, prev = pairs(topology), pairs(previous)
     edges = []

@@ -107,9 +107,9 @@ class Note:
 
 @dataclass(frozen=True)
 class Box:
-    """A namespace (role host, world, container) or, with role "summary", hidden containers."""
-    name: str
-    role: str
+    """A namespace (kind host, world, container) or, with kind "summary", hidden containers."""
+    name: str                                    # the namespace's role, or the summary's "…k"
+    kind: str
     rect: Rect
     title: Line
     chips: tuple[Chip, ...] = ()
@@ -229,11 +229,11 @@ def layout_figure(lay: Layout):
                     ha="left", fontweight="bold" if ln.bold else "normal", zorder=z)
 
     for b in lay.boxes:
-        rect(b.rect, FILL.get(b.role, FILL["container"]), EDGE.get(b.role, EDGE["container"]),
+        rect(b.rect, FILL.get(b.kind, FILL["container"]), EDGE.get(b.kind, EDGE["container"]),
              b.status, 1, 0.1, 1.2)
         ax.text(b.rect.x + BOX_PAD, b.rect.y + BOX_PAD * 0.6, b.title.text, fontsize=TITLE_FONT,
                 fontweight="bold", va="top", color=INK[b.status] if b.status != SAME
-                else EDGE.get(b.role, "#333"), zorder=5)
+                else EDGE.get(b.kind, "#333"), zorder=5)
         for c in b.chips:
             rect(c.rect, CHIP_FILL.get(c.kind, "white"), "#606060", c.status, 3, 0.04, 0.8)
             lines(c.rect.x + PAD, c.rect.y + PAD, c.lines)
@@ -378,7 +378,7 @@ def layout_text(lay: Layout) -> str:
         out.append("(since the previous drawing: + added, - removed, ~ changed)" if lay.changed
                    else "(nothing changed since the previous drawing)")
     for b in lay.boxes:
-        if b.role == "summary":
+        if b.kind == "summary":
             out.append(ascii_text(f"{m(SAME)}{b.title.text} ({b.notes[0].lines[0].text})"))
             continue
         out.append(f"{m(b.status)}{b.name}")

@@ -314,13 +314,13 @@ def _figure(lad: Ladder):
             ax.add_patch(Rectangle((MARGIN / 2, lo - ROW / 2), lad.width - MARGIN, hi - lo + ROW,
                                    facecolor="#f5f5f5", edgecolor="none", zorder=0))
     for c in lad.columns:
-        role = c.role if c.role in ("host", "world") else "container"
+        kind = c.role if c.role in ("host", "world") else "container"
         ax.add_patch(FancyBboxPatch((c.x - col_w / 2, TOP), col_w, header_h,
-                                    "round,pad=0,rounding_size=0.05", facecolor=FILL[role],
-                                    edgecolor=EDGE[role], linewidth=1.0, zorder=2))
+                                    "round,pad=0,rounding_size=0.05", facecolor=FILL[kind],
+                                    edgecolor=EDGE[kind], linewidth=1.0, zorder=2))
         for k, word in enumerate(header(c.point)):
             ax.text(c.x, TOP + PAD + k * LINE, word, ha="center", va="top", fontsize=FONT,
-                    fontweight="bold", color=EDGE[role], zorder=3)
+                    fontweight="bold", color=EDGE[kind], zorder=3)
         ax.text(c.x, TOP + PAD + 2 * LINE, f"{c.seen} seen", ha="center", va="top",
                 fontsize=FONT, zorder=3, fontweight="normal" if c.seen else "bold",
                 color=WARN if not c.seen else "#555555")

@@ -33,8 +33,8 @@ class IfView:
 @dataclass
 class NsView:
     """One namespace as drawn: its interfaces, notes (routes, sysctls, services) and NAT lines."""
-    name: str
-    role: str
+    name: str                                    # the namespace's role: "host", "netns0", "web"
+    kind: str                                    # "host" | "world" | "container"
     status: str
     ifs: list
     notes: list
@@ -113,7 +113,7 @@ def _notes(ns, services) -> list[tuple]:
               if "disable_ipv6" not in k and v != "0"]
     items += _conflicts(ns)
     for s in services:
-        if s.namespace == ns.name:
+        if s.namespace == ns.role:
             where = f"{s.address}:{s.port}" if s.address else (f"port {s.port}" if s.port else "")
             what = "web server" if _labkits_own(s.argv) else f"runs {' '.join(s.argv[:3])}"
             items.append((what,) + ((f"  on {where}",) if where else ()))
@@ -139,9 +139,9 @@ def _nat_items(topology, ns_name: str) -> list[tuple]:
     return items
 
 
-def _ns_key(ns) -> tuple:
-    k = plan.container_index(ns.name)
-    return ({"host": 0, "world": 1}.get(ns.role, 2), k if k is not None else 10**9, ns.name)
+def _ns_key(view: NsView) -> tuple:
+    k = plan.container_index(view.name)
+    return ({"host": 0, "world": 1}.get(view.kind, 2), k if k is not None else 10**9, view.name)
 
 
 MAC_STAGES = ("veth", "two-veths", "bridge")      # whose lessons are about MACs
@@ -159,8 +159,8 @@ def views(topology: Topology, previous: Topology | None, macs: bool | None = Non
     compared = previous is not None
     macs = shows_macs(topology) if macs is None else bool(macs)
     prev_t = previous or Topology(topology.lab, None)
-    names = [n.name for n in topology.namespaces]
-    names += [n.name for n in prev_t.namespaces if n.name not in names]
+    names = [n.role for n in topology.namespaces]
+    names += [n.role for n in prev_t.namespaces if n.role not in names]
     out = []
     for name in names:
         cur, prev = topology.namespace(name), prev_t.namespace(name)
@@ -175,6 +175,6 @@ def views(topology: Topology, previous: Topology | None, macs: bool | None = Non
         if nat:
             backend = topology.nat_backend or prev_t.nat_backend
             nat.insert(0, Line("NAT" + (f" ({backend})" if backend else ""), SAME, True))
-        out.append(NsView(name, ns.role, _status(cur, prev, compared) if compared and (
+        out.append(NsView(name, ns.kind, _status(cur, prev, compared) if compared and (
             cur is None or prev is None) else SAME, ifs, notes, nat))
     return sorted(out, key=_ns_key)

@@ -77,7 +77,7 @@ class Geometry:
         return Chip(ns, i.name, i.kind, rect, tuple(i.lines), i.status, i.peer, i.master)
 
     def add(self, v: NsView, rect: Rect, chips: list, notes) -> None:
-        self.boxes.append(Box(v.name, v.role, rect, Line(v.name, v.status, True), tuple(chips),
+        self.boxes.append(Box(v.name, v.kind, rect, Line(v.name, v.status, True), tuple(chips),
                               tuple(notes), v.status))
         self.right = rect.right
 

@@ -58,48 +58,48 @@ def _containers(lab, stage: str) -> int:
 def _state_items(want: Topology, live: Topology, w: Words):
     """Namespaces, links (kind, peer, state, master) and addresses, in the plan's order."""
     for ns in want.namespaces:
-        have = live.namespace(ns.name)
-        yield Item(have is not None, f"namespace {w.ns(ns.name)} "
+        have = live.namespace(ns.role)
+        yield Item(have is not None, f"namespace {w.ns(ns.role)} "
                    + ("exists" if have is not None else "does not exist"), "namespaces",
-                   "ip netns list", f"{w.where('host')}: ip netns add {w.ns(ns.name)}")
+                   "ip netns list", f"{w.where('host')}: ip netns add {w.ns(ns.role)}")
         if have is None:
             continue
         for itf in ns.interfaces:
             yield from _link_items(ns, itf, have, live, w)
     for ns in want.namespaces:
-        have = live.namespace(ns.name)
+        have = live.namespace(ns.role)
         if have is None:
             continue
         for itf in ns.interfaces:
             got = have.interface(itf.name)
             if got is None:
                 continue
-            yield from _address_items(ns.name, itf, got, w)
+            yield from _address_items(ns.role, itf, got, w)
         for route in ns.routes:
             found = any(r.dst == route.dst and r.gateway == route.gateway for r in have.routes)
             text = route_text(route)
-            yield Item(found, f"{ns.name} has " + ("a" if found else "no") + f" route {text}",
-                       "routes", w.look(ns.name, "ip route"),
-                       f"{w.where(ns.name)}: ip route add {text}")
+            yield Item(found, f"{ns.role} has " + ("a" if found else "no") + f" route {text}",
+                       "routes", w.look(ns.role, "ip route"),
+                       f"{w.where(ns.role)}: ip route add {text}")
 
 
 def _link_items(ns: Namespace, itf: Interface, have: Namespace, live: Topology, w: Words):
     got = have.interface(itf.name)
-    where = f"{itf.name} in {ns.name}" if ns.name != "host" else itf.name
+    where = f"{itf.name} in {ns.role}" if ns.role != "host" else itf.name
     if got is None:
-        yield Item(False, f"{where} does not exist", "links", w.look(ns.name, "ip link"),
+        yield Item(False, f"{where} does not exist", "links", w.look(ns.role, "ip link"),
                    _make_link(ns, itf, live, w))
         return
-    if itf.kind == "veth" and itf.peer and ns.name == "host":
+    if itf.kind == "veth" and itf.peer and ns.role == "host":
         ok = got.kind == "veth" and got.peer is not None and tuple(got.peer) == tuple(itf.peer)
         yield Item(ok, f"{where}'s other end is " + (f"{itf.peer[1]} in {itf.peer[0]}" if ok else
                    f"not {itf.peer[1]} in {itf.peer[0]}"), "links", w.look("host", "ip -d link show type veth")
                    + f" (and {w.look(itf.peer[0], 'ip link')})", _make_link(ns, itf, live, w))
-    if itf.kind != "loopback" or ns.role == "container":
+    if itf.kind != "loopback" or ns.kind == "container":
         yield Item(got.up == itf.up, f"{where} is " + ("up" if got.up else "down"), "links",
-                   w.look(ns.name, "ip -br link"),
-                   f"{w.where(ns.name)}: ip link set {itf.name} {'up' if itf.up else 'down'}")
-    if itf.kind == "veth" and ns.name == "host" and (itf.master or got.master):
+                   w.look(ns.role, "ip -br link"),
+                   f"{w.where(ns.role)}: ip link set {itf.name} {'up' if itf.up else 'down'}")
+    if itf.kind == "veth" and ns.role == "host" and (itf.master or got.master):
         ok = got.master == itf.master
         said = (f"{itf.name} is a port of {itf.master}" if ok and itf.master else
                 f"{itf.name} is not a port of {itf.master}" if itf.master else
@@ -114,7 +114,7 @@ def _make_link(ns: Namespace, itf: Interface, live: Topology, w: Words) -> str:
     if itf.kind == "bridge":
         return f"{w.where('host')}: ip link add {itf.name} type bridge; ip link set {itf.name} up"
     if itf.kind == "veth" and itf.peer:
-        host_end, other = (itf.name, itf.peer) if ns.name == "host" else (itf.peer[1], (ns.name, itf.name))
+        host_end, other = (itf.name, itf.peer) if ns.role == "host" else (itf.peer[1], (ns.role, itf.name))
         return (f"{w.where('host')}: ip link add {host_end} type veth peer name {other[1]}; "
                 f"ip link set {other[1]} netns {w.ns(other[0])}")
     return ""
@@ -141,14 +141,14 @@ def _forwarding_items(want: Topology, live: Topology, w: Words):
     """ip_forward where the stage routes (outside and later)."""
     for ns in want.namespaces:
         value = dict(ns.sysctls).get("net.ipv4.ip_forward")
-        have = live.namespace(ns.name)
+        have = live.namespace(ns.role)
         if value != "1" or have is None:
             continue
         now = dict(have.sysctls).get("net.ipv4.ip_forward")
-        yield Item(now == "1", f"the {ns.name} " + ("forwards packets" if now == "1" else
+        yield Item(now == "1", f"the {ns.role} " + ("forwards packets" if now == "1" else
                    f"does not forward packets (net.ipv4.ip_forward is {now})"), "forwarding",
-                   w.look(ns.name, "sysctl net.ipv4.ip_forward"),
-                   f"{w.where(ns.name)}: sysctl -w net.ipv4.ip_forward=1")
+                   w.look(ns.role, "sysctl net.ipv4.ip_forward"),
+                   f"{w.where(ns.role)}: sysctl -w net.ipv4.ip_forward=1")
 
 
 def _server_items(lab, want: Topology, w: Words):

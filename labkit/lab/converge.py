@@ -35,7 +35,7 @@ _LOOPBACK_INDEX = 1  # the kernel gives lo index 1 in every namespace
 def converge(topology: Topology, journal: Journal) -> None:
     """Bring lab `topology.lab` to `topology` (namespaces, links, addresses, routes, sysctls)."""
     lab = topology.lab
-    wanted = {plan.namespace_name(lab, ns.name): ns for ns in topology.namespaces}
+    wanted = {plan.namespace_name(lab, ns.role): ns for ns in topology.namespaces}
     foreign = set(journal.foreign())  # re-made by someone else under our name: not ours
     extra = [n for n in journal.namespaces if n not in wanted and n not in foreign]
     netns.delete_many(list(reversed(extra)))

@@ -50,7 +50,7 @@ def _interface(role: str, ifname: str, **changes):
 
 def _namespace(t: Topology, role: str, **changes) -> Topology:
     return dataclasses.replace(t, namespaces=tuple(
-        dataclasses.replace(n, **changes) if n.name == role else n for n in t.namespaces))
+        dataclasses.replace(n, **changes) if n.role == role else n for n in t.namespaces))
 
 
 def _no_default_route(t: Topology) -> Topology:

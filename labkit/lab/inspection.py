@@ -34,11 +34,11 @@ def _order(role: str) -> tuple:
 
 
 def read_namespace(role: str, kernel_name: str, nl: Netlink, nsid_to_role: dict[int, str],
-                   role_kind: str | None = None, sysctls: tuple[str, ...] = SYSCTLS_TOUCHED
+                   kind: str | None = None, sysctls: tuple[str, ...] = SYSCTLS_TOUCHED
                    ) -> tuple[Namespace, dict[int, str]]:
     """One namespace's live state, and its ifindex -> name table (to name peers seen from elsewhere).
 
-    `role_kind` is host, world or container (guessed from the name if None); `sysctls` the
+    `kind` is host, world or container (guessed from the role if None); `sysctls` the
     keys to read. A veth whose peer is in another namespace gets peer (role, "#IFINDEX");
     `inspect` names it."""
     links = nl.links()
@@ -49,17 +49,17 @@ def read_namespace(role: str, kernel_name: str, nl: Netlink, nsid_to_role: dict[
             addrs.setdefault(index, []).append(cidr)
     interfaces = []
     for link in links:
-        kind = link.kind or ("loopback" if link.name == "lo" else "unknown")
+        link_kind = link.kind or ("loopback" if link.name == "lo" else "unknown")
         peer = None
-        if kind == "veth" and link.link:
+        if link_kind == "veth" and link.link:
             if link.link_netnsid is None:
                 peer_link = by_index.get(link.link)
                 peer = (role, peer_link.name) if peer_link else None
             else:
                 peer = (nsid_to_role.get(link.link_netnsid, "?"), f"#{link.link}")
         master = by_index[link.master].name if link.master in by_index else None
-        interfaces.append(Interface(link.name, kind, tuple(sorted(addrs.get(link.index, []))),
-                                    None if kind == "loopback" else link.mac, peer, master,
+        interfaces.append(Interface(link.name, link_kind, tuple(sorted(addrs.get(link.index, []))),
+                                    None if link_kind == "loopback" else link.mac, peer, master,
                                     link.up))
     routes = []
     for r in nl.routes(static_only=True):
@@ -67,7 +67,7 @@ def read_namespace(role: str, kernel_name: str, nl: Netlink, nsid_to_role: dict[
         routes.append(Route(r["dst"], r["gateway"], None if r["gateway"] else dev))
     with netns.entered(kernel_name):
         values = tuple((key, _read_proc(key)) for key in sysctls)
-    namespace = Namespace(role, role_kind or kind_of_role(role), tuple(interfaces), tuple(routes),
+    namespace = Namespace(role, kind or kind_of_role(role), tuple(interfaces), tuple(routes),
                           tuple((k, v) for k, v in values if v is not None))
     return namespace, {index: link.name for index, link in by_index.items()}
 
@@ -84,13 +84,13 @@ def inspect(lab: str, kernel_names: list[str], stage: str | None = None,
             want: Topology | None = None) -> Topology:
     """Live Topology of lab `lab` over the namespaces `kernel_names` that exist.
 
-    With `want` (the plan the lab was brought to), namespaces keep its roles and order, its
+    With `want` (the plan the lab was brought to), namespaces keep its kinds and order, its
     sysctls are read too, and each namespace's veth peers are named wherever the plan puts
-    them; without it, roles are guessed from the names (host, world, containers)."""
+    them; without it, kinds are guessed from the roles (host, world, containers)."""
     present = [n for n in kernel_names if netns.exists(n)]
     roles = {n: role_of(lab, n) for n in present}
-    planned = {ns.name: ns for ns in want.namespaces} if want else {}
-    kinds = {n: planned[r].role if r in planned else kind_of_role(r) for n, r in roles.items()}
+    planned = {ns.role: ns for ns in want.namespaces} if want else {}
+    kinds = {n: planned[r].kind if r in planned else kind_of_role(r) for n, r in roles.items()}
     keys = tuple(dict.fromkeys(SYSCTLS_TOUCHED + tuple(k for ns in planned.values() for k, _ in ns.sysctls)))
     hubs = [n for n in present if kinds[n] in ("host", "world")]
     read = []
@@ -104,10 +104,10 @@ def inspect(lab: str, kernel_names: list[str], stage: str | None = None,
             if netns.exists(n):
                 raise
             continue  # deleted since `present` was read (a writer at work): not there now
-    indexes = {ns.name: table for ns, table in read}
+    indexes = {ns.role: table for ns, table in read}
     namespaces = [_name_peers(ns, indexes) for ns, _ in read]
     order = {name: i for i, name in enumerate(planned)}
-    namespaces.sort(key=lambda ns: (order.get(ns.name, len(order)), _order(ns.name)))
+    namespaces.sort(key=lambda ns: (order.get(ns.role, len(order)), _order(ns.role)))
     return Topology(lab, stage, tuple(namespaces))
 
 
@@ -153,33 +153,33 @@ def differences(want: Topology, have: Topology) -> list[str]:
     routes and the sysctls the plan sets; NAT rules and services are compared elsewhere."""
     lines = []
     for ns in want.namespaces:
-        live = have.namespace(ns.name)
+        live = have.namespace(ns.role)
         if live is None:
-            lines.append(f"{ns.name}: namespace missing")
+            lines.append(f"{ns.role}: namespace missing")
             continue
         for itf in ns.interfaces:
             got = live.interface(itf.name)
             if got is None:
-                lines.append(f"{ns.name}: {itf.name} missing")
+                lines.append(f"{ns.role}: {itf.name} missing")
                 continue
             for attr in ("kind", "mac", "peer", "master", "up"):
                 a, b = getattr(itf, attr), getattr(got, attr)
                 if a is not None and a != b:
-                    lines.append(f"{ns.name}: {itf.name} {attr} is {b!r}, the stage wants {a!r}")
+                    lines.append(f"{ns.role}: {itf.name} {attr} is {b!r}, the stage wants {a!r}")
             for cidr in sorted(set(got.addresses) - set(itf.addresses)):
-                lines.append(f"{ns.name}: {itf.name} addresses: {cidr} is not part of the stage")
+                lines.append(f"{ns.role}: {itf.name} addresses: {cidr} is not part of the stage")
             for cidr in sorted(set(itf.addresses) - set(got.addresses)):
-                lines.append(f"{ns.name}: {itf.name} addresses: {cidr} missing")
+                lines.append(f"{ns.role}: {itf.name} addresses: {cidr} missing")
         for extra in sorted({i.name for i in live.interfaces} - {i.name for i in ns.interfaces}):
-            lines.append(f"{ns.name}: {extra} is not part of the stage")
+            lines.append(f"{ns.role}: {extra} is not part of the stage")
         for route in sorted(set(ns.routes) - set(live.routes), key=route_text):
-            lines.append(f"{ns.name}: route {route_text(route)} missing")
+            lines.append(f"{ns.role}: route {route_text(route)} missing")
         for route in sorted(set(live.routes) - set(ns.routes), key=route_text):
-            lines.append(f"{ns.name}: route {route_text(route)} is not part of the stage")
+            lines.append(f"{ns.role}: route {route_text(route)} is not part of the stage")
         live_sysctls = dict(live.sysctls)
         for key, value in ns.sysctls:
             if live_sysctls.get(key) != value and sysctl.applies(key):
-                lines.append(f"{ns.name}: {key} is {live_sysctls.get(key)}, the stage wants {value}")
-    for extra in sorted({n.name for n in have.namespaces} - {n.name for n in want.namespaces}):
+                lines.append(f"{ns.role}: {key} is {live_sysctls.get(key)}, the stage wants {value}")
+    for extra in sorted({n.role for n in have.namespaces} - {n.role for n in want.namespaces}):
         lines.append(f"{extra}: namespace is not part of the stage")
     return lines

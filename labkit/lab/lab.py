@@ -223,7 +223,7 @@ class Lab:
         """Refuse a namespace the stage needs that exists but this lab did not create
         (made by hand, or by another tool): labkit would take it over and later delete it."""
         ours = set(journal.namespaces)
-        foreign = [name for name in (plan.namespace_name(self.name, ns.name) for ns in want.namespaces)
+        foreign = [name for name in (plan.namespace_name(self.name, ns.role) for ns in want.namespaces)
                    if name not in ours and netns.exists(name)]
         if foreign:
             raise KernelError(

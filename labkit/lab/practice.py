@@ -63,7 +63,7 @@ def before(stage: str, lab: str = "") -> Topology:
         start = dataclasses.replace(target, namespaces=tuple(
             dataclasses.replace(n, interfaces=tuple(
                 itf for itf in n.interfaces if not (itf.peer and plan.container_index(itf.peer[0]) is not None)))
-            for n in target.namespaces if n.role != "container"), nat=(), services=())
+            for n in target.namespaces if n.kind != "container"), nat=(), services=())
     else:
         start = stages.build(stages.STAGES[i - 1], lab)
     world = tuple(s for s in target.services if s.namespace == "world" and s not in start.services)

@@ -69,7 +69,7 @@ def write_resolver(topology: Topology, journal) -> list[str]:
     files = {"hosts": hosts_text(topology), "resolv.conf": RESOLV_CONF}
     directories, paths, journaled = [], [], []
     for ns in topology.namespaces:
-        directory = os.path.join(etc_dir(), plan.namespace_name(topology.lab, ns.name))
+        directory = os.path.join(etc_dir(), plan.namespace_name(topology.lab, ns.role))
         ours = directory in journal.data["paths"]
         if not os.path.isdir(directory):
             directories.append(directory)

@@ -1,8 +1,8 @@
 """`Blueprint`: a lab the stages do not have, written call by call (plain data, no root).
 
     bp = Blueprint("two-networks")
-    bp.namespace("host", role="host")
-    bp.namespace("web")                                   # role "container"
+    bp.namespace("host", kind="host")
+    bp.namespace("web")                                   # kind "container"
     bp.bridge("host", "br0", "172.18.0.1/16")
     bp.veth("host:veth-web", "web:eth0", master="br0", peer_address="172.18.0.2/16")
     bp.route("web", "default", via="172.18.0.1")
@@ -53,7 +53,7 @@ class Blueprint:
     def __init__(self, name: str = "custom"):
         self.name = validation.check_title(name)
         self.source: str | None = None  # the file it was read from, named in its errors
-        self._roles: dict[str, str] = {}
+        self._kinds: dict[str, str] = {}  # namespace -> its kind, in declaration order
         self._links: dict[str, dict[str, _Link]] = {}
         self._routes: dict[str, list[Route]] = {}
         self._sysctls: dict[str, dict[str, str]] = {}
@@ -64,21 +64,28 @@ class Blueprint:
     def __repr__(self) -> str:
         counts = [f"{len(self._calls[section])} {section if len(self._calls[section]) != 1 else one}"
                   for section, one in SECTIONS[1:] if self._calls[section]]
-        return (f"Blueprint {self.name!r}: namespaces {', '.join(self._roles) or '(none)'}"
+        return (f"Blueprint {self.name!r}: namespaces {', '.join(self._kinds) or '(none)'}"
                 + "".join(f"; {c}" for c in counts))
 
     # -- the calls ------------------------------------------------------------------------------
-    def namespace(self, name: str, role: str = "container") -> Blueprint:
-        """Declare namespace `name` with its role: "host", "world" or "container" (it gets lo)."""
+    def namespace(self, name: str, kind: str | None = None, *, role: str | None = None) -> Blueprint:
+        """Declare namespace `name` of kind "host", "world" or "container" (the default); it gets lo.
+
+        `role` is the older keyword for `kind`, kept so that files and code written with it
+        (`role = "host"`, namespace("host", role="host")) still work: give one of the two."""
         validation.check_name(name, "namespace")
-        validation.check_role(role)
-        if name in self._roles:
+        if kind is not None and role is not None and kind != role:
+            raise BadValue(f"namespace {name!r}: kind {kind!r} and role {role!r} disagree: role is the "
+                           f"older name of kind, give kind alone")
+        kind = validation.check_kind(kind if kind is not None else role if role is not None
+                                     else "container")
+        if name in self._kinds:
             raise BadName(f"namespace {name!r} is declared twice: give each its own name")
-        self._roles[name] = role
+        self._kinds[name] = kind
         self._links[name] = {"lo": _Link("loopback")}
         self._routes[name] = []
         self._sysctls[name] = dict(plan.NAMESPACE_SYSCTLS)
-        return self._record("namespaces", name=name, role=role)
+        return self._record("namespaces", name=name, kind=kind)
 
     def bridge(self, namespace: str, name: str, address: str | list[str] | None = None) -> Blueprint:
         """A bridge `name` in `namespace`, with `address` (a CIDR, or a list of them) if given."""
@@ -194,7 +201,7 @@ class Blueprint:
     def build(self, lab: str = "") -> Topology:
         """The Topology of this blueprint for lab `lab`, checked whole (nothing is made)."""
         try:
-            namespaces = tuple(self._build_namespace(ns) for ns in self._roles)
+            namespaces = tuple(self._build_namespace(ns) for ns in self._kinds)
             nat = tuple(e for e in self._nat if isinstance(e, Masquerade)) + \
                 tuple(e for e in self._nat if not isinstance(e, Masquerade))
             return validation.check(Topology(lab, self.name, namespaces, nat, tuple(self._services)))
@@ -245,10 +252,10 @@ class Blueprint:
         return self
 
     def _namespace(self, name: str, what: str) -> None:
-        if name not in self._roles:
-            declared = ", ".join(self._roles) or "none yet"
+        if name not in self._kinds:
+            declared = ", ".join(self._kinds) or "none yet"
             raise UnknownName(f"{what}: namespace {name!r} is not declared (declared: {declared}): "
-                              f"declare it first, namespace({name!r}, role=...)")
+                              f"declare it first, namespace({name!r}, kind=...)")
 
     def _free(self, namespace: str, name: str) -> None:
         """BadName unless `name` can name a new interface of `namespace`."""
@@ -282,7 +289,7 @@ class Blueprint:
             mac = None if link.kind == "loopback" else \
                 plan.mac_for(link.addresses[0] if link.addresses else None, name, n)
             interfaces.append(Interface(n, link.kind, tuple(link.addresses), mac, link.peer, link.master))
-        return Namespace(name, self._roles[name], tuple(interfaces), tuple(self._routes[name]),
+        return Namespace(name, self._kinds[name], tuple(interfaces), tuple(self._routes[name]),
                          tuple(self._sysctls[name].items()))
 
 

@@ -1,8 +1,9 @@
 """Plain-data model of a lab: what should exist (a stage's plan) or what does (inspection).
 
 No root, no kernel: these are frozen dataclasses that can be built, compared, drawn and
-serialised anywhere. Namespace names here are roles (`host`, `world`, `netns0`); a `Lab`
-maps them to kernel names (`t1-netns0`).
+serialised anywhere. A namespace is named here by its role in the lab (`host`, `world`,
+`netns0`, a custom lab's `web`); a `Lab` maps roles to kernel names (`t1-netns0`). Its kind is
+what it is: host, world or container.
 """
 from __future__ import annotations
 
@@ -69,8 +70,8 @@ class Service:
 @dataclass(frozen=True)
 class Namespace:
     """A network namespace with its interfaces, static routes and the sysctls labkit sets."""
-    name: str                                # role: "host", "world", "netns0", ...
-    role: str                                # "host" | "world" | "container"
+    role: str                                # its name in the lab: "host", "world", "netns0", "web", ...
+    kind: str                                # "host" | "world" | "container"
     interfaces: tuple[Interface, ...] = ()
     routes: tuple[Route, ...] = ()
     sysctls: tuple[tuple[str, str], ...] = ()
@@ -90,14 +91,14 @@ class Topology:
     services: tuple[Service, ...] = ()
     nat_backend: str | None = None
 
-    def namespace(self, name: str) -> Namespace | None:
-        """The namespace with role name `name`, or None."""
-        return next((n for n in self.namespaces if n.name == name), None)
+    def namespace(self, role: str) -> Namespace | None:
+        """The namespace whose role is `role` ("netns0"), or None."""
+        return next((n for n in self.namespaces if n.role == role), None)
 
     @property
     def containers(self) -> list[Namespace]:
         """Container namespaces in index order."""
-        return [n for n in self.namespaces if n.role == "container"]
+        return [n for n in self.namespaces if n.kind == "container"]
 
     def addresses(self) -> dict[str, tuple[str, str]]:
         """Every address (without prefix length) -> (namespace, interface) that holds it."""
@@ -105,7 +106,7 @@ class Topology:
         for ns in self.namespaces:
             for itf in ns.interfaces:
                 for cidr in itf.addresses:
-                    found[cidr.split("/")[0]] = (ns.name, itf.name)
+                    found[cidr.split("/")[0]] = (ns.role, itf.name)
         return found
 
     def to_dict(self) -> dict:
@@ -116,7 +117,10 @@ class Topology:
     def from_dict(cls, data: dict) -> Topology:
         """The Topology that `to_dict` wrote (read back from JSON too); BadValue if it is not one.
 
-        No checks beyond the shape: `validation.check` says whether labkit can make it."""
+        No checks beyond the shape: `validation.check` says whether labkit can make it. A
+        namespace written by labkit before its fields were renamed ({"name": "netns0", "role":
+        "container"}, in journals of labs brought up then) reads as {"role": "netns0", "kind":
+        "container"}, so such a lab can still be taken down."""
         try:
             return cls(data["lab"], data.get("stage"),
                        tuple(_namespace(ns) for ns in data.get("namespaces", ())),
@@ -136,7 +140,11 @@ def _namespace(data: dict) -> Namespace:
                        for i in data.get("interfaces", ()))
     routes = tuple(Route(r["dst"], r.get("gateway"), r.get("dev")) for r in data.get("routes", ()))
     sysctls = tuple((k, v) for k, v in data.get("sysctls", ()))
-    return Namespace(data["name"], data["role"], interfaces, routes, sysctls)
+    if "kind" in data:
+        role, kind = data["role"], data["kind"]
+    else:  # written before the rename: "name" held the role, "role" the kind
+        role, kind = data["name"], data["role"]
+    return Namespace(role, kind, interfaces, routes, sysctls)
 
 
 def _nat_entry(data: dict) -> Masquerade | PortMapping:

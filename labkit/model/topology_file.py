@@ -2,9 +2,9 @@
 
     name = "two-networks"            # what `labkit status` names it
 
-    [[namespaces]]                   # bp.namespace("host", role="host")
-    name = "host"
-    role = "host"                    # host | world | container (the default)
+    [[namespaces]]                   # bp.namespace("host", kind="host")
+    name = "host"                    # its role in the lab (Namespace.role)
+    kind = "host"                    # host | world | container (the default); older files: role
 
     [[bridges]]                      # bp.bridge("host", "br0", "172.18.0.1/16")
     namespace = "host"

@@ -2,7 +2,7 @@
 problem and the fix.
 
 `check(topology)` checks a whole Topology: names (the lab's prefix counts towards the kernel's
-15 characters), roles, each address used once, veth peers that point back at each other,
+15 characters), kinds, each address used once, veth peers that point back at each other,
 masters that are bridges of the same namespace, routes the namespace can reach, sysctls, NAT
 (only in the namespace named "host" for now) and servers. The small checks above it are what
 `Blueprint` runs at each call, so that a mistake shows at the line that made it.
@@ -17,8 +17,8 @@ from . import plan
 from ..errors import BadAddress, BadName, BadValue, UnknownName
 from .topology import Masquerade, PortMapping, Topology, route_text
 
-ROLES = ("host", "world", "container")
-KINDS = ("veth", "bridge", "loopback")
+NAMESPACE_KINDS = ("host", "world", "container")
+INTERFACE_KINDS = ("veth", "bridge", "loopback")
 PROTOCOLS = ("tcp", "udp")
 NAT_NAMESPACE = "host"  # where labkit.nat puts a lab's NAT rules
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -58,11 +58,11 @@ def kernel_name(lab: str, name: str) -> str:
     return plan.namespace_name(lab, name)
 
 
-def check_role(role) -> str:
-    """Return `role` if it is host, world or container, else BadValue."""
-    if role not in ROLES:
-        raise BadValue(f"role {role!r} is not known: use one of {', '.join(ROLES)}")
-    return role
+def check_kind(kind) -> str:
+    """Return `kind` if it is a namespace's kind (host, world or container), else BadValue."""
+    if kind not in NAMESPACE_KINDS:
+        raise BadValue(f"namespace kind {kind!r} is not known: use one of {', '.join(NAMESPACE_KINDS)}")
+    return kind
 
 
 def check_address(cidr, where: str = "") -> str:
@@ -155,20 +155,20 @@ def check(topology: Topology) -> Topology:
     by_name: dict[str, dict] = {}
     holders: dict[str, str] = {}  # address -> "ns:interface"
     for ns in topology.namespaces:
-        check_name(ns.name, "namespace")
-        if ns.name in by_name:
-            raise BadName(f"namespace {ns.name!r} is declared twice: give each namespace its own name")
-        kernel_name(lab, ns.name)
-        check_role(ns.role)
-        by_name[ns.name] = _interfaces(ns, holders)
+        check_name(ns.role, "namespace")
+        if ns.role in by_name:
+            raise BadName(f"namespace {ns.role!r} is declared twice: give each namespace its own name")
+        kernel_name(lab, ns.role)
+        check_kind(ns.kind)
+        by_name[ns.role] = _interfaces(ns, holders)
     for ns in topology.namespaces:
-        links = by_name[ns.name]
+        links = by_name[ns.role]
         for itf in ns.interfaces:
-            _check_links(ns.name, itf, links, by_name)
+            _check_links(ns.role, itf, links, by_name)
         _check_routes(ns, links)
         keys = [check_sysctl(k, v)[0] for k, v in ns.sysctls]
         if len(set(keys)) != len(keys):
-            raise BadValue(f"{ns.name}: a sysctl is set twice: keep one value per key")
+            raise BadValue(f"{ns.role}: a sysctl is set twice: keep one value per key")
     _check_nat(topology, by_name, holders)
     _check_services(topology, by_name)
     return topology
@@ -178,11 +178,11 @@ def _interfaces(ns, holders: dict[str, str]) -> dict:
     """The namespace's interfaces by name, each checked alone; records every address's holder."""
     links = {}
     for itf in ns.interfaces:
-        where = f"{ns.name}:{itf.name}"
+        where = f"{ns.role}:{itf.name}"
         check_name(itf.name)
         if itf.name in links:
-            raise BadName(f"{ns.name} has two interfaces named {itf.name!r}: give each its own name")
-        if itf.kind not in KINDS or (itf.kind == "loopback") != (itf.name == "lo"):
+            raise BadName(f"{ns.role} has two interfaces named {itf.name!r}: give each its own name")
+        if itf.kind not in INTERFACE_KINDS or (itf.kind == "loopback") != (itf.name == "lo"):
             raise BadValue(f"{where}: kind {itf.kind!r} is not one labkit makes: a veth, a bridge, "
                            f"or lo (the loopback every namespace has)")
         for cidr in itf.addresses:
@@ -234,12 +234,12 @@ def _check_routes(ns, links: dict) -> None:
             networks.setdefault(str(iface.network), []).append((iface, itf.name))
     seen = set()
     for route in ns.routes:
-        text = f"{ns.name}: route {route_text(route)}"
+        text = f"{ns.role}: route {route_text(route)}"
         dst = check_network(route.dst, "route destination")
         if dst != route.dst:
             raise BadAddress(f"{text}: write the destination as {dst}")
         if dst in seen:
-            raise BadValue(f"{text}: {ns.name} has a route to {dst} already: keep one")
+            raise BadValue(f"{text}: {ns.role} has a route to {dst} already: keep one")
         seen.add(dst)
         if dst in networks and dst != "default":
             iface, name = networks[dst][0]
@@ -249,14 +249,14 @@ def _check_routes(ns, links: dict) -> None:
             raise BadValue(f"{text}: give either via (a gateway address) or dev (an interface), "
                            f"one of them")
         if route.dev is not None and route.dev not in links:
-            raise UnknownName(f"{text}: {ns.name} has no interface {route.dev!r}: name one of "
+            raise UnknownName(f"{text}: {ns.role} has no interface {route.dev!r}: name one of "
                               f"{', '.join(links)}")
         if route.gateway is not None:
             via = _gateway(route.gateway)
             on_link = [name for nets in networks.values() for iface, name in nets
                        if via in iface.network and via != iface.ip]
             if not on_link:
-                raise BadAddress(f"{text}: no interface of {ns.name} has an address in a network "
+                raise BadAddress(f"{text}: no interface of {ns.role} has an address in a network "
                                  f"that holds {via}, so the kernel cannot reach the gateway: add "
                                  f"such an address, or choose a gateway on one of its networks")
 

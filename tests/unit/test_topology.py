@@ -25,7 +25,7 @@ V6 = (("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_i
 def two_networks() -> Blueprint:
     """Notebook 08's lab: br0 172.18/16 and br1 172.19/16 in host; web on A, db on B, api on both."""
     bp = Blueprint("two-networks")
-    bp.namespace("host", role="host").namespace("web").namespace("db").namespace("api")
+    bp.namespace("host", kind="host").namespace("web").namespace("db").namespace("api")
     bp.bridge("host", "br0", "172.18.0.1/16").bridge("host", "br1", "172.19.0.1/16")
     bp.veth("host:veth-web", "web:eth0", master="br0", peer_address="172.18.0.2/16")
     bp.veth("host:veth-db", "db:eth0", master="br1", peer_address="172.19.0.2/16")
@@ -40,7 +40,7 @@ def two_networks() -> Blueprint:
 
 def test_two_networks_plan():
     t = two_networks().build("diy")
-    assert (t.lab, t.stage, [ns.name for ns in t.namespaces]) == ("diy", "two-networks",
+    assert (t.lab, t.stage, [ns.role for ns in t.namespaces]) == ("diy", "two-networks",
                                                                     ["host", "web", "db", "api"])
     host, api = t.namespace("host"), t.namespace("api")
     assert [i.name for i in host.interfaces] == ["lo", "veth-web", "veth-db", "veth-api0",
@@ -53,7 +53,9 @@ def test_two_networks_plan():
     assert api.routes == (Route("default", "172.18.0.1"),)
     assert host.sysctls == V6 + (("net.ipv4.ip_forward", "1"),)
     assert all(ns.sysctls[:4] == V6 for ns in t.namespaces)          # IPv6 off everywhere
-    assert [ns.name for ns in t.containers] == ["web", "db", "api"]
+    assert [(ns.role, ns.kind) for ns in t.namespaces] == [("host", "host"), ("web", "container"),
+                                                           ("db", "container"), ("api", "container")]
+    assert [ns.role for ns in t.containers] == ["web", "db", "api"]
     assert t.nat == () and t.services == ()
 
 
@@ -88,7 +90,11 @@ BAD_CALLS = {
                                             ("bridge", ("host", "bridge-of-net-cc"), {})),
                                 BadName, "at most 15"),
     "name with a colon": (lambda: Blueprint().namespace("a:b"), BadName, "letters, digits"),
-    "unknown role": (lambda: Blueprint().namespace("a", role="vm"), BadValue, "host, world, container"),
+    "unknown kind": (lambda: Blueprint().namespace("a", kind="vm"), BadValue, "host, world, container"),
+    "unknown kind, older keyword": (lambda: Blueprint().namespace("a", role="vm"), BadValue,
+                                    "host, world, container"),
+    "kind and role disagree": (lambda: Blueprint().namespace("a", kind="host", role="world"), BadValue,
+                               "give kind alone"),
     "namespace twice": (lambda: _bp(("namespace", ("web",), {})), BadName, "declared twice"),
     "interface twice": (lambda: _bp(("bridge", ("host", "br0"), {})), BadName, "already (a bridge)"),
     "veth into an undeclared namespace": (
@@ -241,6 +247,23 @@ def test_dict_and_json_round_trips():
         Topology.from_dict({"namespaces": []})
 
 
+def test_the_older_spellings_of_a_namespace_still_read(tmp_path):
+    """`role` for the kind in code and files written before `kind`; and the journal of a lab
+    brought up before the rename, whose namespaces are {"name": "netns0", "role": "container"}."""
+    assert Blueprint("x").namespace("host", role="host").to_dict() == \
+        Blueprint("x").namespace("host", kind="host").to_dict() == \
+        {"name": "x", "namespaces": [{"name": "host", "kind": "host"}]}
+    assert 'kind = "host"' in EXAMPLE.read_text()
+    older = _toml(tmp_path, EXAMPLE.read_text().replace("kind = ", "role = "))
+    assert load_blueprint(older).build("diy") == two_networks().build("diy")
+    for t in (two_networks().build("t1"), stages.build("hairpin", "t1", 2)):
+        data = json.loads(json.dumps(t.to_dict()))
+        assert {"role", "kind"} <= set(data["namespaces"][0]) and "name" not in data["namespaces"][0]
+        for ns in data["namespaces"]:
+            ns["name"], ns["role"] = ns.pop("role"), ns.pop("kind")
+        assert Topology.from_dict(data) == t
+
+
 def _toml(tmp_path, text: str) -> str:
     path = tmp_path / "lab.toml"
     path.write_text(text)
@@ -251,8 +274,8 @@ BAD_FILES = {
     "not TOML": ('name = "x"\n[[namespaces]\n', "not valid TOML", "line 2"),
     "unknown section": ('name = "x"\n[[bridge]]\nname = "br0"\n', "unknown section 'bridge'",
                         "the sections are name, namespaces, veths"),
-    "unknown key": ('[[namespaces]]\nname = "a"\nkind = "host"\n', "namespaces entry 1: unknown key 'kind'",
-                    "its keys are name, role"),
+    "unknown key": ('[[namespaces]]\nname = "a"\ntype = "host"\n', "namespaces entry 1: unknown key 'type'",
+                    "its keys are name, kind, role"),
     "missing key": ('[[namespaces]]\nname = "a"\n[[bridges]]\nname = "br0"\n',
                     "bridges entry 1: missing key 'namespace'", "namespace, name, address"),
     "bad value in an entry": ('[[namespaces]]\nname = "a"\n[[namespaces]]\nname = "b"\n'

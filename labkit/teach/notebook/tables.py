@@ -152,7 +152,7 @@ def owners(lab) -> dict[str, str]:
         topology = lab.inspect()
     except (LabkitError, AttributeError):
         return {}
-    return {i.mac: f"{ns.name}:{i.name}" for ns in topology.namespaces for i in ns.interfaces if i.mac}
+    return {i.mac: f"{ns.role}:{i.name}" for ns in topology.namespaces for i in ns.interfaces if i.mac}
 
 
 def state_word(state: str) -> str:

@@ -214,8 +214,8 @@ class TrafficTester(_Shown):
             topology = self.lab.inspect()
         except LabkitError:
             return [], []
-        roles = [ns.name for ns in topology.namespaces]
-        points = [f"{ns.name}:{i.name}" for ns in topology.namespaces for i in ns.interfaces
+        roles = [ns.role for ns in topology.namespaces]
+        points = [f"{ns.role}:{i.name}" for ns in topology.namespaces for i in ns.interfaces
                   if i.kind != "loopback"]
         return roles, points
 
@@ -346,8 +346,8 @@ class PlannedTraffic(TrafficTester):
 
     def _choices(self) -> tuple[list[str], list[str]]:
         topology = stages.build(self.stage.value)
-        return ([ns.name for ns in topology.namespaces],
-                [f"{ns.name}:{i.name}" for ns in topology.namespaces for i in ns.interfaces
+        return ([ns.role for ns in topology.namespaces],
+                [f"{ns.role}:{i.name}" for ns in topology.namespaces for i in ns.interfaces
                  if i.kind != "loopback"])
 
     def _restage(self) -> None:
