@@ -137,7 +137,7 @@ def test_a_deleted_veth_pair_is_drawn_removed():
     assert warning and all(ln.status == REMOVED for ln in warning)   # the conflict is gone
     assert [ln.text for ln in lay.legend if ln.status != SAME] == ["+ added", "- removed",
                                                                    "~ changed"]
-    text = str(diagram.TopologyView(after, before))
+    text = str(diagram.figure(after, before))
     assert re.search(r"^-\s+veth1\b", text, re.M) and re.search(r"^-\s+ceth1\b", text, re.M)
 
 
@@ -158,7 +158,7 @@ def test_added_interfaces_addresses_and_changes_are_marked():
     assert lay.chip("host", "dummy0").status == ADDED
     lo = lay.chip("netns0", "lo")
     assert lo.status == CHANGED and lo.lines[0] == diagram.Line("lo  DOWN", CHANGED, True)
-    assert "+10.0.2.99/24" in str(diagram.TopologyView(after, before))
+    assert "+10.0.2.99/24" in str(diagram.figure(after, before))
 
 
 def test_stage_change_marks_the_new_bridge_and_ports():
@@ -226,7 +226,7 @@ def test_up_to_20_containers_are_all_drawn():
 
 def test_odd_topologies_still_lay_out():
     assert diagram.layout(Topology("", None)).boxes == ()
-    assert "nothing to draw" in str(diagram.TopologyView(Topology("", None)))
+    assert "nothing to draw" in str(diagram.figure(Topology("", None)))
     t = stages.build("bridge")
     only_containers = dataclasses.replace(t, namespaces=t.containers)
     check_geometry(diagram.layout(only_containers))
@@ -243,8 +243,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.mark.parametrize("n", [1, 2, 20])
 def test_every_stage_renders_png_and_svg_with_names_as_text(stage, n):
     t = stages.build(stage, containers=n)
-    assert diagram.render(t, "png").startswith(PNG)
-    svg = diagram.render(t, "svg")
+    assert diagram.figure(t).render("png").startswith(PNG)
+    svg = diagram.figure(t).render("svg")
     texts = {html.unescape(s) for s in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
     for ns in t.namespaces:
         assert ns.role in texts
@@ -254,14 +254,14 @@ def test_every_stage_renders_png_and_svg_with_names_as_text(stage, n):
 
 
 def test_render_of_200_containers_names_the_summary():
-    svg = diagram.render(stages.build("publish", containers=200), "svg")
+    svg = diagram.figure(stages.build("publish", containers=200)).render("svg")
     assert "196 more containers" in svg and "veth199" in svg and "veth100" not in svg
 
 
 def test_svg_repeats_byte_for_byte():
     t = stages.build("publish")
-    assert diagram.render(t, "svg") == diagram.render(t, "svg")
-    assert diagram.render(t, "png") == diagram.render(t, "png")
+    assert diagram.figure(t).render("svg") == diagram.figure(t).render("svg")
+    assert diagram.figure(t).render("png") == diagram.figure(t).render("png")
 
 
 def test_draw_writes_by_extension(tmp_path):
@@ -273,7 +273,7 @@ def test_draw_writes_by_extension(tmp_path):
     with pytest.raises(LabkitError, match="cannot write"):
         diagram.draw(t, tmp_path / "missing" / "a.png")
     with pytest.raises(BadValue):
-        diagram.render(t, "jpg")
+        diagram.figure(t).render("jpg")
     assert diagram.cli_draw(t, tmp_path / "b.svg") == \
         f"wrote {tmp_path / 'b.svg'} (4 namespaces, 11 interfaces)"
 
@@ -295,7 +295,7 @@ def test_a_figure_shows_a_png_and_its_text_in_jupyter_svg_when_printed(monkeypat
 
 
 def test_view_displays_in_jupyter_and_terminal():
-    view = diagram.TopologyView(stages.build("bridge"))
+    view = diagram.figure(stages.build("bridge"))
     text = view.render("text")
     assert text.splitlines()[0] == "stage bridge  -  default lab  -  2 containers"
     assert "  veth0    02:00:" in text and "port of br0  <-> netns0/ceth0" in text
@@ -314,7 +314,7 @@ def test_import_labkit_does_not_import_matplotlib():
 def test_svg_of_a_live_lab_names_every_interface_the_kernel_holds(lab, stage):
     lab.up(stage)
     live = lab.inspect()
-    svg = diagram.render(live, "svg")
+    svg = diagram.figure(live).render("svg")
     texts = {html.unescape(s) for s in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
     for ns in live.namespaces:
         for itf in ns.interfaces:

@@ -154,7 +154,7 @@ def test_accepts_paths_a_path_and_nothing():
     assert len(ladder.layout(paths[0]).dots) == 5
     empty = ladder.layout(Packets([]))
     assert empty.rows[-1].text == "no packets to draw" and not empty.arrows
-    assert ladder.render(empty, "png").startswith(b"\x89PNG")
+    assert ladder.figure(empty).render("png").startswith(b"\x89PNG")
     with pytest.raises(BadValue, match="captured packets"):
         ladder.layout(42)
     with pytest.raises(BadValue, match="captured packets"):
@@ -163,16 +163,16 @@ def test_accepts_paths_a_path_and_nothing():
 
 def test_renders_png_and_svg_with_points_and_rewrites_as_text(tmp_path):
     pkts = masqueraded_ping()
-    assert ladder.render(pkts, "png").startswith(b"\x89PNG\r\n\x1a\n")
-    svg = ladder.render(pkts, "svg")
+    assert ladder.figure(pkts).render("png").startswith(b"\x89PNG\r\n\x1a\n")
+    svg = ladder.figure(pkts).render("svg")
     texts = {html.unescape(s) for s in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
     assert {w for p in OUTWARD for w in p.split(":")} <= texts     # namespace over interface
     assert "2 seen" in texts
     assert "POSTROUTING: src 172.18.0.10 -> 10.0.2.15" in texts
     assert "PREROUTING: dst 10.0.2.15 -> 172.18.0.10" in texts
-    assert svg == ladder.render(pkts, "svg")
+    assert svg == ladder.figure(pkts).render("svg")
     with pytest.raises(BadValue):
-        ladder.render(pkts, "gif")
+        ladder.figure(pkts).render("gif")
     view = ladder.ladder(pkts)
     assert view.save(tmp_path / "l.svg").read_text().count("<svg") == 1
     with pytest.raises(BadValue, match=r"\.png or \.svg"):
@@ -233,7 +233,7 @@ def test_a_router_writes_new_macs_and_the_ladder_says_so():
     text = str(ladder.ladder(routed_ping(), macs=True))
     assert "at host:ens18   out  MACs rewritten  NAT: POSTROUTING: src 172.18.0.10 -> 10.0.2.15" in text
     assert not ladder.layout(routed_ping()).macs      # NAT drawn, no ARP: MACs only if asked
-    svg = ladder.render(lad, "svg")
+    svg = ladder.figure(lad).render("svg")
     assert f"{ENS18_MAC} &gt; {WAN0_MAC}" in svg
 
 
@@ -256,6 +256,6 @@ def test_no_text_is_smaller_than_the_figures_font():
     """The handouts estimate a stored PNG's smallest text as FONT (labkit.teach.printed.typeset)."""
     from labkit.teach.printed.typeset import PNG_SMALLEST_PT
     for what in (masqueraded_ping(), arp_then_ping(), published_syn()):
-        svg = ladder.render(what, "svg")
+        svg = ladder.figure(what).render("svg")
         sizes = [float(s) for s in re.findall(r"font-size: ([\d.]+)px", svg)]
         assert sizes and min(sizes) == ladder.FONT == PNG_SMALLEST_PT

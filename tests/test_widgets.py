@@ -62,9 +62,9 @@ def test_stepper_without_a_lab_draws_plans_and_marks_changes():
     assert s.go("veth") and s.stage.value == "veth"
     assert "ceth0" in s.diagram.value and s.diagram.value.startswith("<svg")
     assert "the plan; no lab touched" in s.status.value
-    assert s.view.previous is None
+    assert s.before is None
     assert s.step(+1) and s.stage.value == "two-veths"
-    assert s.view.previous == stages.build("veth") and s.view.layout.changed
+    assert s.before == stages.build("veth") and s.view.model.changed
     assert "veth1" in s.diagram.value and "two routes" not in s.about.value
     s.step(+10)
     assert s.stage.value == stages.STAGES[-1]
@@ -81,7 +81,7 @@ def test_stepper_buttons_converge_the_lab_once_per_click():
     s.next.click()
     assert lab.calls[-1] == ("up", "outside", 3) and s.stage.value == "outside"
     s.redraw.click()                                 # reads the kernel again, no convergence
-    assert len(lab.calls) == 2 and s.view.previous == s.view.topology
+    assert len(lab.calls) == 2 and s.before == s.topology
 
 
 def test_stepper_shows_errors_instead_of_raising():
@@ -196,8 +196,8 @@ def test_stepper_on_a_live_lab_draws_what_the_kernel_holds(lab):
     s = widgets.StageStepper(lab)
     assert s.go("two-veths") and "veth1" in s.diagram.value
     assert s.go("bridge")
-    assert s.view.topology.namespace("host").interface("br0") is not None
-    assert s.view.layout.chip("host", "br0").status == "added"
+    assert s.topology.namespace("host").interface("br0") is not None
+    assert s.view.model.chip("host", "br0").status == "added"
 
 
 @pytest.mark.kernel

@@ -159,7 +159,7 @@ def cmd_draw(args) -> int:
         topology = _lab(args).plan(_topology_path(args.topology))
     else:
         topology = _lab(args).inspect()
-    print(diagram.cli_draw(topology, args.output) if args.output else diagram.TopologyView(topology))
+    print(diagram.cli_draw(topology, args.output) if args.output else diagram.figure(topology))
     return 0
 
 

@@ -31,7 +31,7 @@ from ..model import stages
 from ..model.topology import Topology
 
 __all__ = ["ADDED", "CHANGED", "REMOVED", "SAME", "Figure", "Layout", "Line", "Rect",
-           "TopologyView", "cli_draw", "draw", "figure", "follow", "layout", "render"]
+           "cli_draw", "draw", "figure", "follow", "layout"]
 
 
 def layout(topology: Topology, previous: Topology | None = None, macs: bool | None = None) -> Layout:
@@ -122,14 +122,6 @@ def figure(what: Topology | Layout, previous: Topology | None = None) -> Figure:
     laid out with what changed since `previous` marked."""
     lay = what if isinstance(what, Layout) else layout(what, previous)
     return Figure(lay, layout_figure, text(lay))
-
-
-def render(what: Layout | Topology, fmt: str = "png") -> bytes | str:
-    """`figure(what).render(fmt)`: PNG bytes or SVG text of a Layout or a Topology."""
-    return figure(what).render(fmt)
-
-
-TopologyView = figure                           # its name in widgets and the command line
 
 
 def draw(topology: Topology, path, previous: Topology | None = None):

@@ -131,7 +131,7 @@ class Edge:
 
 @dataclass(frozen=True)
 class Layout:
-    """A whole diagram as data: what render() draws and str(TopologyView) prints."""
+    """A whole diagram as data: what render() draws and str(diagram.figure(...)) prints."""
     title: str
     width: float
     height: float
@@ -333,10 +333,6 @@ class Figure:
             raise BadValue(f"cannot write {str(path)!r}: {e.strerror}; choose a writable "
                            f"path") from None
         return path
-
-    def svg(self) -> str:
-        """`render("svg")` (the name labkit.teach.notebook.widgets still calls)."""
-        return self.render("svg")
 
     def _repr_png_(self) -> bytes | None:
         return self.render("png") if Figure.shows == "png" else None

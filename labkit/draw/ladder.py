@@ -382,12 +382,6 @@ def figure(what, listing: str | None = None) -> Figure:
     return Figure(lad, _figure, text(lad) if listing is None else listing)
 
 
-def render(what, fmt: str = "png") -> bytes | str:
-    """`figure(what).render(fmt)`: PNG bytes or SVG text of a Ladder (or of what `layout`
-    accepts)."""
-    return figure(what).render(fmt)
-
-
 def ladder(what, points=None, limit: int = LIMIT, macs: bool | None = None, **flow) -> Figure:
     """The ladder diagram of captured packets as a Figure (see the module docstring); `macs`
     True shows each hop's MAC addresses, False never, None where the ladder has ARP or a

@@ -284,11 +284,6 @@ def _figure(lay: Layout):
     return fig
 
 
-def render(what, fmt: str = "png") -> bytes | str:
-    """`figure(what).render(fmt)`: PNG bytes or SVG text of a Layout (or of a Reading)."""
-    return figure(what).render(fmt)
-
-
 def text(lay: Layout) -> str:
     """The figure as text: each hook and its rules with their counters, then the commands."""
     r = lay.reading

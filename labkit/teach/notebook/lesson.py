@@ -13,8 +13,9 @@
 
 Everything a helper prints is deterministic on purpose (nbval compares stored outputs): no
 timestamps, no ICMP ids or TCP sequence numbers, one line per distinct packet path (a repeated
-ARP request or a retransmission is not counted), rows in a fixed order. Pictures are PNG
-(`IPython.display.Image`), which nbval does not compare. Every helper that touches the kernel
+ARP request or a retransmission is not counted), rows in a fixed order. Pictures are
+`labkit.draw.figure.Figure`s: stored as PNG, which nbval does not compare, beside their text
+form, which it does. Every helper that touches the kernel
 checks privileges first, so without them (Binder) a cell prints one line, not a traceback.
 
 Each helper lives in a module of its own (seed, shell, picture, probes, trace, traffic,

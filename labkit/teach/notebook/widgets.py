@@ -22,8 +22,9 @@ import ipywidgets as w
 from ...draw import diagram
 from ...draw import ladder
 from ...model import stages
+from ...model.topology import Topology
 from ...errors import LabkitError
-from ...draw.figure import WARN, fitted_svg
+from ...draw.figure import WARN, Figure, fitted_svg
 from ...kernel import privilege
 from ...lab import reach
 from ..replay import traffic_log
@@ -95,8 +96,9 @@ class StageStepper(_Shown):
 
     def __init__(self, lab=None, containers: int | None = None):
         self.lab, self.containers = lab, containers
-        self.previous = None                          # the topology drawn last
-        self.view: diagram.TopologyView | None = None
+        self.before: Topology | None = None           # the topology drawn before the last
+        self.topology: Topology | None = None         # the topology drawn last
+        self.view: Figure | None = None               # its figure
         self.stage = w.ToggleButtons(options=stages.STAGES, value=None, description="stage")
         self.back = w.Button(description="\u25c0 back", layout=w.Layout(width="90px"))
         self.next = w.Button(description="next \u25b6", layout=w.Layout(width="90px"))
@@ -159,9 +161,9 @@ class StageStepper(_Shown):
         except LabkitError as e:
             self.status.value = _say(str(e), FAIL)
             return False
-        self.view = diagram.TopologyView(topology, self.previous)
-        self.previous = topology
-        self.diagram.value = fitted(self.view.svg())
+        self.before, self.topology = self.topology, topology
+        self.view = diagram.figure(topology, self.before)
+        self.diagram.value = fitted(self.view.render("svg"))
         return True
 
 
@@ -245,7 +247,7 @@ class TrafficTester(_Shown):
         self.status.value = _say(said, OK if ok else FAIL)
         if self.packets is not None:
             self.table.value = boxed(self.packets._repr_html_())
-            self.ladder.value = fitted(ladder.render(ladder.layout(self.packets), "svg"))
+            self.ladder.value = fitted(ladder.figure(self.packets).render("svg"))
         else:
             self.table.value = self.ladder.value = ""
         return ok
@@ -297,7 +299,7 @@ class CaptureViewer(_Shown):
         self.table.value = boxed(self.shown._repr_html_())
         # the ladder keeps whole paths that match anywhere: hops after NAT rewrote the address
         lad = ladder.layout(at, limit=self.limit, **flow)
-        self.ladder.value = fitted(ladder.render(lad, "svg"))
+        self.ladder.value = fitted(ladder.figure(lad).render("svg"))
         return len(self.shown)
 
 
@@ -372,7 +374,7 @@ class PlannedTraffic(TrafficTester):
                                  "it yourself in a VM)", OK if take.ok else FAIL)
         if self.packets is not None:
             self.table.value = boxed(self.packets._repr_html_())
-            self.ladder.value = fitted(ladder.render(ladder.layout(self.packets), "svg"))
+            self.ladder.value = fitted(ladder.figure(self.packets).render("svg"))
         else:
             self.table.value = self.ladder.value = ""
         return take.ok
