@@ -40,7 +40,7 @@ def pictures():
                        seen(9, points[1], "in", req("172.18.0.10"), upper=True),
                        seen(20, points[2], "out", req("10.0.2.15"))],
                       [PointStats(p, 1, 1, 0) for p in points])
-    return diagram.render(stages.build("hairpin"), "svg"), ladder.render(ladder.layout(packets), "svg")
+    return diagram.figure(stages.build("hairpin")).render("svg"), ladder.figure(packets).render("svg")
 
 
 def synthetic_notebook(path):

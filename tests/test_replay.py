@@ -298,7 +298,7 @@ def test_stepper_and_tester_without_privileges_work_on_plans_and_the_recording(m
     s = widgets.StageStepper(Untouchable())
     assert isinstance(s, widgets.PlannedStepper) and s.lab is None
     assert s.go("two-veths") and s.go("bridge") and "br0" in s.diagram.value
-    assert s.view.layout.chip("host", "br0").status == "added"          # marked against two-veths
+    assert s.view.model.chip("host", "br0").status == "added"          # marked against two-veths
     assert "labkit-reachability" in s.reach.value and "recorded on a real kernel" in s.reach.value
     t = widgets.TrafficTester(Untouchable(), source="world", target="10.0.2.15:5000", method="http")
     assert isinstance(t, widgets.PlannedTraffic) and t.stage.value == "publish"  # first answered
