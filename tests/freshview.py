@@ -39,28 +39,13 @@ def enter() -> None:
         err = ctypes.get_errno()
         raise OSError(err, f"unshare(CLONE_NEWNS): {os.strerror(err)}")
     userns.mount("none", "/", None, keeper.MS_REC | keeper.MS_PRIVATE)
-    _cover("/run", HIDDEN["/run"])
+    keeper.cover("/run", HIDDEN["/run"])
     upper, work = os.path.join(LAYERS, "upper"), os.path.join(LAYERS, "work")
     os.makedirs(upper)
     os.makedirs(work)
     for name in HIDDEN["/etc"]:
         os.mknod(os.path.join(upper, name), 0o600 | 0o020000, os.makedev(0, 0))  # a whiteout
     userns.mount("overlay", "/etc", "overlay", 0, f"lowerdir=/etc,upperdir={upper},workdir={work}")
-
-
-def _cover(parent: str, hidden: tuple[str, ...]) -> None:
-    """A tmpfs over `parent` with its entries bound back, except `hidden`."""
-    import stat
-    old = os.open(parent, os.O_PATH | os.O_DIRECTORY)
-    try:
-        entries = os.listdir(f"/proc/self/fd/{old}")
-        mode = stat.S_IMODE(os.stat(parent).st_mode)
-        userns.mount("tmpfs", parent, "tmpfs", userns.MS_NODEV, f"mode={mode:o}")
-        for entry in entries:
-            if entry not in hidden:
-                keeper.bind_back(f"/proc/self/fd/{old}/{entry}", os.path.join(parent, entry))
-    finally:
-        os.close(old)
 
 
 if __name__ == "__main__":

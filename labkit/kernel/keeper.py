@@ -122,21 +122,27 @@ def provide(parent: str, names: tuple[str, ...]) -> None:
             userns.mount("tmpfs", os.path.join(parent, name), "tmpfs",
                          userns.MS_NOSUID | userns.MS_NODEV, "mode=0755")
         return
+    cover(parent, names)
+    for name in names:
+        os.mkdir(os.path.join(parent, name), 0o755)
+
+
+def cover(parent: str, left_out: tuple[str, ...]) -> None:
+    """Put a tmpfs over `parent` with every entry it had bound back, except `left_out` (which
+    then do not exist there). Call it in a mount namespace of one's own."""
     old = os.open(parent, os.O_PATH | os.O_DIRECTORY)
     try:
         entries = os.listdir(f"/proc/self/fd/{old}")
         mode = stat.S_IMODE(os.stat(parent).st_mode)
         userns.mount("tmpfs", parent, "tmpfs", userns.MS_NODEV, f"mode={mode:o}")
         for entry in entries:
-            if entry not in names:
-                bind_back(f"/proc/self/fd/{old}/{entry}", os.path.join(parent, entry))
-        for name in names:
-            os.mkdir(os.path.join(parent, name), 0o755)
+            if entry not in left_out:
+                _bind_back(f"/proc/self/fd/{old}/{entry}", os.path.join(parent, entry))
     finally:
         os.close(old)
 
 
-def bind_back(source: str, target: str) -> None:
+def _bind_back(source: str, target: str) -> None:
     """Make `target` show what `source` (an entry of the covered directory) is: a symlink is
     copied, anything else bind-mounted (recursively) on a directory or file made for it."""
     try:
