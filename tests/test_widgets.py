@@ -223,3 +223,28 @@ def test_where_widgets_do_not_render_they_show_their_status_as_text():
     t = widgets.TrafficTester(FakeLab("outside"), capture=FakeCapture)
     t.send()
     assert t._repr_mimebundle_()["text/plain"] == "ping netns0 -> 203.0.113.80: answered"
+
+
+def test_where_widgets_do_not_render_they_show_their_drawing_as_a_picture():
+    """A saved notebook keeps a widget's drawing as image/png beside its text (the widget view
+    itself is dropped when notebooks are stored): the static site, JupyterLab before a kernel
+    starts and a notebook viewer show that picture; a live notebook shows the widget."""
+    import base64
+    from labkit.teach.printed import stored
+    s = widgets.StageStepper()
+    assert "image/png" not in s._repr_mimebundle_()            # nothing drawn yet
+    assert s.go("bridge")
+    bundle = s._repr_mimebundle_()
+    png = base64.b64decode(bundle["image/png"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png == s.view.render("png")
+    nb = {"cells": [{"cell_type": "code", "source": "stepper", "metadata": {}, "execution_count": 3,
+                     "outputs": [{"output_type": "display_data", "metadata": {}, "data": bundle}]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    kept = stored.clean(nb)["cells"][0]["outputs"][0]["data"]
+    assert set(kept) == {"text/plain", "image/png"}
+    t = widgets.TrafficTester(FakeLab("outside"), capture=FakeCapture)
+    assert t.send() and t._repr_mimebundle_()["image/png"]
+    assert base64.b64decode(t._repr_mimebundle_()["image/png"]) == t.picture.render("png")
+    v = widgets.CaptureViewer(masqueraded_ping())
+    v.point.value = ()
+    assert v._repr_mimebundle_()["image/png"]                    # an empty ladder is still drawn

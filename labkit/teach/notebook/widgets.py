@@ -8,9 +8,11 @@ too, never raised into the notebook. Everything that touches the kernel goes thr
 `lab` given (a `Lab`). Plan mode, with lab=None or where labs cannot run (no CAP_NET_ADMIN):
 the stepper draws the stages' plans with the reachability recorded on a real kernel, and the
 tester shows probes as recorded (PlannedStepper, PlannedTraffic; labkit.teach.replay.traffic_log).
-Where widgets do not render (a saved or printed notebook), each shows its status line as
-text (`text()`, the display's text/plain). Drawings scale down to the width of the output
-area (`fitted`), never wider than it.
+Where widgets do not render (a saved or printed notebook, the static site, JupyterLab before a
+kernel runs), each shows its status line as text (`text()`, the display's text/plain) and
+its drawing as it was when displayed (`picture`, the display's image/png; a live notebook
+shows the widget instead). Drawings scale down to the width of the output area (`fitted`),
+never wider than it.
 """
 from __future__ import annotations
 
@@ -68,14 +70,23 @@ def _plain(value: str) -> str:
 class _Shown:
     widget: w.Widget
     status: w.HTML
+    picture: Figure | None = None   # the drawing shown now (None: none)
 
     def text(self) -> str:
         """What the widget says now, as plain text (its status line)."""
         return _plain(self.status.value)
 
+    def _draw(self, area: w.HTML, figure: Figure | None) -> None:
+        """Show `figure` in `area` (scaled to the output area), or nothing for None."""
+        self.picture = figure
+        area.value = fitted(figure.render("svg")) if figure is not None else ""
+
     def _repr_mimebundle_(self, **kwargs):
+        import base64
         bundle = dict(self.widget._repr_mimebundle_(**kwargs))
         bundle["text/plain"] = self.text() or bundle.get("text/plain", "")
+        if self.picture is not None:
+            bundle["image/png"] = base64.b64encode(self.picture.render("png")).decode()
         return bundle
 
     def _ipython_display_(self):
@@ -163,7 +174,7 @@ class StageStepper(_Shown):
             return False
         self.before, self.topology = self.topology, topology
         self.view = diagram.figure(topology, self.before)
-        self.diagram.value = fitted(self.view.render("svg"))
+        self._draw(self.diagram, self.view)
         return True
 
 
@@ -245,11 +256,8 @@ class TrafficTester(_Shown):
             self.status.value = _say(str(e), FAIL)
             return None
         self.status.value = _say(said, OK if ok else FAIL)
-        if self.packets is not None:
-            self.table.value = boxed(self.packets._repr_html_())
-            self.ladder.value = fitted(ladder.figure(self.packets).render("svg"))
-        else:
-            self.table.value = self.ladder.value = ""
+        self.table.value = boxed(self.packets._repr_html_()) if self.packets is not None else ""
+        self._draw(self.ladder, ladder.figure(self.packets) if self.packets is not None else None)
         return ok
 
     def _send(self, method: str, source: str, address: str, url: str) -> tuple[bool, str]:
@@ -298,8 +306,7 @@ class CaptureViewer(_Shown):
         self.status.value = _say(f"{len(self.shown)} of {len(self.packets)} packets")
         self.table.value = boxed(self.shown._repr_html_())
         # the ladder keeps whole paths that match anywhere: hops after NAT rewrote the address
-        lad = ladder.layout(at, limit=self.limit, **flow)
-        self.ladder.value = fitted(ladder.figure(lad).render("svg"))
+        self._draw(self.ladder, ladder.figure(ladder.layout(at, limit=self.limit, **flow)))
         return len(self.shown)
 
 
@@ -365,17 +372,15 @@ class PlannedTraffic(TrafficTester):
         method, source, stage = self.method.value, self.source.value, self.stage.value
         take = self.run.take(stage, source, self.target.value, method)
         if take is None:
-            self.packets, self.table.value, self.ladder.value = None, "", ""
+            self.packets, self.table.value = None, ""
+            self._draw(self.ladder, None)
             self.status.value = _say(f"{method} from {source} to {self.target.value.strip()} was not "
                                      f"recorded at stage {stage}: run it yourself in a VM", FAIL)
             return None
         self.packets = take.packets.filter(point=list(self.points.value)) if self.points.value else None
         self.status.value = _say(f"{take.said} (recorded on a real kernel on {self.run.date}; run "
                                  "it yourself in a VM)", OK if take.ok else FAIL)
-        if self.packets is not None:
-            self.table.value = boxed(self.packets._repr_html_())
-            self.ladder.value = fitted(ladder.figure(self.packets).render("svg"))
-        else:
-            self.table.value = self.ladder.value = ""
+        self.table.value = boxed(self.packets._repr_html_()) if self.packets is not None else ""
+        self._draw(self.ladder, ladder.figure(self.packets) if self.packets is not None else None)
         return take.ok
 
