@@ -183,6 +183,14 @@ def cmd_site(args) -> int:
     return 0
 
 
+def cmd_editions(args) -> int:
+    from ..teach.printed import stored      # no root: the notebooks are read, not run
+    from ..teach.replay import course
+    for path in stored.write_editions(args.output, args.notebooks or course.notebooks(args.notebook_dir)):
+        print(f"wrote {path}")
+    return 0
+
+
 NOTEBOOKS_HELP = ("the course's notebooks (default: $LABKIT_NOTEBOOKS, else ./notebooks if it holds "
                   "the course, else the notebooks that come with labkit)")
 
@@ -269,6 +277,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--binder", default="", metavar="URL", help="the course on Binder, linked from each page")
     sp.add_argument("--notebooks", dest="notebook_dir", metavar="DIR", help=NOTEBOOKS_HELP)
     sp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
+    sp = add("editions", cmd_editions, "write the notebooks' student editions (no solutions, answers "
+             "or revealing outputs) and instructor's editions, as .ipynb")
+    sp.add_argument("-o", dest="output", default="editions", metavar="DIR",
+                    help="writes DIR/student/*.ipynb and DIR/instructor/*.ipynb")
+    sp.add_argument("--notebooks", dest="notebook_dir", metavar="DIR", help=NOTEBOOKS_HELP)
+    sp.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
     return p
 
 
@@ -287,8 +301,8 @@ def _check_words(args) -> None:
 
 
 def _plan_only(args) -> bool:
-    """True for a command that reads no kernel: a topology file drawn as planned."""
-    return args.command == "draw" and args.topology is not None
+    """True for a command that reads no kernel: a topology file drawn as planned, editions."""
+    return args.command == "editions" or (args.command == "draw" and args.topology is not None)
 
 
 def main(argv: list[str] | None = None) -> int:

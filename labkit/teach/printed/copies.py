@@ -70,11 +70,12 @@ def _text(output) -> str:
 
 
 def solution_lines(cell) -> int:
-    """How many lines of the cell are solution (between the markers, or the whole cell)."""
+    """How many lines of the cell are solution (between the markers, or the whole cell); prose
+    that answers a prediction (`answers:ID`) is not counted: the student writes at the prediction."""
     lines, inside, n = _source(cell).split("\n"), False, 0
     for line in lines:
         if editions.BEGIN in line:
-            inside = True
+            inside = editions.ANSWERS not in line
         elif editions.END in line:
             inside = False
         elif inside:
@@ -84,14 +85,10 @@ def solution_lines(cell) -> int:
     return n
 
 
-def _instructor_only(cell) -> bool:
-    return editions.INSTRUCTOR_TAG in cell.get("metadata", {}).get("tags", [])
-
-
 def student(nb: dict, where: str = "notebook") -> dict:
     """The student's printed copy of instructor's notebook `nb` (run or stored)."""
     out = quiet(editions.student(nb, where))
-    kept = [c for c in nb.get("cells", []) if not _instructor_only(c)]
+    kept = [c for c in nb.get("cells", []) if not editions.dropped(c)]
     for mine, theirs in zip(kept, out["cells"]):
         n = solution_lines(mine)
         if not n:
@@ -109,8 +106,9 @@ def student(nb: dict, where: str = "notebook") -> dict:
 
 
 def _boxed_answers(text: str) -> str:
-    """Markdown with each `<!-- BEGIN SOLUTION -->` region in a box headed "Answer"."""
-    text = re.sub(r"^.*<!--\s*BEGIN SOLUTION\s*-->.*$", '\n<div class="lk-answer">\n', text, flags=re.M)
+    """Markdown with each `<!-- BEGIN SOLUTION -->` region (`answers:ID` ones too) in a box
+    headed "Answer"."""
+    text = re.sub(r"^.*<!--\s*BEGIN SOLUTION\b[^>]*-->.*$", '\n<div class="lk-answer">\n', text, flags=re.M)
     return re.sub(r"^.*<!--\s*END SOLUTION\s*-->.*$", "\n</div>\n", text, flags=re.M)
 
 

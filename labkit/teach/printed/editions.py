@@ -16,10 +16,18 @@ Stubs leave the notebook runnable top to bottom without a traceback:
   it assigns nothing (nbgrader's `raise NotImplementedError()` would stop "Run All");
 - a cell magic's body (`%%lab ROLE`): `# your commands here`;
 - markdown: `*Your answer here.*` followed by an empty line to write in.
+Predictions, tied to what answers them by cell tags (kept when a notebook is stored clean):
+- `prediction:ID` on the markdown cell that asks the student to predict (ID: a-z, 0-9, -);
+  it holds its answer box, a solution region (or the next cell is a code solution);
+- `reveal:ID` on the cell, or cells, where the student runs what answers it (after it);
+- prose elsewhere that answers it sits in `<!-- BEGIN SOLUTION answers:ID -->` ...
+  `<!-- END SOLUTION -->`: the student's edition loses it with no stub (the box is at the
+  prediction); the instructor's keeps it.
 Outputs are cleared, and the cell tagged `nbval-ignore-output` (its output is the student's),
-where a solution was, where the cell calls `reveal(`, where an output holds an exercise's
-verdict `Right: ...`, and in the code cell that follows a question answered in markdown (it
-shows what the student was asked to predict). Nothing is changed in the instructor's notebook.
+in every code cell from a prediction to its last reveal, where a solution was, where the cell
+calls `reveal(`, where it runs a check or a hint (`.check(`, `.hint(`, `labkit check`: before the
+student has typed anything they list what is missing), and where an output holds an exercise's
+verdict `Right: ...`. Nothing is changed in the instructor's notebook.
 
 `python -m labkit.teach.notebook student OUTDIR [NOTEBOOK...]` writes the student editions
 (default: every notebook in notebooks/), stored clean as the instructor's are.
@@ -42,6 +50,9 @@ COMMANDS_STUB = "# your commands here"
 TEXT_STUB = ("*Your answer here.*", "")
 _VERDICT = re.compile(r"^Right: ", re.MULTILINE)
 _REVEAL = re.compile(r"\breveal\(")
+_CHECK = re.compile(r"\.(?:check|hint)\(|\blabkit (?:check|hint)\b")
+PREDICTION, REVEAL, ANSWERS = "prediction:", "reveal:", "answers:"
+_ANSWERS = re.compile(r"\banswers:([a-z0-9-]+)")
 
 
 def _source(cell: dict) -> str:
@@ -89,10 +100,12 @@ def clear_solutions(cell: dict, where: str = "") -> bool:
             if region is not None:
                 raise BadValue(f"{where}: {BEGIN} inside another; close the first with {END}")
             region, indent, found = [], re.match(r"\s*", line).group(0), True
+            answers = bool(_ANSWERS.search(line))
         elif END in line:
             if region is None:
                 raise BadValue(f"{where}: {END} without a {BEGIN} before it")
-            out += [indent + s if s else s for s in stub(kind, "\n".join(region), magic)]
+            if not answers:       # prose that answers a prediction goes without a stub
+                out += [indent + s if s else s for s in stub(kind, "\n".join(region), magic)]
             region = None
         elif region is not None:
             region.append(line)
@@ -109,9 +122,44 @@ def clear_solutions(cell: dict, where: str = "") -> bool:
     return found
 
 
+def tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def marked(cell: dict, prefix: str) -> list[str]:
+    """The ids of the cell's tags that start with `prefix` (PREDICTION or REVEAL)."""
+    return [t[len(prefix):] for t in tags(cell) if t.startswith(prefix)]
+
+
+def answered(cell: dict) -> list[str]:
+    """The ids of the predictions that prose in this cell answers (`answers:ID` regions)."""
+    return [m.group(1) for line in _source(cell).split("\n") if BEGIN in line
+            for m in [_ANSWERS.search(line)] if m]
+
+
+def spans(cells: list[dict]) -> dict[str, tuple[int, int]]:
+    """Each prediction's id -> (index of its cell, index of its last reveal). BadValue for a
+    prediction without a reveal after it, a reveal without its prediction, or an id used twice."""
+    where: dict[str, tuple[int, int]] = {}
+    for i, cell in enumerate(cells):
+        for name in marked(cell, PREDICTION):
+            if name in where:
+                raise BadValue(f"cell {i + 1}: a second prediction:{name}; give each its own id")
+            where[name] = (i, -1)
+        for name in marked(cell, REVEAL):
+            if name not in where:
+                raise BadValue(f"cell {i + 1}: reveal:{name} without a prediction:{name} before it")
+            where[name] = (where[name][0], i)
+    for name, (start, end) in where.items():
+        if end < 0:
+            raise BadValue(f"cell {start + 1}: prediction:{name} has no reveal:{name} after it")
+    return where
+
+
 def _reveals(cell: dict) -> bool:
-    """True if the cell's outputs, or the cell itself, give an exercise's answer away."""
-    if _REVEAL.search(_source(cell)):
+    """True if the cell's outputs, or the cell itself, give an answer or a check's result away."""
+    source = _source(cell)
+    if _REVEAL.search(source) or _CHECK.search(source):
         return True
     for output in cell.get("outputs", []):
         texts = [output.get("text", "")] + [output.get("data", {}).get("text/plain", "")]
@@ -120,24 +168,36 @@ def _reveals(cell: dict) -> bool:
     return False
 
 
+def dropped(cell: dict) -> bool:
+    """True if the student's edition leaves the cell out: tagged `instructor`, or markdown that
+    is nothing but prose answering a prediction."""
+    if INSTRUCTOR_TAG in tags(cell):
+        return True
+    if cell.get("cell_type") != "markdown" or not answered(cell):
+        return False
+    probe = copy.deepcopy(cell)
+    clear_solutions(probe)
+    return not _source(probe).strip()
+
+
 def student(nb: dict, where: str = "notebook") -> dict:
     """The student edition of notebook `nb` (a copy; `nb` is not changed). `where` names the
     notebook in errors. Store it with `notebook.clean`, as `write` does."""
     nb = copy.deepcopy(nb)
+    try:
+        hidden = [i for start, end in spans(nb.get("cells", [])).values() for i in range(start, end + 1)]
+    except BadValue as e:
+        raise BadValue(f"{where}, {e}") from None
     cells = []
-    predicted = False       # after a question answered in markdown: the cell that shows the answer
     for i, cell in enumerate(nb.get("cells", [])):
-        if INSTRUCTOR_TAG in cell.get("metadata", {}).get("tags", []):
+        if dropped(cell):
             continue
         solved = clear_solutions(cell, f"{where}, cell {i + 1}")
-        if cell.get("cell_type") == "markdown":
-            predicted = bool(solved)
-        elif cell.get("cell_type") == "code" and (solved or predicted or _reveals(cell)):
-            predicted = False
+        if cell.get("cell_type") == "code" and (solved or i in hidden or _reveals(cell)):
             cell["outputs"] = []
-            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-            if IGNORE_OUTPUT_TAG not in tags:
-                tags.append(IGNORE_OUTPUT_TAG)
+            cell_tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if IGNORE_OUTPUT_TAG not in cell_tags:
+                cell_tags.append(IGNORE_OUTPUT_TAG)
         cells.append(cell)
     nb["cells"] = cells
     return nb

@@ -5,7 +5,7 @@
 nbval only compares cells that have one) and keeps outputs, which nbval compares;
 `check FILE...` exits 1 if a notebook is not clean. `student OUTDIR [FILE...]` writes the
 student edition of each notebook (default: the course's, labkit.teach.replay.course) into
-OUTDIR (see editions).
+OUTDIR (see editions); `labkit editions -o DIR` writes both editions (write_editions).
 """
 from __future__ import annotations
 
@@ -79,6 +79,25 @@ def write_student(outdir: str, paths: list[str] | None = None) -> list[str]:
         with open(target, "w") as f:
             f.write(text)
     return targets
+
+
+def write_editions(outdir: str, paths: list[str] | None = None) -> list[str]:
+    """Write both editions of each notebook in `paths` (default: the course's):
+    `outdir`/student/NAME.ipynb (see write_student) and `outdir`/instructor/NAME.ipynb (the
+    notebook stored clean, solutions and outputs kept); returns the files written."""
+    paths = paths or course.notebooks()
+    written = write_student(os.path.join(outdir, "student"), paths)
+    instructor = os.path.join(outdir, "instructor")
+    os.makedirs(instructor, exist_ok=True)
+    for path in paths:
+        with open(path) as f:
+            text = dumps(clean(json.load(f)))
+        target = os.path.join(instructor, os.path.basename(path))
+        if not (os.path.exists(target) and os.path.samefile(target, path)):
+            with open(target, "w") as f:
+                f.write(text)
+        written.append(target)
+    return written
 
 
 def main(argv: list[str]) -> int:
