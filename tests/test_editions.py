@@ -1,8 +1,11 @@
 """Student editions: solutions (nbgrader's markers) replaced by stubs that run, instructor cells
-dropped, revealing outputs cleared, the instructor's notebook untouched. No root needed."""
+dropped, revealing outputs cleared, the instructor's notebook untouched; over the course, every
+prediction marked, boxed, and shown nothing of before its reveal. No root needed."""
 import ast
+import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -12,6 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from labkit.errors import BadValue
 from labkit.teach.printed import editions, stored
+from labkit.teach.replay import course
 
 SECRETS = ("veth0", "172.18.0.11", "netns0 because", "ip addr add", "the instructor's note",
            "MARKED WHOLE")
@@ -181,16 +185,140 @@ def test_reveal_prints_the_answer_read_from_the_live_lab(lab, capsys):
         exercises.reveal("nope", lab)
 
 
-def test_the_cell_that_shows_what_a_question_asked_to_predict_loses_its_outputs():
+def predicted_notebook():
+    """A prediction, the cells up to its reveal, prose answering it, a check, and a cell after."""
     shown = new_output("stream", name="stdout", text="64 bytes from 172.18.0.20\n")
-    nb = new_notebook(cells=[
-        new_markdown_cell("Will netns0 answer?\n<!-- BEGIN SOLUTION -->\nYes.\n<!-- END SOLUTION -->"),
-        new_code_cell("lab.ping('netns0', '172.18.0.20')", outputs=[shown]),
+    return new_notebook(cells=[
+        new_markdown_cell("Will netns0 answer?\n<!-- BEGIN SOLUTION -->\nYes.\n<!-- END SOLUTION -->",
+                          metadata={"tags": ["prediction:answer"]}),
+        new_code_cell("lab.up('bridge')", outputs=[shown]),
+        new_markdown_cell("Now the ping:\n<!-- BEGIN SOLUTION answers:answer -->\nIt ANSWERS-7K."
+                          "\n<!-- END SOLUTION -->"),
+        new_markdown_cell("<!-- BEGIN SOLUTION answers:answer -->\nWHOLE-CELL-8Q\n<!-- END SOLUTION -->"),
+        new_code_cell("lab.ping('netns0', '172.18.0.20')", outputs=[shown],
+                      metadata={"tags": ["reveal:answer"]}),
         new_code_cell("lab.check('bridge')", outputs=[shown]),
-        new_markdown_cell("Now the bridge."),
+        new_code_cell("lab.hint('bridge', level=2)", outputs=[shown]),
+        new_code_cell("%%lab host\nlabkit check bridge", outputs=[shown]),
         new_code_cell("lab.diagram()", outputs=[shown]),
     ])
+
+
+def test_from_a_prediction_to_its_reveal_nothing_is_shown_and_answering_prose_goes():
+    nb = predicted_notebook()
     cells = editions.student(nb)["cells"]
-    assert "Yes." not in cells[0].source
-    assert cells[1].outputs == []            # the run that answers the question
-    assert cells[2].outputs == [shown] and cells[4].outputs == [shown]
+    assert len(cells) == len(nb.cells) - 1                    # the cell that only answered is gone
+    assert cells[0].source == "Will netns0 answer?\n*Your answer here.*\n"
+    assert cells[2].source == "Now the ping:"                # no stub: the box is at the prediction
+    assert "ANSWERS-7K" not in json.dumps(cells) and "WHOLE-CELL-8Q" not in json.dumps(cells)
+    for cell in cells[1], cells[3]:                           # up to the reveal, and the reveal
+        assert cell.outputs == [] and "nbval-ignore-output" in cell.metadata.tags
+    for cell in cells[4:7]:                                   # checks and hints, however typed
+        assert cell.outputs == []
+    assert cells[7].outputs and "tags" not in cells[7].metadata
+    assert "reveal:answer" in cells[3].metadata.tags          # the markers stay, for the tests
+
+
+@pytest.mark.parametrize("cells, complaint", [
+    ([new_markdown_cell("P", metadata={"tags": ["prediction:a"]})], "prediction:a has no reveal:a"),
+    ([new_code_cell("x", metadata={"tags": ["reveal:a"]})], "reveal:a without a prediction:a"),
+    ([new_markdown_cell("P", metadata={"tags": ["prediction:a"]}),
+      new_markdown_cell("Q", metadata={"tags": ["prediction:a"]})], "a second prediction:a"),
+])
+def test_badly_tied_predictions_are_refused_naming_the_cell(cells, complaint):
+    with pytest.raises(BadValue, match=f"lesson.ipynb, cell .*{complaint}"):
+        editions.student(new_notebook(cells=cells), "lesson.ipynb")
+
+
+def test_printed_student_copy_leaves_no_room_for_answering_prose():
+    from labkit.teach.printed import copies
+    nb = predicted_notebook()
+    out = copies.student(nb)
+    assert "lk-room" in out["cells"][0]["source"] and "lk-room" not in out["cells"][2]["source"]
+    boxed = copies.instructor(nb)["cells"][3]["source"]      # after the instructor's note
+    assert '<div class="lk-answer">' in boxed and "answers:" not in boxed
+
+
+# The course: every notebook, every prediction
+
+COURSE = sorted(glob.glob(os.path.join(course.directory(), "[0-9]*.ipynb")))
+IDS = [os.path.basename(p)[:2] for p in COURSE]
+PREDICT = re.compile(r"\bpredict\b|\bwrite (?:your answer|down what you expect|it down)", re.I)
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def text(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def answering_lines(cell):
+    """The lines of the cell's prose that answer a prediction (in answers:ID regions)."""
+    lines, inside = [], False
+    for line in text(cell).split("\n"):
+        if editions.BEGIN in line:
+            inside = editions.ANSWERS in line
+        elif editions.END in line:
+            inside = False
+        elif inside and line.strip():
+            lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("path", COURSE, ids=IDS)
+def test_every_prediction_is_marked_and_has_an_answer_box(path):
+    cells = load(path)["cells"]
+    spans = editions.spans(cells)                   # each with a reveal after it (else BadValue)
+    asking = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+              and any(PREDICT.search(line) and not re.match(r"\d+\. ", line)  # not 07's how-to list
+                      for line in text(c).split("\n"))]
+    assert sorted(start for start, _ in spans.values()) == asking   # no prediction left unmarked
+    for name, (start, _) in spans.items():
+        own = [line for line in text(cells[start]).split("\n") if editions.BEGIN in line
+               and editions.ANSWERS not in line]
+        after = cells[start + 1] if start + 1 < len(cells) else {}
+        in_code = after.get("cell_type") == "code" and editions.BEGIN in text(after)
+        assert own or in_code, f"cell {start}: prediction:{name} has no answer box"
+    for i, cell in enumerate(cells):
+        for name in editions.answered(cell):
+            assert name in spans, f"cell {i}: answers:{name}, but no prediction:{name}"
+
+
+@pytest.mark.parametrize("path", COURSE, ids=IDS)
+def test_the_student_edition_shows_nothing_between_a_prediction_and_its_reveal(path):
+    instructor = load(path)
+    out = editions.student(instructor, path)["cells"]
+    spans = editions.spans(out)
+    assert spans.keys() == editions.spans(instructor["cells"]).keys()
+    for name, (start, end) in spans.items():
+        for i in range(start, end + 1):
+            assert not out[i].get("outputs"), f"cell {i} shows an output before reveal:{name}"
+    said = {line.strip() for c in out if c["cell_type"] == "markdown" for line in text(c).split("\n")}
+    for cell in instructor["cells"]:
+        for line in answering_lines(cell):
+            assert line not in said, line
+    for i, cell in enumerate(out):
+        if cell["cell_type"] == "code" and re.search(r"\.(check|hint)\(|labkit (check|hint)", text(cell)):
+            assert not cell["outputs"], f"cell {i} keeps a check's or a hint's output"
+
+
+def test_labkit_editions_writes_both_sets(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "labkit", "editions", "-o", str(tmp_path / "out"),
+                             "--notebooks", course.directory()], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    names = sorted(os.path.basename(p) for p in COURSE)
+    for edition in ("student", "instructor"):
+        assert sorted(os.listdir(tmp_path / "out" / edition)) == names
+    for path in COURSE:
+        name = os.path.basename(path)
+        instructor = (tmp_path / "out" / "instructor" / name).read_text()
+        student = (tmp_path / "out" / "student" / name).read_text()
+        with open(path) as f:
+            assert instructor == f.read()                 # the instructor's, as stored
+        assert editions.BEGIN in instructor and editions.BEGIN not in student
+        assert stored.is_clean(str(tmp_path / "out" / "student" / name))
+    assert result.stdout.count("wrote ") == 2 * len(COURSE)
