@@ -183,3 +183,30 @@ def differences(want: Topology, have: Topology) -> list[str]:
     for extra in sorted({n.role for n in have.namespaces} - {n.role for n in want.namespaces}):
         lines.append(f"{extra}: namespace is not part of the stage")
     return lines
+
+
+MACHINE = "/proc/self/ns/net"
+"""The namespace labkit runs in (the machine's own network; in a normal user's world, the
+world's), as a name that `netns.entered` and `Netlink` accept: an absolute path is used as it
+is. Only ever read: labkit makes nothing there."""
+
+
+def read_machine(lab: str, kernel_names: list[str]) -> Namespace:
+    """The machine's own namespace (role "machine"): its links, addresses, static routes and
+    ip_forward; a veth whose other end is in one of the lab's namespaces `kernel_names` names
+    it (role, interface). Reads only."""
+    present = [n for n in kernel_names if netns.exists(n)]
+    roles = {n: role_of(lab, n) for n in present}
+    with Netlink(MACHINE) as nl:
+        ns, _ = read_namespace("machine", MACHINE, nl, _nsid_map(MACHINE, nl, present, roles),
+                               "host", ("net.ipv4.ip_forward",))
+    wanted = {itf.peer[0] for itf in ns.interfaces if itf.peer and itf.peer[1].startswith("#")}
+    indexes = {}
+    for kernel, role in roles.items():
+        if role in wanted:
+            try:
+                with Netlink(kernel) as nl:
+                    indexes[role] = {link.index: link.name for link in nl.links()}
+            except LabkitError:
+                continue  # deleted meanwhile
+    return _name_peers(ns, indexes)

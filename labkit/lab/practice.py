@@ -18,7 +18,7 @@ from ..errors import KernelError
 from ..kernel import netns
 from ..model import plan, seed, stages
 from ..model.topology import Topology
-from . import service
+from . import misplaced, service
 from .verdict import Words
 
 
@@ -40,8 +40,11 @@ class Task:
             if step.where != where:
                 where = step.where
                 out.append(f"  # {words.where(where)}")
+                out.append(f"  #   or {words.labkit_shell(where)}: its prompt says {words.prompt(where)}")
             note = "" if step.seed else "   # labkit's lab: not in the seed"
             out.append(f"  {step.command}{note}")
+        out.append(f"At your own prompt a command changes {misplaced.machine_words()[0]}, not the "
+                   f"lab's: labkit check says where such a command went.")
         out.append(f"Then: labkit check {self.stage}{flag}   (a hint: labkit check {self.stage}{flag} --fix)")
         return "\n".join(out)
 
@@ -97,5 +100,9 @@ def _practice(lab, stage: str, backend: str | None) -> Task:
     journal = lab.journal
     journal.expect_namespaces(names)
     service.write_resolver(stages.build(stage, lab.name), journal)
-    journal.update({"practice": stage, "fault": None})
+    records = {"practice": stage, "fault": None}
+    if journal.get(misplaced.MACHINE_RECORD) is None:   # the first practice's: slips stay slips
+        records[misplaced.MACHINE_RECORD] = misplaced.snapshot(
+            lab.name, journal.namespaces, rules=stage in ("outside", "publish", "hairpin"))
+    journal.update(records)
     return Task(stage, lab.name, seed.steps(stage, lab.name))
