@@ -1,5 +1,6 @@
 """The suite's own machinery: tiers given by what a test needs, and the leak check of the
 machine itself that the controller of a parallel run makes (tests/tiers.py)."""
+import os
 import types
 
 import pytest
@@ -50,24 +51,36 @@ def test_an_unchanged_machine_passes(monkeypatch):
     assert session.exitstatus == 0 and not reporter.lines
 
 
-def _collected(*args) -> set[str]:
+PRINT_MARKS = """
+import pytest
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        print("MARKS", item.nodeid, *sorted({m.name for m in item.iter_markers()}))
+"""
+
+
+def test_each_test_is_marked_by_what_it_needs(tmp_path):
     import subprocess
     import sys
     from harness import REPO
-    out = subprocess.run([sys.executable, "-m", "pytest", "-n0", "--collect-only", "-q", *args],
-                         capture_output=True, text=True, timeout=120, cwd=REPO).stdout
-    return {line for line in out.splitlines() if "::" in line}
-
-
-def test_each_test_is_marked_by_what_it_needs():
+    (tmp_path / "print_marks.py").write_text(PRINT_MARKS)
     notebook = "notebooks/01-namespaces-and-veth.ipynb"
     users = "tests/test_rootless.py::test_a_user_runs_every_stage_in_a_world_that_ends_with_the_last_lab"
-    kernel = "tests/test_journal.py"
-    unit = "tests/unit/test_plan.py"
-    paths = (notebook, "tests/test_rootless.py", kernel, unit)
-    root = _collected("-m", "root", *paths)
-    assert any(n.startswith(notebook) for n in _collected("-m", "notebook", *paths))
-    assert users in _collected("-m", "users", *paths) and users in root
-    assert all(n.startswith(unit) for n in _collected("-m", "unit", *paths))
-    assert not any(n.startswith(unit) for n in root)
-    assert any(n.startswith(kernel) for n in root) and any(n.startswith(notebook) for n in root)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-n0", "--collect-only", "-q", "-s",
+                          "-p", "print_marks", notebook, "tests/test_rootless.py",
+                          "tests/test_journal.py", "tests/unit/test_plan.py"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                             p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}).stdout
+    marks = {line.split()[1]: set(line.split()[2:]) for line in out.splitlines()
+             if line.startswith("MARKS ")}
+    assert marks, out
+    for nodeid, have in marks.items():
+        if nodeid.startswith(notebook):
+            assert {"notebook", "root"} <= have, nodeid
+        elif nodeid.startswith("tests/test_journal.py"):
+            assert {"kernel", "root"} <= have, nodeid
+        elif nodeid.startswith("tests/unit/"):
+            assert "unit" in have and "root" not in have, nodeid
+    assert {"users", "root"} <= marks[users]
