@@ -148,3 +148,37 @@ def test_a_slip_at_the_machines_own_prompt_is_found_and_undone(index):
 def test_a_slip_in_the_wrong_lab_shell_is_found_and_undone(lab, slip):
     said = _slipped(lab, slip)
     assert said["fix"].startswith("in "), said
+
+
+def cli_in_standin() -> dict:
+    """In the stand-in: a MASQUERADE typed at the machine's prompt during practice; what
+    status, doctor and down say of it, and whether down left it."""
+    import subprocess
+    import sys
+
+    from labkit.lab import doctor
+    lab = Lab("sl")
+    lab.practice("outside")
+    rule = seed.steps("outside", "sl")[3].command
+    assert standin.at_prompt(rule)[0] == 0
+
+    def labkit(*argv):
+        return subprocess.run([sys.executable, "-m", "labkit", *argv], capture_output=True,
+                              text=True, timeout=120).stdout
+    status = labkit("status", "--lab", "sl")
+    check = doctor.machine_check()
+    down = labkit("down", "--lab", "sl")
+    kept = "MASQUERADE" in standin.at_prompt("iptables -t nat -S POSTROUTING")[1]
+    standin.at_prompt(rule.replace(" -A ", " -D "))
+    return {"status": status, "doctor": [check.ok, check.detail, check.fix], "down": down, "kept": kept}
+
+
+def test_status_doctor_and_down_name_what_the_machine_holds_and_down_leaves_it():
+    said = standin.run(cli_in_standin)
+    remove = "sudo iptables -t nat -D POSTROUTING -s 172.18.0.0/16 ! -o br0 -j MASQUERADE"
+    assert "warning: the machine's own network holds what the lab's stages name" in said["status"]
+    assert remove in said["status"], said["status"]
+    ok, detail, fix = said["doctor"]
+    assert ok and "MASQUERADE" in detail and remove in fix, said["doctor"]
+    assert "left as it is: the machine's own network holds" in said["down"] and remove in said["down"]
+    assert said["kept"], "down removed what labkit did not make"

@@ -71,8 +71,13 @@ def _topology_path(path: str) -> str:
 
 
 def cmd_down(args) -> int:
-    removed = _lab(args).down()
+    from . import status
+    lab = _lab(args)
+    before = status.left_by([lab.name])
+    removed = lab.down()
     print(f"removed {len(removed)} namespace(s)/file(s)" if removed else "nothing to remove")
+    for line in status.left_section(before):
+        print(line)
     return 0
 
 
@@ -89,6 +94,9 @@ def cmd_status(args) -> int:
         section = _drift_text(lab, drift)
         if section:
             print(section)
+        for line in status.machine_section(lab.name, lab.journal.namespaces,
+                                           lab.journal.get("machine")):
+            print(line)
     return 0
 
 
@@ -116,12 +124,16 @@ def _nat_status(lab) -> list[str]:
 
 
 def cmd_clean(args) -> int:
-    from ..lab import clean
+    from ..lab import clean, journal
+    from . import status
+    before = status.left_by(journal.labs())
     removed = clean()
     for lab, items in removed.items():
         print(f"lab {lab or '(default)'}: removed {', '.join(items) or 'its journal'}")
     if not removed:
         print("no lab leftovers")
+    for line in status.left_section(before):
+        print(line)
     return 0
 
 

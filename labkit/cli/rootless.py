@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -53,9 +54,57 @@ def leave() -> None:
     world.end_if_idle(busy=bool(journal.labs() or netns.names()))
 
 
+_ROLE = re.compile(r"host|world|netns\d+")
+
+
+def _namespace_words(words: list[str], lab: str = "") -> tuple[str | None, str, list[str]]:
+    """(role, lab, command) from `labkit shell` words: `ROLE [--lab NAME] [-- CMD...]` names a
+    lab namespace (a seed role, or one the lab has); anything else is a command."""
+    from ..lab import Lab
+    rest = list(words)
+    while rest[:1] and rest[0].startswith("--lab"):
+        lab = rest[0].split("=", 1)[1] if "=" in rest[0] else (rest[1] if len(rest) > 1 else "")
+        rest = rest[1:] if "=" in rest[0] else rest[2:]
+    if not rest or rest[0] == "--":
+        return None, lab, rest[1:] if rest else []
+    role, more = rest[0], rest[1:]
+    if not (_ROLE.fullmatch(role) or role in Lab(lab).roles()):
+        return None, lab, rest
+    while more[:1] and more[0].startswith("--lab"):
+        lab = more[0].split("=", 1)[1] if "=" in more[0] else (more[1] if len(more) > 1 else "")
+        more = more[1:] if "=" in more[0] else more[2:]
+    return role, lab, more[1:] if more[:1] == ["--"] else more
+
+
+def _namespace_shell(role: str, lab: str, argv: list[str]) -> list[str]:
+    """The argv of a shell (or `argv`) in namespace `role` of lab `lab`: the host's by nsenter
+    (the namespaces added there are seen everywhere), the others' by ip netns exec; an
+    interactive bash's prompt names the namespace (its rc file read first)."""
+    from ..kernel import netns
+    from ..lab.verdict import Words
+    words = Words(lab)
+    kernel = words.ns(role)
+    if not netns.exists(kernel):
+        raise LabkitError(f"lab {lab or '(default)'!r} has no namespace {role} ({kernel}): "
+                          f"bring it up first (labkit practice STAGE{' --lab ' + lab if lab else ''})")
+    if not argv:
+        rc = os.path.join(tempfile.mkdtemp(prefix="labkit-shell-"), "bashrc")
+        with open(rc, "w") as f:
+            f.write(f"[ -f ~/.bashrc ] && . ~/.bashrc\nPS1='{words.prompt(role)} '\n")
+        argv = ["bash", "--rcfile", rc, "-i"]
+        print(f"labkit: a shell in {role} of lab {lab or '(default)'} ({kernel}); its prompt says "
+              f"{words.prompt(role)}; `exit` leaves it", file=sys.stderr)
+    return netns.command(kernel, argv, own_etc=role != "host")
+
+
 def cmd_shell(args) -> int:
-    """`labkit shell [-- CMD...]`: a root shell (or CMD) in this user's world."""
-    argv = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else list(args.cmd)
+    """`labkit shell [ROLE [--lab NAME]] [-- CMD...]`: a root shell (or CMD) in this user's
+    world, or in namespace ROLE of a lab (its prompt names it)."""
+    role, lab, argv = _namespace_words(list(args.cmd), getattr(args, "lab", ""))
+    if role is None and lab and not argv:
+        raise LabkitError("name the namespace: labkit shell ROLE --lab NAME (e.g. host)")
+    if role is not None:
+        argv = _namespace_shell(role, lab, argv)
     if not argv:
         argv = [os.environ.get("SHELL") or "/bin/sh"]
         current = world.joined()
@@ -74,6 +123,8 @@ def cmd_shell(args) -> int:
     finally:
         for s, handler in zip((signal.SIGINT, signal.SIGQUIT), old):
             signal.signal(s, handler)
+        if "--rcfile" in argv:   # the prompt's rc file, made for this shell alone
+            shutil.rmtree(os.path.dirname(argv[argv.index("--rcfile") + 1]), ignore_errors=True)
 
 
 SUDO = """#!/bin/sh
@@ -138,8 +189,10 @@ def add_parsers(add) -> None:
     """Add `shell` and `install-kernel` to the command's parser (`add(name, func, help)`)."""
     import argparse
     sp = add("shell", cmd_shell, "a root shell (or a command) in your world, as a normal user "
-             "(as `podman unshare`)")
-    sp.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...")
+             "(as `podman unshare`); `labkit shell ROLE [--lab NAME]`: in a lab's namespace "
+             "(host, netns0, ...), its prompt naming it")
+    sp.add_argument("--lab", default="", help="the lab whose namespace ROLE is (default: the seed's names)")
+    sp.add_argument("cmd", nargs=argparse.REMAINDER, metavar="[ROLE] -- CMD...")
     sp = add("install-kernel", cmd_install_kernel, "install the Jupyter kernel \"Python (labkit "
              "lab)\" whose notebooks run in the user's world")
     where = sp.add_mutually_exclusive_group()

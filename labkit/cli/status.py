@@ -42,3 +42,30 @@ def as_json(topology: Topology, extra: dict | None = None) -> str:
     data = topology.to_dict()
     data.update(extra or {})
     return json.dumps(data, indent=2, sort_keys=True)
+
+
+def machine_section(lab_name: str = "", kernel_names: list[str] = (), before: dict | None = None,
+                    heading: str = "warning") -> list[str]:
+    """What the machine's own network holds that carries a name, address or route of the
+    stages (labkit.lab.misplaced.strays), as lines with the commands that remove it ([]: none);
+    `before`: a practice's record of what was there already (left out)."""
+    from ..lab import misplaced
+    return misplaced.lines(misplaced.strays(lab_name, list(kernel_names), before), heading)
+
+
+def left_by(lab_names: list[str]) -> dict:
+    """Each lab's record of what the machine held before it was practised, merged (read before
+    `down` or `clean` removes the journals): what `left_section` leaves out."""
+    from ..lab import journal, misplaced
+    keys, forward = set(), None
+    for name in lab_names:
+        record = journal.Journal(name).get(misplaced.MACHINE_RECORD) or {}
+        keys |= set(record.get("keys", ()))
+        forward = forward or record.get("ip_forward")
+    return {"keys": sorted(keys), "ip_forward": forward}
+
+
+def left_section(before: dict) -> list[str]:
+    """After `down` or `clean`: what is left in the machine's own network that labkit did
+    not make (it never removes it), with the commands that do."""
+    return machine_section(before=before, heading="left as it is")

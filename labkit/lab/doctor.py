@@ -136,6 +136,7 @@ def checks() -> list[Check]:
                         "run labkit as root in a privileged Linux VM (sudo labkit ...)"))
     result.append(Check("netns support", os.path.exists("/proc/self/ns/net"),
                         "/proc/self/ns/net present", "use a kernel built with CONFIG_NET_NS"))
+    result.append(machine_check(rules=not missing))
     for kind in ("veth", "bridge", "nftables"):
         if missing:
             result.append(Check(f"kernel {kind}", False, "not tried without privileges",
@@ -150,6 +151,23 @@ def checks() -> list[Check]:
         result.append(Check(f"tool {tool}", bool(path), path or "not found",
                             f"apt-get install {package}"))
     return result
+
+
+def machine_check(rules: bool = True) -> Check:
+    """The machine's own network (a normal user's: the world's) holds nothing that carries a
+    name, address or route of the stages (labkit.lab.misplaced.strays): a link of theirs
+    there fails (typed outside a lab's shell, it collides with the course); an address or a
+    rule is named (another tool, such as Docker, may use 172.18.0.0/16)."""
+    from . import misplaced
+    found = misplaced.strays(rules=rules)
+    name, where = misplaced.machine_words()
+    if not found:
+        return Check("machine network", True, f"{name} holds none of the stages' names, "
+                     f"addresses or routes")
+    return Check("machine network", not any(s.key.startswith("link ") for s in found),
+                 f"{name} holds " + "; ".join(s.what for s in found) + " (labkit did not make it)",
+                 f"typed outside a lab's shell? remove it {where}: "
+                 + "; ".join(s.remove for s in found))
 
 
 def report(results: list[Check]) -> str:
