@@ -1,6 +1,8 @@
 """Broken labs: each fault makes check fail; the fix a person types makes it pass again."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from labkit.errors import BadValue, UnknownName
@@ -27,7 +29,34 @@ FIXES = {
     "br-netfilter-drop": ("host", "iptables -P FORWARD ACCEPT"),
     "no-hairpin": ("host", "iptables -t nat -A POSTROUTING -s 172.18.0.0/16 -d 172.18.0.10 -o br0 "
                            "-p tcp --dport 5000 -m conntrack --ctstate DNAT -j MASQUERADE"),
+    # layers the faults above do not reach; a list: lines typed one after the other
+    "same-mac": [("netns1", "ip link set ceth1 address 02:42:ac:12:00:14"),
+                 ("host", "ip neigh flush dev br0"), ("netns0", "ip neigh flush dev ceth0")],
+    "stray-route": ("host", "ip route del 172.18.0.20/32 dev veth0"),
+    "wrong-neighbour": ("host", "ip neigh del 172.18.0.20 dev br0"),
+    "forward-drop": ("host", "iptables -D FORWARD -o br0 -j DROP"),
+    "dnat-wrong-port": ("host", "iptables -t nat -D PREROUTING -d 10.0.2.15/32 -p tcp -m tcp --dport 5000 "
+                                "-j DNAT --to-destination 172.18.0.10:5001; iptables -t nat -A PREROUTING "
+                                "-d 10.0.2.15 -p tcp --dport 5000 -j DNAT --to-destination 172.18.0.10:5000"),
 }
+DOUBLES = [name for name in faults.FAULTS if "+" in name]
+for _double in DOUBLES:                 # a double fault: the fixes of its two parts
+    FIXES[_double] = [line for part in _double.split("+")
+                      for line in (FIXES[part] if isinstance(FIXES[part], list) else [FIXES[part]])]
+
+
+def fix_lines(name: str) -> list[tuple[str, str]]:
+    return FIXES[name] if isinstance(FIXES[name], list) else [FIXES[name]]
+
+
+def type_fix(lab, name: str) -> None:
+    """Type fault `name`'s fix as a person would (waiting for a server started by hand)."""
+    for role, line in fix_lines(name):
+        code, out = run_line(lab, role, line)
+        assert code == 0, f"{line}: {out}"
+    if "server-down" in name.split("+"):
+        from labkit.lab import service
+        assert poll(lambda: service.is_listening(lab.ns("netns0"), "172.18.0.10", 5000))
 
 
 def test_every_fault_has_a_fix_here():
@@ -46,12 +75,7 @@ def test_a_fault_fails_check_and_the_hand_fix_makes_it_pass(lab, name):
     assert "fix:" in broken.text(2)
     assert lab.drift() == [f"fault {name!r} is set: `labkit check {fault.stage} --lab {lab.name}` "
                            f"says what is left to do"]
-    role, line = FIXES[name]
-    code, out = run_line(lab, role, line)
-    assert code == 0, out
-    if name == "server-down":
-        from labkit.lab import service
-        poll(lambda: service.is_listening(lab.ns("netns0"), "172.18.0.10", 5000))
+    type_fix(lab, name)
     fixed = lab.check(fault.stage)
     assert fixed.ok, f"{name}: {fixed.text(2)}"
 
@@ -112,3 +136,121 @@ def test_check_names_the_masquerade_by_its_rule_not_by_a_missing_answer(lab):
     assert lab.check("outside").ok
     code, out = run_line(lab, "host", "iptables -t nat -S POSTROUTING")  # check read, loaded nothing
     assert code == 0 and "legacy tables present" not in out, out
+
+
+def test_the_new_faults_and_the_doubles_are_there():
+    new = {"same-mac", "stray-route", "wrong-neighbour", "forward-drop", "dnat-wrong-port"}
+    assert new <= set(faults.FAULTS) and len(DOUBLES) >= 2
+    old_layers = {"links", "addresses", "routes", "forwarding", "nat", "servers", "netfilter"}
+    assert {faults.FAULTS[n].layer for n in new} - old_layers >= {"ethernet", "neighbours", "filter"}
+    for name in DOUBLES:
+        a, b = name.split("+")
+        assert faults.FAULTS[name].layer == f"{faults.FAULTS[a].layer}+{faults.FAULTS[b].layer}"
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", DOUBLES)
+def test_a_double_fault_needs_both_fixes(lab, name):
+    fault = faults.FAULTS[name]
+    for part in name.split("+"):
+        lab.up(fault.stage, fault=name)
+        for role, line in fix_lines(part):
+            code, out = run_line(lab, role, line)
+            assert code == 0, f"{line}: {out}"
+        if part == "server-down":
+            from labkit.lab import service
+            assert poll(lambda: service.is_listening(lab.ns("netns0"), "172.18.0.10", 5000))
+        half = lab.check(fault.stage)
+        assert not half.ok, f"{name}: the fix of {part} alone made check pass"
+    lab.up(fault.stage, fault=name)
+    type_fix(lab, name)
+    assert lab.check(fault.stage).ok
+
+
+# -- mystery faults: drawn, never named where a student looks --------------------------------
+BIG = [s for s in stages.STAGES if len(faults.pool(s)) >= 3]
+
+
+@pytest.mark.parametrize("stage", BIG)
+def test_twenty_seeds_or_twenty_students_draw_at_least_three_faults(stage):
+    assert len({faults.draw(stage, seed=n) for n in range(20)}) >= 3
+    assert len({faults.draw(stage, user=f"student{n}") for n in range(20)}) >= 3
+    assert faults.draw(stage, user="ada") == faults.draw(stage, user="ada")
+    assert faults.draw(stage, seed=7) == faults.draw(stage, seed="7")
+    assert all(faults.draw(stage, seed=n) in faults.pool(stage) for n in range(20))
+
+
+def test_a_draw_does_not_change_between_runs():
+    """A stable hash (not Python's, randomized per process): the same student, the same fault."""
+    import subprocess
+    import sys
+    code = "from labkit.lab import faults; print(faults.draw('publish', user='ada'), faults.draw('bridge', seed=3))"
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(n)}).stdout for n in range(3)}
+    assert runs == {f"{faults.draw('publish', user='ada')} {faults.draw('bridge', seed=3)}\n"}
+
+
+def test_the_student_is_the_user_behind_sudo(monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    monkeypatch.setenv("SUDO_USER", "ada")
+    assert faults.student() == "ada"
+    assert faults.draw("outside") == faults.draw("outside", user="ada")
+
+
+def test_a_seed_without_a_random_fault_is_refused():
+    from labkit.lab import Lab
+    with pytest.raises(BadValue, match="random"):
+        Lab("zz").up("bridge", fault="stray-route", seed=3)
+
+
+def _cli(*args):
+    from test_cli import labkit
+    return labkit(*args)
+
+
+def _said_by_what_a_student_runs(lab, stage: str) -> str:
+    outputs = [_cli("status", "--lab", lab.name), _cli("status", "--lab", lab.name, "--json"),
+               _cli("check", stage, "--lab", lab.name), _cli("check", stage, "--lab", lab.name, "--json"),
+               _cli("faults"), _cli("faults", "--lab", lab.name)]
+    return "\n".join(r.stdout + r.stderr for r in outputs)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("stage", stages.STAGES)
+def test_a_mystery_fault_is_named_only_by_reveal_and_fixed_by_hand(lab, stage):
+    seed = 5
+    name = faults.draw(stage, seed=seed)
+    result = _cli("up", stage, "--lab", lab.name, "--fault", "random", "--seed", str(seed))
+    assert result.returncode == 0, result.stderr
+    assert name not in result.stdout and faults.FAULTS[name].symptom not in result.stdout
+    assert lab.journal.get("fault") == name                       # the journal keeps its name
+    said = _said_by_what_a_student_runs(lab, stage)
+    assert name not in said.replace(_cli("faults").stdout, ""), said
+    assert _cli("faults", "--lab", lab.name).stdout == _cli("faults").stdout
+    assert "a fault is set" in _cli("status", "--lab", lab.name).stdout
+    assert name in _cli("faults", "--reveal", "--lab", lab.name).stdout
+    check = _cli("check", stage, "--lab", lab.name)
+    assert check.returncode == 1 and "wrong: " in check.stdout
+    assert "look:" not in check.stdout and "fix:" not in check.stdout
+    assert "look:" in _cli("check", stage, "--lab", lab.name, "--hint").stdout
+    assert "fix:" in _cli("check", stage, "--lab", lab.name, "--fix").stdout
+    assert "look:" in lab.hint(stage, 1) and "fix:" not in lab.hint(stage, 1)
+    assert "fix:" in lab.hint(stage, 2) and "look:" not in str(lab.check(stage))
+    type_fix(lab, name)
+    fixed = lab.check(stage)
+    assert fixed.ok, f"{name}: {fixed.text(2)}"
+
+
+@pytest.mark.kernel
+def test_the_same_student_draws_the_same_fault_again(lab, monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    monkeypatch.setenv("SUDO_USER", "ada")
+    plan = lab.up("outside", fault="random")
+    first = lab.journal.get("fault")
+    assert first == faults.draw("outside", user="ada") and lab.journal.get("mystery")
+    assert plan.namespace("host") == stages.build("outside", lab.name).namespace("host")  # unbroken
+    lab.up("outside")
+    assert lab.journal.get("fault") is None and lab.check("outside").ok
+    lab.up("outside", fault="random")
+    assert lab.journal.get("fault") == first
+    assert lab.drift() == [f"a fault is set: `labkit check outside --lab {lab.name}` says what is left to do"]

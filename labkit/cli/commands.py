@@ -9,6 +9,7 @@ Every LabkitError is printed as one line with its fix (exit 2), never as a trace
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -34,7 +35,15 @@ def cmd_up(args) -> int:
         return 0
     if args.fault:
         kwargs["fault"] = args.fault
+    if args.seed is not None:
+        kwargs["seed"] = args.seed
     lab.up(args.stage, **kwargs)
+    if args.fault == "random":      # a mystery: nothing printed may name it, nor its symptom
+        flag = f" --lab {lab.name}" if lab.name else ""
+        print(f"lab {lab.name or '(default)'}: stage {args.stage} is up, with something broken.\n"
+              f"What does not work: labkit check {args.stage}{flag}; find why with the course's "
+              f"tools, fix it by hand, check again (hints: --hint, then --fix)")
+        return 0
     if args.fault:
         from ..lab import faults
         flag = f" --lab {lab.name}" if lab.name else ""
@@ -48,9 +57,18 @@ def cmd_up(args) -> int:
 
 
 def cmd_check(args) -> int:
-    result = _lab(args).check(args.stage)
-    print(result.to_json() if args.json else result.text(2 if args.fix else 1))
+    result = _lab(args).check(args.stage, hints=2 if args.fix else 1 if getattr(args, "hint", False) else 0)
+    level = 2 if args.fix else 1 if args.hint or not result.mystery else 0
+    print(result.to_json() if args.json else result.text(level))
     return 0 if result.ok else 1
+
+
+def cmd_progress(args) -> int:
+    from ..lab import progress
+    records = progress.load()
+    print(json.dumps([{k: v for k, v in r.to_dict().items() if k != "fault"} for r in records],
+                     indent=2) if args.json else progress.summary(records))
+    return 0
 
 
 def cmd_practice(args) -> int:
@@ -60,8 +78,12 @@ def cmd_practice(args) -> int:
 
 def cmd_faults(args) -> int:
     from ..lab import faults
+    if args.reveal:                 # for the instructor: the lab's fault, drawn or named
+        print(faults.reveal(args.lab))
+        return 0
     print("\n".join(faults.listing()))
-    print("bring one up: labkit up STAGE --fault NAME [--lab NAME]")
+    print("bring one up: labkit up STAGE --fault NAME [--lab NAME]; one of the stage's, unnamed: "
+          "--fault random [--seed N]")
     return 0
 
 
@@ -237,7 +259,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", choices=("nftables", "iptables"), default=None,
                     help="NAT backend for outside/publish/hairpin (default nftables)")
     sp.add_argument("--fault", default=None, metavar="NAME",
-                    help="bring the stage up with one thing broken (labkit faults lists them)")
+                    help="bring the stage up with one thing broken (labkit faults lists them; "
+                         "random: one of the stage's, not named)")
+    sp.add_argument("--seed", default=None, metavar="N",
+                    help="with --fault random: the seed that chooses (default: your user name)")
     sp = add("down", cmd_down, "remove a lab")
     lab_arg(sp)
     sp = add("check", cmd_check, "say whether a lab does what a stage does (exit 0) or what is "
@@ -245,6 +270,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("stage", nargs="?", choices=stages.STAGES, metavar="STAGE",
                     help="one of: " + ", ".join(stages.STAGES) + " (default: the one practised)")
     lab_arg(sp)
+    sp.add_argument("--hint", action="store_true", help="say where to look (after a random fault "
+                    "only the symptoms are said without it)")
     sp.add_argument("--fix", action="store_true", help="also print the command that fixes each item")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = add("practice", cmd_practice, "bring a lab to where a stage starts, and print the "
@@ -252,7 +279,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("stage", choices=stages.STAGES, metavar="STAGE",
                     help="one of: " + ", ".join(stages.STAGES))
     lab_arg(sp)
-    add("faults", cmd_faults, "list the broken labs (labkit up STAGE --fault NAME)")
+    sp = add("progress", cmd_progress, "your checks so far: each stage done or not, checks and hints")
+    sp.add_argument("--json", action="store_true", help="print every record as JSON")
+    sp = add("faults", cmd_faults, "list the broken labs (labkit up STAGE --fault NAME)")
+    sp.add_argument("--reveal", action="store_true",
+                    help="for the instructor: name the fault the lab has (drawn at random too)")
+    lab_arg(sp)
     sp = add("status", cmd_status, "show a lab as the kernel holds it")
     lab_arg(sp)
     sp.add_argument("--json", action="store_true", help="print JSON")

@@ -16,11 +16,11 @@ import re
 import time
 
 from .. import nat
-from ..errors import UnknownName
+from ..errors import LabkitError, UnknownName
 from ..kernel import privilege, sysctl
 from ..model import plan, seed, stages
 from ..model.topology import Interface, Namespace, Topology, route_text
-from . import misplaced, reach, service
+from . import reach, service
 from .verdict import Item, Result, Words
 
 
@@ -31,24 +31,28 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
     want = stages.build(stage, lab.name, containers or _containers(lab, stage))
     live = lab.inspect()
     words = Words(lab.name)
-    seen = misplaced.Survey(lab, live, words)   # where a missing thing went (read when asked)
-    items = list(_state_items(want, live, words, seen))
-    items += _forwarding_items(want, live, words, seen)
+    items = list(_state_items(want, live, words))
+    items += _forwarding_items(want, live, words)
     items += _server_items(lab, want, words)
+    mystery = bool(lab.journal.get("mystery") and lab.journal.get("fault"))
     if stage in ("outside", "hairpin"):
         rules = _host_rules(lab)
         if stage == "outside":
-            items.append(_masquerade_item(words, rules, seen))
+            items.append(_masquerade_item(words, rules))
         else:
-            items += _hairpin_items(lab, words, rules, seen)
+            items += _hairpin_items(lab, words, rules)
+    items += _wrong_items(lab, stage, want, live, words)
     state_ok = all(i.ok for i in items)
     # where the state is wrong the stage is not done whatever the traffic does: the probes only
     # confirm it, so each is sent once (no patience), and the state's items name the fix
-    traffic = reach.items(lab, stage, words, reach.PATIENCE if state_ok else 0.0)
+    patience = reach.PATIENCE if state_ok else 0.0
+    if mystery:
+        traffic, symptoms = _symptoms(lab, stage, words, patience)
+    else:
+        traffic, symptoms = reach.items(lab, stage, words, patience), ()
     if not state_ok:
         traffic = [dataclasses.replace(i, fix="") for i in traffic]
-    traffic = seen.traffic(traffic, stage)
-    return Result(stage, lab.name, tuple(items + traffic))
+    return Result(stage, lab.name, tuple(items + traffic), symptoms, mystery)
 
 
 def _containers(lab, stage: str) -> int:
@@ -57,7 +61,7 @@ def _containers(lab, stage: str) -> int:
     return max(stages.default_containers(stage), len(have))
 
 
-def _state_items(want: Topology, live: Topology, w: Words, seen=None):
+def _state_items(want: Topology, live: Topology, w: Words):
     """Namespaces, links (kind, peer, state, master) and addresses, in the plan's order."""
     for ns in want.namespaces:
         have = live.namespace(ns.role)
@@ -67,7 +71,7 @@ def _state_items(want: Topology, live: Topology, w: Words, seen=None):
         if have is None:
             continue
         for itf in ns.interfaces:
-            yield from _link_items(ns, itf, have, live, w, seen)
+            yield from _link_items(ns, itf, have, live, w)
     for ns in want.namespaces:
         have = live.namespace(ns.role)
         if have is None:
@@ -76,22 +80,21 @@ def _state_items(want: Topology, live: Topology, w: Words, seen=None):
             got = have.interface(itf.name)
             if got is None:
                 continue
-            yield from _address_items(ns.role, itf, got, w, seen)
+            yield from _address_items(ns.role, itf, got, w)
         for route in ns.routes:
             found = any(r.dst == route.dst and r.gateway == route.gateway for r in have.routes)
             text = route_text(route)
-            item = Item(found, f"{ns.role} has " + ("a" if found else "no") + f" route {text}",
-                        "routes", w.look(ns.role, "ip route"), f"{w.where(ns.role)}: ip route add {text}")
-            yield seen.route(item, ns.role, route) if seen and not found else item
+            yield Item(found, f"{ns.role} has " + ("a" if found else "no") + f" route {text}",
+                       "routes", w.look(ns.role, "ip route"),
+                       f"{w.where(ns.role)}: ip route add {text}")
 
 
-def _link_items(ns: Namespace, itf: Interface, have: Namespace, live: Topology, w: Words, seen=None):
+def _link_items(ns: Namespace, itf: Interface, have: Namespace, live: Topology, w: Words):
     got = have.interface(itf.name)
     where = f"{itf.name} in {ns.role}" if ns.role != "host" else itf.name
     if got is None:
-        item = Item(False, f"{where} does not exist", "links", w.look(ns.role, "ip link"),
-                    _make_link(ns, itf, live, w))
-        yield seen.link(item, ns.role, itf) if seen else item
+        yield Item(False, f"{where} does not exist", "links", w.look(ns.role, "ip link"),
+                   _make_link(ns, itf, live, w))
         return
     if itf.kind == "veth" and itf.peer and ns.role == "host":
         ok = got.kind == "veth" and got.peer is not None and tuple(got.peer) == tuple(itf.peer)
@@ -123,7 +126,7 @@ def _make_link(ns: Namespace, itf: Interface, live: Topology, w: Words) -> str:
     return ""
 
 
-def _address_items(role: str, itf: Interface, got: Interface, w: Words, seen=None):
+def _address_items(role: str, itf: Interface, got: Interface, w: Words):
     where = f"{itf.name} in {role}" if role != "host" else itf.name
     for cidr in itf.addresses:
         ok = cidr in got.addresses
@@ -132,8 +135,7 @@ def _address_items(role: str, itf: Interface, got: Interface, w: Words, seen=Non
                 + (f" (it holds {', '.join(instead)} instead)" if instead else ""))
         fix = "; ".join([f"ip addr del {a} dev {itf.name}" for a in instead if not ok]
                         + [f"ip addr add {cidr} dev {itf.name}"])
-        item = Item(ok, said, "addresses", w.look(role, "ip -br addr"), f"{w.where(role)}: {fix}")
-        yield seen.address(item, role, itf, cidr) if seen and not ok else item
+        yield Item(ok, said, "addresses", w.look(role, "ip -br addr"), f"{w.where(role)}: {fix}")
     if itf.master:  # a bridge port holds no address: one left there is a second route
         for cidr in got.addresses:
             yield Item(False, f"{where} still holds {cidr}, but a bridge port has no address "
@@ -141,7 +143,7 @@ def _address_items(role: str, itf: Interface, got: Interface, w: Words, seen=Non
                        w.look(role, "ip route"), f"{w.where(role)}: ip addr del {cidr} dev {itf.name}")
 
 
-def _forwarding_items(want: Topology, live: Topology, w: Words, seen=None):
+def _forwarding_items(want: Topology, live: Topology, w: Words):
     """ip_forward where the stage routes (outside and later)."""
     for ns in want.namespaces:
         value = dict(ns.sysctls).get("net.ipv4.ip_forward")
@@ -149,11 +151,10 @@ def _forwarding_items(want: Topology, live: Topology, w: Words, seen=None):
         if value != "1" or have is None:
             continue
         now = dict(have.sysctls).get("net.ipv4.ip_forward")
-        item = Item(now == "1", f"the {ns.role} " + ("forwards packets" if now == "1" else
-                    f"does not forward packets (net.ipv4.ip_forward is {now})"), "forwarding",
-                    w.look(ns.role, "sysctl net.ipv4.ip_forward"),
-                    f"{w.where(ns.role)}: sysctl -w net.ipv4.ip_forward=1")
-        yield seen.forwarding(item, ns.role) if seen and now != "1" else item
+        yield Item(now == "1", f"the {ns.role} " + ("forwards packets" if now == "1" else
+                   f"does not forward packets (net.ipv4.ip_forward is {now})"), "forwarding",
+                   w.look(ns.role, "sysctl net.ipv4.ip_forward"),
+                   f"{w.where(ns.role)}: sysctl -w net.ipv4.ip_forward=1")
 
 
 def _server_items(lab, want: Topology, w: Words):
@@ -195,7 +196,7 @@ _HAIRPIN_RULES = (  # (its seed step, what, table, iptables -S, nft): either too
 )
 
 
-def _hairpin_items(lab, w: Words, rules, seen=None):
+def _hairpin_items(lab, w: Words, rules):
     """Publishing on 127.0.0.1: route_localnet on br0, and its rules (in iptables or nft)."""
     host = w.ns("host")
     value = sysctl.read(host, "net.ipv4.conf.br0.route_localnet")
@@ -206,15 +207,12 @@ def _hairpin_items(lab, w: Words, rules, seen=None):
     for step, what, table, iptables, nft in _HAIRPIN_RULES:
         ok = any(re.search(nft if c.tool == "nft" else iptables, c.line)
                  for c in rules if c.tool == "nft" or c.table == table)
-        item = Item(ok, f"{what} is " + ("there" if ok else "missing"), "nat",
-                    w.look("host", f"iptables -t {table} -S"),
-                    f"{w.where('host')}: {seed.STEPS['hairpin'][step].command}")
-        yield seen.rule(item, what, lambda c, i=iptables, n=nft, t=table: re.search(
-            n if c.tool == "nft" else i, c.line) and (c.tool == "nft" or c.table == t),
-            item.fix) if seen and not ok else item
+        yield Item(ok, f"{what} is " + ("there" if ok else "missing"), "nat",
+                   w.look("host", f"iptables -t {table} -S"),
+                   f"{w.where('host')}: {seed.STEPS['hairpin'][step].command}")
 
 
-def _masquerade_item(w: Words, rules, seen=None) -> Item:
+def _masquerade_item(w: Words, rules) -> Item:
     """The containers' source rewritten on the way out: a MASQUERADE (or SNAT) rule in nat
     POSTROUTING (any nft chain) for 172.18.0.0/16 or for any source, made with either tool."""
     ok = any(c.action in ("MASQUERADE", "SNAT") and _for_containers(c.source)
@@ -223,11 +221,8 @@ def _masquerade_item(w: Words, rules, seen=None) -> Item:
     rule = f"MASQUERADE of {plan.BRIDGE_NET} in nat POSTROUTING"
     said = (f"a {rule} rewrites the source of packets leaving {plan.HOST_UPLINK}" if ok else
             f"nothing rewrites the source of packets leaving {plan.HOST_UPLINK} (no {rule})")
-    item = Item(ok, said, "nat", w.look("host", "iptables -t nat -S POSTROUTING"),
+    return Item(ok, said, "nat", w.look("host", "iptables -t nat -S POSTROUTING"),
                 f"{w.where('host')}: {step.command}")
-    return seen.rule(item, f"the MASQUERADE of {plan.BRIDGE_NET}", lambda c: c.action in ("MASQUERADE", "SNAT") and _for_containers(
-        c.source) and (c.tool == "nft" or (c.table, c.chain) == ("nat", "POSTROUTING")),
-        item.fix) if seen and not ok else item
 
 
 def _for_containers(source: str | None) -> bool:
@@ -246,3 +241,199 @@ def _host_rules(lab) -> list:
         return nat.counters(lab.name, "host")
     except UnknownName:
         return []
+
+
+# -- what labkit's stages never have: found only when there (a healthy lab adds no item) ------
+def _wrong_items(lab, stage: str, want: Topology, live: Topology, w: Words) -> list[Item]:
+    """Things no stage has, in layers the stage's own items do not read: a stray route, a
+    wrong neighbour entry, two interfaces with one MAC (bridge on), a FORWARD rule that drops
+    (outside on), a DNAT of the published port to a port nothing listens on (publish on)."""
+    i = stages.STAGES.index(stage)
+    if i < stages.STAGES.index("bridge"):
+        return []
+    found = _same_mac_items(live, w) + _stray_route_items(want, live, w) + _neighbour_items(lab, live, w)
+    if i >= stages.STAGES.index("outside"):
+        rules = _host_rules(lab)
+        found += _forward_drop_items(w, rules)
+        if i >= stages.STAGES.index("publish"):
+            found += _dnat_port_items(w, rules)
+    return found
+
+
+def _interfaces(live: Topology):
+    """(role, interface) for every interface of the lab that has a MAC."""
+    return [(ns.role, itf) for ns in live.namespaces for itf in ns.interfaces if itf.mac]
+
+
+def _same_mac_items(live: Topology, w: Words) -> list[Item]:
+    """Two interfaces on the lab's links with one MAC: the bridge cannot tell them apart."""
+    seen: dict[str, tuple[str, str]] = {}
+    found = []
+    for role, itf in _interfaces(live):
+        where = f"{itf.name} in {role}"
+        if itf.mac in seen and role != seen[itf.mac][0]:
+            found.append(Item(False, f"{where} has the MAC {itf.mac} of {seen[itf.mac][1]}: the "
+                              f"bridge and the neighbours cannot tell them apart", "links",
+                              w.look(role, f"ip -br link") + f" (and {w.look(seen[itf.mac][0], 'ip -br link')})",
+                              f"{w.where(role)}: ip link set {itf.name} address "
+                              f"{plan.mac_for(_ipv4(itf))}; then in every namespace that "
+                              f"talked to it: ip neigh flush all"))
+        seen.setdefault(itf.mac, (role, where))
+    return found
+
+
+def _ipv4(itf: Interface) -> str | None:
+    return itf.addresses[0].split("/")[0] if itf.addresses else None
+
+
+def _stray_route_items(want: Topology, live: Topology, w: Words) -> list[Item]:
+    """A route the stage does not have, more specific than a network the lab is on: longest
+    prefix wins, so it takes the packets of the addresses it covers."""
+    found = []
+    for ns in live.namespaces:
+        planned = want.namespace(ns.role)
+        for route in ns.routes:
+            if route.dst == "default" or (planned and route in planned.routes):
+                continue
+            dst = ipaddress.ip_network(route.dst, strict=False)
+            if not dst.subnet_of(ipaddress.ip_network(plan.BRIDGE_NET)) or dst.prefixlen <= 16:
+                continue
+            text = route_text(route)
+            found.append(Item(False, f"{ns.role} has a route {text} that the stage does not have "
+                              f"(longest prefix wins: it takes the packets for {dst} from "
+                              f"the bridge's {plan.BRIDGE_NET})", "routes",
+                              w.look(ns.role, "ip route") + f"; {w.look(ns.role, 'ip route get ' + str(dst.network_address))}",
+                              f"{w.where(ns.role)}: ip route del {text}"))
+    return found
+
+
+def _neighbour_items(lab, live: Topology, w: Words) -> list[Item]:
+    """A neighbour (ARP) entry that gives a lab address a MAC other than that of the interface
+    holding it (typed by hand, or left from before a MAC changed)."""
+    from ..kernel.netlink import Netlink
+    macs = {a.split("/")[0]: (role, itf) for role, itf in _interfaces(live) for a in itf.addresses}
+    found = []
+    for ns in live.namespaces:
+        try:
+            with Netlink(w.ns(ns.role)) as nl:
+                names = {link.index: link.name for link in nl.links()}
+                table = nl.neighbours()
+        except LabkitError:
+            continue
+        for n in table:
+            holder = macs.get(n["ip"])
+            if not n["mac"] or holder is None or n["mac"] in _macs_of(live, *holder):
+                continue
+            dev = names.get(n["ifindex"], "?")
+            found.append(Item(False, f"{ns.role}'s neighbour table says {n['ip']} is at {n['mac']} "
+                              f"({n['state'].lower()}), but {holder[1].name} in {holder[0]}, which "
+                              f"holds it, is {holder[1].mac}", "links",
+                              w.look(ns.role, "ip neigh") + f"; {w.look(holder[0], 'ip -br link')}",
+                              f"{w.where(ns.role)}: ip neigh del {n['ip']} dev {dev}"))
+    return found
+
+
+def _macs_of(live: Topology, role: str, itf: Interface) -> set[str]:
+    """The MACs that reach `itf`: its own and, for a bridge, its ports' (the bridge takes
+    frames sent to them as its own)."""
+    ns = live.namespace(role)
+    return {itf.mac} | {p.mac for p in (ns.interfaces if ns else ()) if p.master == itf.name and p.mac}
+
+
+def _forward_drop_items(w: Words, rules) -> list[Item]:
+    """A rule on the forward hook that drops: the containers' packets, or their answers, die
+    in the host (a policy is not read here: that is br_netfilter's lesson, told by traffic)."""
+    found = []
+    for c in rules:
+        if c.hook != "forward" or c.action not in ("DROP", "REJECT"):
+            continue
+        fix = (f"iptables -t {c.table} -D {c.line[3:]}" if c.tool != "nft" else
+               f"nft -a list table {c.table} (then: nft delete rule {c.table} {c.chain} handle N)")
+        found.append(Item(False, f"a rule in the host's forward path drops packets: {c.line}",
+                          "forwarding", w.look("host", "iptables -S FORWARD -v")
+                          + f" (or {w.look('host', 'nft list ruleset')})", f"{w.where('host')}: {fix}"))
+    return found
+
+
+_DNAT_TO = re.compile(r"(?:--to-destination|dnat to) (\d+\.\d+\.\d+\.\d+):(\d+)")
+
+
+def _dnat_port_items(w: Words, rules) -> list[Item]:
+    """A DNAT of the published port 5000 to a port of netns0 other than its server's."""
+    want = f"{plan.container_address(0)}:{stages.PUBLISHED_PORT}"
+    found = []
+    for c in rules:
+        to = _DNAT_TO.search(c.line) if c.action == "DNAT" else None
+        if not to or not re.search(rf"dport {stages.PUBLISHED_PORT}\b", c.line) or \
+                f"{to[1]}:{to[2]}" == want:
+            continue
+        fix = (f"iptables -t {c.table} -D {c.line[3:]}; iptables -t {c.table} -A "
+               f"{c.line[3:].replace(f'{to[1]}:{to[2]}', want)}" if c.tool != "nft" else
+               f"nft -a list table {c.table} (then replace the rule: dnat to {want})")
+        found.append(Item(False, f"a DNAT of port {stages.PUBLISHED_PORT} sends to {to[1]}:{to[2]}, "
+                          f"but the server listens on {want}: {c.line}", "nat",
+                          w.look("host", f"iptables -t {c.table} -S") + "; "
+                          + w.look("netns0", "ss -ltn"), f"{w.where('host')}: {fix}"))
+    return found
+
+
+# -- a mystery fault: what the traffic shows, and nothing else without hints -----------------
+def _symptom_probes(stage: str, lab) -> list[reach.Probe]:
+    """The probes of a mystery check, the same whatever the fault: the stage's, those of the
+    stages it builds on (from bridge), each container's ping of its own address and, from
+    bridge on, of the host's br0."""
+    i = stages.STAGES.index(stage)
+    bridged = i >= stages.STAGES.index("bridge")
+    chosen = [p for s in (stages.STAGES[2:i + 1] if bridged else (stage,))
+              for p in reach.PROBES.get(s, ())]
+    containers = [r for r in lab.roles() if plan.container_index(r) is not None] or \
+        [r for r in ("netns0", "netns1")[:stages.default_containers(stage)]]
+    for role in sorted(containers, key=plan.container_index):
+        chosen.append(reach.Probe(role, plan.container_address(plan.container_index(role))))
+        if bridged:
+            chosen.append(reach.Probe(role, plan.BRIDGE_ADDRESS))
+    seen, unique = set(), []
+    for p in chosen:
+        if (p.source, p.target) not in seen:
+            seen.add((p.source, p.target))
+            unique.append(p)
+    return unique
+
+
+def _symptoms(lab, stage: str, w: Words, patience: float) -> tuple[list[Item], tuple[str, ...]]:
+    """Mystery mode: each probe as a check item (its hints for levels 1 and 2) and as a bare
+    line of what happened, which is all a check without hints says."""
+    roles = set(lab.roles())
+    deadline = time.monotonic() + patience
+    items, wrong, right = [], [], []
+    for p in _symptom_probes(stage, lab):
+        if p.source not in roles:
+            items.append(Item(False, f"cannot probe from {p.source}: the namespace is missing",
+                              "traffic", "ip netns list"))
+            wrong.append(f"{p.source} does not exist")
+            continue
+        got = reach._works(lab, p, deadline)
+        items.append(reach._item(p, got, w))
+        (right if got == p.expect else wrong).append(_said(p, got))
+    if stage == "outside" and "netns0" in roles:
+        items.append(reach._source_seen(lab, w))
+    return items, tuple([f"wrong: {line}" for line in wrong] + [f"right: {line}" for line in right])
+
+
+def _said(p: reach.Probe, got: bool) -> str:
+    """A probe's outcome in a few words, naming whose address it is."""
+    own = plan.container_index(p.source) is not None and \
+        p.target == plan.container_address(plan.container_index(p.source))
+    owner = "its own address" if own else _OWNERS.get(p.target)
+    target = p.target + (f" ({owner})" if owner else "")
+    if p.target.startswith("http"):
+        said = f"{p.source} {'gets' if got else 'gets no answer from'} {target}"
+    else:
+        said = f"{p.source} {'reaches' if got else 'does not reach'} {target}"
+    if not p.expect:
+        said += ", as the stage says" if not got else ", but should not"
+    return said
+
+
+_OWNERS = {plan.BRIDGE_ADDRESS: "the host's br0", plan.PUBLIC_SERVER: "the public server",
+           **{plan.container_address(k): f"netns{k}" for k in range(2)}}

@@ -5,10 +5,19 @@ or a server left out), converged like any stage, so `down` removes it like the r
 what the plan does not model (a netfilter policy), commands run in the lab after `up`, in
 the lab's own namespaces, gone with them. `labkit faults` lists them; `check` names what is
 wrong, and passes again once the person has typed the fix.
+
+A double fault breaks two layers at once: both fixes are needed. A mystery fault (`labkit up
+STAGE --fault random`, `lab.up(stage, fault="random")`) is one of the stage's faults drawn by
+`draw`: from a seed if given, else from the student's user name (a stable hash: a student who
+starts again draws the same one, the class draws across the set). Its name is kept in the
+journal only; `labkit faults --reveal` (`reveal`) names it for the instructor.
 """
 from __future__ import annotations
 
 import dataclasses
+import getpass
+import hashlib
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -34,6 +43,11 @@ class Fault:
     def stage(self) -> str:
         """The stage it breaks when none is named."""
         return self.stages[0]
+
+    @property
+    def backend(self) -> str | None:
+        """The NAT tool it needs: iptables where it changes NAT rules (the seed's tool)."""
+        return "iptables" if "nat" in self.layer.split("+") else None
 
 
 def _from(stage: str) -> tuple[str, ...]:
@@ -114,6 +128,101 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           "world and the host can", "nat", after=(_HAIRPIN,)),
 )}
 
+
+def _host(*lines: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple(("host", tuple(line.split())) for line in lines)
+
+
+def _same_mac(t: Topology) -> Topology:
+    """netns1's ceth1 given netns0's MAC (as two containers made from one image might be)."""
+    return _interface("netns1", "ceth1", mac=t.namespace("netns0").interface("ceth0").mac)(t)
+
+
+_STRAY = f"{plan.container_address(1)}/32 dev veth0"      # more specific than br0's /16: it wins
+_WRONG_NEIGHBOUR = f"{plan.container_address(1)} lladdr 02:42:ac:12:00:99 dev br0"
+_WRONG_DNAT = (f"PREROUTING -d {plan.HOST_ADDRESS} -p tcp -m tcp --dport 5000 -j DNAT "
+               f"--to-destination {plan.container_address(0)}:5001")
+_FORWARD_DROP = "FORWARD -o br0 -j DROP"                    # one direction: what comes back
+
+FAULTS.update({f.name: f for f in (
+    Fault("same-mac", _from("bridge"), "netns0 and netns1 do not reach each other; the host "
+          "reaches one of them, not always the same one", "ethernet", _same_mac),
+    Fault("stray-route", _from("bridge"), "the host and netns1 do not reach each other; netns0 "
+          "reaches both", "routes", after=_host(f"ip route add {_STRAY}"),
+          undo=_host(f"ip route del {_STRAY}")),
+    Fault("wrong-neighbour", _from("bridge"), "the host does not reach netns1, nor netns1 the "
+          "host; netns0 reaches both", "neighbours",
+          after=_host(f"ip neigh replace {_WRONG_NEIGHBOUR} nud permanent"),
+          undo=_host(f"ip neigh del {_WRONG_NEIGHBOUR}")),
+    Fault("forward-drop", _from("outside"), "the containers' pings to the public server "
+          "203.0.113.80 get no answer; the host's do, and the containers reach each other",
+          "filter", after=_host(f"iptables -I {_FORWARD_DROP}"),
+          undo=_host(f"iptables -D {_FORWARD_DROP}")),
+    Fault("dnat-wrong-port", _from("publish"), "the world cannot open http://10.0.2.15:5000/; "
+          "the host can, and netns0's server answers", "nat",
+          after=_dnat("PREROUTING") + _host(f"iptables -t nat -A {_WRONG_DNAT}"),
+          undo=_host(f"iptables -t nat -D {_WRONG_DNAT}")),
+)})
+
+
+def _double(a: str, b: str, symptom: str) -> Fault:
+    """Faults `a` and `b` at once (the stages both break): each fix alone is not enough."""
+    first, second = FAULTS[a], FAULTS[b]
+
+    def change(t: Topology) -> Topology:
+        for f in (first, second):
+            t = f.change(t) if f.change else t
+        return t
+    return Fault(f"{a}+{b}", tuple(s for s in first.stages if s in second.stages), symptom,
+                 f"{first.layer}+{second.layer}", change, first.after + second.after,
+                 first.undo + second.undo)
+
+
+FAULTS.update({f.name: f for f in (
+    _double("no-forwarding", "forward-drop", "no container reaches the public server "
+            "203.0.113.80; the host does"),
+    _double("stray-route", "wrong-neighbour", "the host and netns1 do not reach each other; "
+            "netns0 reaches both"),
+    _double("server-down", "dnat-wrong-port", "nobody can open http://10.0.2.15:5000/"),
+)})
+
+RANDOM = "random"                   # the fault name that draws one of the stage's faults
+
+
+def pool(stage: str) -> list[str]:
+    """The faults that break `stage` (singles and doubles), in a stable order."""
+    stages.check_stage(stage)
+    return [f.name for f in FAULTS.values() if stage in f.stages]
+
+
+def student() -> str:
+    """Who is at the keyboard: the hub's user, the user behind sudo, or the login name."""
+    return (os.environ.get("JUPYTERHUB_USER") or os.environ.get("SUDO_USER")
+            or getpass.getuser())
+
+
+def draw(stage: str, seed: int | str | None = None, user: str | None = None) -> str:
+    """One of `stage`'s faults: chosen by `seed` if given, else by `user` (default: `student()`),
+    through a stable hash (sha256, not Python's per-process hash()): the same key draws the
+    same fault in every run."""
+    choices = pool(stage)
+    key = f"seed {seed}" if seed is not None else f"user {user or student()}"
+    digest = hashlib.sha256(f"{key}\n{stage}".encode()).digest()
+    return choices[int.from_bytes(digest[:8], "big") % len(choices)]
+
+
+def reveal(lab: str) -> str:
+    """For the instructor: which fault lab `lab` has (from its journal), and its layer."""
+    from .journal import Journal
+    journal = Journal(lab)
+    who = f"lab {lab or '(default)'}"
+    name = journal.get("fault") if journal.exists() else None
+    if not name:
+        return f"{who}: no fault is set"
+    f = FAULTS.get(name)
+    how = "drawn at random" if journal.get("mystery") else "named"
+    return (f"{who}: fault {name!r} ({how}; stage {journal.get('stage') or journal.get('goal')}; "
+            f"layer {f.layer if f else '?'}): {f.symptom if f else ''}")
 
 def fault(name: str, stage: str | None = None) -> Fault:
     """The fault called `name`, checked against `stage` (UnknownName / BadValue name the choices)."""

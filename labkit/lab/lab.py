@@ -144,7 +144,8 @@ class Lab:
         owner.claim(journal, self.name, own, self.take)
 
     def up(self, stage, containers: int | None = None,
-           backend: str | None = None, fault: str | None = None) -> Topology:
+           backend: str | None = None, fault: str | None = None,
+           seed: int | str | None = None) -> Topology:
         """Converge the kernel to `stage`; returns the plan. Safe to repeat; journaled first,
         undone by `down`.
 
@@ -153,19 +154,28 @@ class Lab:
         NAT backend, "nftables" or "iptables"; None keeps the lab's own (nftables at first).
         Switching leaves nothing of the other backend. `fault` brings the stage up with one
         thing broken (labkit.lab.faults lists them; NAT faults use iptables, the seed's tool).
-        Holds the lab's lock; refused (LabOwned) if another live process owns the lab."""
+        `fault="random"` draws one of the stage's faults and names it nowhere a student looks
+        (a mystery: check then says only what the traffic shows, until asked for hints): by
+        `seed` if given, else by the user's name (labkit.lab.faults.draw); it returns the
+        stage's plan, unbroken. Holds the lab's lock; refused (LabOwned) if another live
+        process owns the lab."""
         self._goal(stage, containers)  # bad input is said at once, not after waiting
+        if seed is not None and fault != faults.RANDOM:
+            raise BadValue(f"seed={seed!r} chooses a random fault: give fault={faults.RANDOM!r} too")
         privilege.require()
         with self.writing():
-            return self._up(stage, containers, backend, fault)
+            return self._up(stage, containers, backend, fault, seed)
 
-    def _up(self, stage, containers, backend, fault) -> Topology:
+    def _up(self, stage, containers, backend, fault, seed=None) -> Topology:
         want, source = self._goal(stage, containers)
-        broken = None
+        broken, clean, mystery = None, want, fault == faults.RANDOM
+        if mystery:
+            fault = faults.draw(want.stage, seed)
+            backend = backend or "iptables"     # the same tool whatever was drawn: it tells nothing
         if fault is not None:
             broken = faults.fault(fault, want.stage)
             want = faults.broken(want, fault)
-            backend = backend or ("iptables" if broken.layer == "nat" else None)
+            backend = backend or broken.backend
         custom = source is not None or want.stage not in stages.STAGES
         from ..nat import api as nat
         from . import service
@@ -192,8 +202,8 @@ class Lab:
         for role, argv in broken.after if broken else ():
             netns.run(plan.namespace_name(self.name, role), list(argv))
         journal.update({"nat_backend": backend, "stage": want.stage, "fault": fault,
-                        "practice": None, "containers": len(want.containers)})
-        return dataclasses.replace(want, nat_backend=backend)
+                        "mystery": mystery, "practice": None, "containers": len(want.containers)})
+        return dataclasses.replace(clean if mystery else want, nat_backend=backend)
 
     def practice(self, stage: str, backend: str | None = "iptables"):
         """Bring the lab to where `stage` starts and return the task: the seed's commands for a
@@ -201,15 +211,19 @@ class Lab:
         from .practice import practice
         return practice(self, stage, backend)
 
-    def check(self, stage: str | None = None):
+    def check(self, stage: str | None = None, *, hints: int = 0):
         """Whether the lab does what `stage` does (default: the one practised or brought up),
-        by the kernel's state and real traffic; a Result with hints (see labkit.lab.check)."""
+        by the kernel's state and real traffic; a Result with hints (see labkit.lab.check).
+        Each check is recorded with `hints`, the hint level the caller shows (labkit.lab.progress)."""
+        from . import progress
         from .check import check
-        return check(self, stage or self._checked_stage())
+        result = check(self, stage or self._checked_stage())
+        progress.save(progress.of(result, self.journal.get("fault"), hints))
+        return result
 
     def hint(self, stage: str | None = None, level: int = 1) -> str:
         """What is not done yet: level 1 where to look, level 2 also the command that fixes it."""
-        return self.check(stage).text(level)
+        return self.check(stage, hints=level).text(level)
 
     def _checked_stage(self) -> str:
         journal = self.journal
@@ -292,7 +306,8 @@ class Lab:
             return [f"the last `labkit up{again}` did not finish (interrupted or failed): run it "
                     f"again, or `labkit down`"]
         if journal.get("fault") or journal.get("practice"):
-            what = (f"fault {journal.get('fault')!r} is set" if journal.get("fault") else
+            what = ("a fault is set" if journal.get("fault") and journal.get("mystery") else
+                    f"fault {journal.get('fault')!r} is set" if journal.get("fault") else
                     f"practising stage {journal.get('practice')!r}")
             return [f"{what}: `labkit check {journal.get('practice') or journal.get('stage')}"
                     f"{' --lab ' + self.name if self.name else ''}` says what is left to do"]

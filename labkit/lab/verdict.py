@@ -28,6 +28,8 @@ class Result:
     stage: str
     lab: str
     items: tuple[Item, ...] = field(default=())
+    symptoms: tuple[str, ...] = ()     # a mystery fault: what the traffic shows, one line each
+    mystery: bool = False              # then without hints only the symptoms are said
 
     @property
     def ok(self) -> bool:
@@ -56,12 +58,26 @@ class Result:
         who = f"lab {self.lab}" if self.lab else "the lab"
         if self.ok:
             return f"stage {self.stage}: done ({who} does what the stage does: {len(self.items)} checks)"
+        if self.mystery:
+            return self._mystery_text(level)
         head = f"stage {self.stage}: not done yet ({len(self.unmet)} of {len(self.items)} checks unmet)"
         lines = self.hints(level) if level else [i.what for i in self.unmet]
         return "\n".join([head] + [f"  {line}" for line in lines])
 
+    def _mystery_text(self, level: int) -> str:
+        """A mystery fault's verdict: what the traffic shows; hints only at `level` 1 or 2."""
+        lines = [f"stage {self.stage}: not done yet: something is broken. What the traffic shows:"]
+        lines += [f"  {line}" for line in self.symptoms]
+        if not level:
+            lines.append(f"Find the cause with the course's tools. Hints: where to look (level 1: "
+                         f"labkit check --hint, lab.hint({self.stage!r}, 1)); the fix (level 2: "
+                         f"labkit check --fix, lab.hint({self.stage!r}, 2)).")
+            return "\n".join(lines)
+        lines.append("Where to look:" if level == 1 else "Where to look, and the fix:")
+        return "\n".join(lines + [f"  {line}" for line in self.hints(level)])
+
     def __str__(self) -> str:
-        return self.text(1)
+        return self.text(0 if self.mystery else 1)
 
     __repr__ = __str__
 
@@ -69,12 +85,16 @@ class Result:
         color = "#2e7d32" if self.ok else "#c62828"
         head = html.escape(self.text().splitlines()[0])
         rows = "".join(f"<li>{html.escape(i.what)}<br><small>look: {html.escape(i.look)}</small></li>"
-                       for i in self.unmet)
+                       for i in self.unmet) if not self.mystery else \
+            "".join(f"<li>{html.escape(line)}</li>" for line in self.symptoms if not self.ok)
         return (f'<div class="labkit-check"><b style="color:{color}">{head}</b>'
                 + (f"<ul>{rows}</ul>" if rows else "") + "</div>")
 
     def to_dict(self) -> dict:
-        """JSON-ready: stage, lab, ok, items."""
+        """JSON-ready: stage, lab, ok, items (a mystery fault's: its symptoms instead)."""
+        if self.mystery:
+            return {"stage": self.stage, "lab": self.lab, "ok": self.ok, "mystery": True,
+                    "symptoms": list(self.symptoms)}
         return {"stage": self.stage, "lab": self.lab, "ok": self.ok,
                 "items": [asdict(i) for i in self.items]}
 
@@ -107,14 +127,3 @@ class Words:
     def look(self, role: str, command: str) -> str:
         """`command` run in namespace `role`, typed from any root shell."""
         return f"ip netns exec {self.ns(role)} {command}"
-
-    def prompt(self, role: str) -> str:
-        """The prompt of `labkit shell ROLE` (a space follows it): the namespace's kernel name ("t1-host#")."""
-        return f"{self.ns(role)}#"
-
-    def labkit_shell(self, role: str) -> str:
-        """`labkit shell ROLE` for this lab: a shell in namespace `role` whose prompt names it
-        (sudo: outside a normal user's world, where labkit needs root)."""
-        from ..kernel import world
-        sudo = "" if world.wanted() or world.joined() is not None else "sudo "
-        return f"{sudo}labkit shell {role}" + (f" --lab {self.lab}" if self.lab else "")
