@@ -20,7 +20,7 @@ from ..errors import LabkitError, UnknownName
 from ..kernel import privilege, sysctl
 from ..model import plan, seed, stages
 from ..model.topology import Interface, Namespace, Topology, route_text
-from . import reach, service
+from . import misplaced, reach, service
 from .verdict import Item, Result, Words
 
 
@@ -31,16 +31,17 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
     want = stages.build(stage, lab.name, containers or _containers(lab, stage))
     live = lab.inspect()
     words = Words(lab.name)
-    items = list(_state_items(want, live, words))
-    items += _forwarding_items(want, live, words)
+    seen = misplaced.Survey(lab, live, words)   # where a missing thing went (read when asked)
+    items = list(_state_items(want, live, words, seen))
+    items += _forwarding_items(want, live, words, seen)
     items += _server_items(lab, want, words)
     mystery = bool(lab.journal.get("mystery") and lab.journal.get("fault"))
     if stage in ("outside", "hairpin"):
         rules = _host_rules(lab)
         if stage == "outside":
-            items.append(_masquerade_item(words, rules))
+            items.append(_masquerade_item(words, rules, seen))
         else:
-            items += _hairpin_items(lab, words, rules)
+            items += _hairpin_items(lab, words, rules, seen)
     items += _wrong_items(lab, stage, want, live, words)
     state_ok = all(i.ok for i in items)
     # where the state is wrong the stage is not done whatever the traffic does: the probes only
@@ -52,6 +53,7 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
         traffic, symptoms = reach.items(lab, stage, words, patience), ()
     if not state_ok:
         traffic = [dataclasses.replace(i, fix="") for i in traffic]
+    traffic = seen.traffic(traffic, stage)
     return Result(stage, lab.name, tuple(items + traffic), symptoms, mystery)
 
 
@@ -61,7 +63,7 @@ def _containers(lab, stage: str) -> int:
     return max(stages.default_containers(stage), len(have))
 
 
-def _state_items(want: Topology, live: Topology, w: Words):
+def _state_items(want: Topology, live: Topology, w: Words, seen=None):
     """Namespaces, links (kind, peer, state, master) and addresses, in the plan's order."""
     for ns in want.namespaces:
         have = live.namespace(ns.role)
@@ -71,7 +73,7 @@ def _state_items(want: Topology, live: Topology, w: Words):
         if have is None:
             continue
         for itf in ns.interfaces:
-            yield from _link_items(ns, itf, have, live, w)
+            yield from _link_items(ns, itf, have, live, w, seen)
     for ns in want.namespaces:
         have = live.namespace(ns.role)
         if have is None:
@@ -80,21 +82,22 @@ def _state_items(want: Topology, live: Topology, w: Words):
             got = have.interface(itf.name)
             if got is None:
                 continue
-            yield from _address_items(ns.role, itf, got, w)
+            yield from _address_items(ns.role, itf, got, w, seen)
         for route in ns.routes:
             found = any(r.dst == route.dst and r.gateway == route.gateway for r in have.routes)
             text = route_text(route)
-            yield Item(found, f"{ns.role} has " + ("a" if found else "no") + f" route {text}",
-                       "routes", w.look(ns.role, "ip route"),
-                       f"{w.where(ns.role)}: ip route add {text}")
+            item = Item(found, f"{ns.role} has " + ("a" if found else "no") + f" route {text}",
+                        "routes", w.look(ns.role, "ip route"), f"{w.where(ns.role)}: ip route add {text}")
+            yield seen.route(item, ns.role, route) if seen and not found else item
 
 
-def _link_items(ns: Namespace, itf: Interface, have: Namespace, live: Topology, w: Words):
+def _link_items(ns: Namespace, itf: Interface, have: Namespace, live: Topology, w: Words, seen=None):
     got = have.interface(itf.name)
     where = f"{itf.name} in {ns.role}" if ns.role != "host" else itf.name
     if got is None:
-        yield Item(False, f"{where} does not exist", "links", w.look(ns.role, "ip link"),
-                   _make_link(ns, itf, live, w))
+        item = Item(False, f"{where} does not exist", "links", w.look(ns.role, "ip link"),
+                    _make_link(ns, itf, live, w))
+        yield seen.link(item, ns.role, itf) if seen else item
         return
     if itf.kind == "veth" and itf.peer and ns.role == "host":
         ok = got.kind == "veth" and got.peer is not None and tuple(got.peer) == tuple(itf.peer)
@@ -126,7 +129,7 @@ def _make_link(ns: Namespace, itf: Interface, live: Topology, w: Words) -> str:
     return ""
 
 
-def _address_items(role: str, itf: Interface, got: Interface, w: Words):
+def _address_items(role: str, itf: Interface, got: Interface, w: Words, seen=None):
     where = f"{itf.name} in {role}" if role != "host" else itf.name
     for cidr in itf.addresses:
         ok = cidr in got.addresses
@@ -135,7 +138,8 @@ def _address_items(role: str, itf: Interface, got: Interface, w: Words):
                 + (f" (it holds {', '.join(instead)} instead)" if instead else ""))
         fix = "; ".join([f"ip addr del {a} dev {itf.name}" for a in instead if not ok]
                         + [f"ip addr add {cidr} dev {itf.name}"])
-        yield Item(ok, said, "addresses", w.look(role, "ip -br addr"), f"{w.where(role)}: {fix}")
+        item = Item(ok, said, "addresses", w.look(role, "ip -br addr"), f"{w.where(role)}: {fix}")
+        yield seen.address(item, role, itf, cidr) if seen and not ok else item
     if itf.master:  # a bridge port holds no address: one left there is a second route
         for cidr in got.addresses:
             yield Item(False, f"{where} still holds {cidr}, but a bridge port has no address "
@@ -143,7 +147,7 @@ def _address_items(role: str, itf: Interface, got: Interface, w: Words):
                        w.look(role, "ip route"), f"{w.where(role)}: ip addr del {cidr} dev {itf.name}")
 
 
-def _forwarding_items(want: Topology, live: Topology, w: Words):
+def _forwarding_items(want: Topology, live: Topology, w: Words, seen=None):
     """ip_forward where the stage routes (outside and later)."""
     for ns in want.namespaces:
         value = dict(ns.sysctls).get("net.ipv4.ip_forward")
@@ -151,10 +155,11 @@ def _forwarding_items(want: Topology, live: Topology, w: Words):
         if value != "1" or have is None:
             continue
         now = dict(have.sysctls).get("net.ipv4.ip_forward")
-        yield Item(now == "1", f"the {ns.role} " + ("forwards packets" if now == "1" else
-                   f"does not forward packets (net.ipv4.ip_forward is {now})"), "forwarding",
-                   w.look(ns.role, "sysctl net.ipv4.ip_forward"),
-                   f"{w.where(ns.role)}: sysctl -w net.ipv4.ip_forward=1")
+        item = Item(now == "1", f"the {ns.role} " + ("forwards packets" if now == "1" else
+                    f"does not forward packets (net.ipv4.ip_forward is {now})"), "forwarding",
+                    w.look(ns.role, "sysctl net.ipv4.ip_forward"),
+                    f"{w.where(ns.role)}: sysctl -w net.ipv4.ip_forward=1")
+        yield seen.forwarding(item, ns.role) if seen and now != "1" else item
 
 
 def _server_items(lab, want: Topology, w: Words):
@@ -196,7 +201,7 @@ _HAIRPIN_RULES = (  # (its seed step, what, table, iptables -S, nft): either too
 )
 
 
-def _hairpin_items(lab, w: Words, rules):
+def _hairpin_items(lab, w: Words, rules, seen=None):
     """Publishing on 127.0.0.1: route_localnet on br0, and its rules (in iptables or nft)."""
     host = w.ns("host")
     value = sysctl.read(host, "net.ipv4.conf.br0.route_localnet")
@@ -207,12 +212,15 @@ def _hairpin_items(lab, w: Words, rules):
     for step, what, table, iptables, nft in _HAIRPIN_RULES:
         ok = any(re.search(nft if c.tool == "nft" else iptables, c.line)
                  for c in rules if c.tool == "nft" or c.table == table)
-        yield Item(ok, f"{what} is " + ("there" if ok else "missing"), "nat",
-                   w.look("host", f"iptables -t {table} -S"),
-                   f"{w.where('host')}: {seed.STEPS['hairpin'][step].command}")
+        item = Item(ok, f"{what} is " + ("there" if ok else "missing"), "nat",
+                    w.look("host", f"iptables -t {table} -S"),
+                    f"{w.where('host')}: {seed.STEPS['hairpin'][step].command}")
+        yield seen.rule(item, what, lambda c, i=iptables, n=nft, t=table: re.search(
+            n if c.tool == "nft" else i, c.line) and (c.tool == "nft" or c.table == t),
+            item.fix) if seen and not ok else item
 
 
-def _masquerade_item(w: Words, rules) -> Item:
+def _masquerade_item(w: Words, rules, seen=None) -> Item:
     """The containers' source rewritten on the way out: a MASQUERADE (or SNAT) rule in nat
     POSTROUTING (any nft chain) for 172.18.0.0/16 or for any source, made with either tool."""
     ok = any(c.action in ("MASQUERADE", "SNAT") and _for_containers(c.source)
@@ -221,8 +229,11 @@ def _masquerade_item(w: Words, rules) -> Item:
     rule = f"MASQUERADE of {plan.BRIDGE_NET} in nat POSTROUTING"
     said = (f"a {rule} rewrites the source of packets leaving {plan.HOST_UPLINK}" if ok else
             f"nothing rewrites the source of packets leaving {plan.HOST_UPLINK} (no {rule})")
-    return Item(ok, said, "nat", w.look("host", "iptables -t nat -S POSTROUTING"),
+    item = Item(ok, said, "nat", w.look("host", "iptables -t nat -S POSTROUTING"),
                 f"{w.where('host')}: {step.command}")
+    return seen.rule(item, f"the MASQUERADE of {plan.BRIDGE_NET}", lambda c: c.action in ("MASQUERADE", "SNAT") and _for_containers(
+        c.source) and (c.tool == "nft" or (c.table, c.chain) == ("nat", "POSTROUTING")),
+        item.fix) if seen and not ok else item
 
 
 def _for_containers(source: str | None) -> bool:

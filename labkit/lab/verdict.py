@@ -127,3 +127,14 @@ class Words:
     def look(self, role: str, command: str) -> str:
         """`command` run in namespace `role`, typed from any root shell."""
         return f"ip netns exec {self.ns(role)} {command}"
+
+    def prompt(self, role: str) -> str:
+        """The prompt of `labkit shell ROLE` (a space follows it): the namespace's kernel name ("t1-host#")."""
+        return f"{self.ns(role)}#"
+
+    def labkit_shell(self, role: str) -> str:
+        """`labkit shell ROLE` for this lab: a shell in namespace `role` whose prompt names it
+        (sudo: outside a normal user's world, where labkit needs root)."""
+        from ..kernel import world
+        sudo = "" if world.wanted() or world.joined() is not None else "sudo "
+        return f"{sudo}labkit shell {role}" + (f" --lab {self.lab}" if self.lab else "")
