@@ -38,6 +38,18 @@ def pytest_configure(config):
     if _worker(config) and os.geteuid() == 0:
         import freshview
         freshview.enter()
+    if "LABKIT_STATE_DIR" not in os.environ:  # checks record into it (labkit.lab.progress)
+        import tempfile
+        os.environ["LABKIT_STATE_DIR"] = tempfile.mkdtemp(prefix="labkit-test-state-")
+        config._labkit_state_dir = os.environ["LABKIT_STATE_DIR"]
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_labkit_state_dir", None)
+    if made:
+        import shutil
+        shutil.rmtree(made, ignore_errors=True)
+        os.environ.pop("LABKIT_STATE_DIR", None)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,6 +9,7 @@ Every LabkitError is printed as one line with its fix (exit 2), never as a trace
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -56,10 +57,18 @@ def cmd_up(args) -> int:
 
 
 def cmd_check(args) -> int:
-    result = _lab(args).check(args.stage)
+    result = _lab(args).check(args.stage, hints=2 if args.fix else 1 if getattr(args, "hint", False) else 0)
     level = 2 if args.fix else 1 if args.hint or not result.mystery else 0
     print(result.to_json() if args.json else result.text(level))
     return 0 if result.ok else 1
+
+
+def cmd_progress(args) -> int:
+    from ..lab import progress
+    records = progress.load()
+    print(json.dumps([{k: v for k, v in r.to_dict().items() if k != "fault"} for r in records],
+                     indent=2) if args.json else progress.summary(records))
+    return 0
 
 
 def cmd_practice(args) -> int:
@@ -270,6 +279,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("stage", choices=stages.STAGES, metavar="STAGE",
                     help="one of: " + ", ".join(stages.STAGES))
     lab_arg(sp)
+    sp = add("progress", cmd_progress, "your checks so far: each stage done or not, checks and hints")
+    sp.add_argument("--json", action="store_true", help="print every record as JSON")
     sp = add("faults", cmd_faults, "list the broken labs (labkit up STAGE --fault NAME)")
     sp.add_argument("--reveal", action="store_true",
                     help="for the instructor: name the fault the lab has (drawn at random too)")

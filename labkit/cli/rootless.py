@@ -22,7 +22,7 @@ import tempfile
 from ..errors import LabkitError, MissingTool
 from ..kernel import world
 
-OUTSIDE = {"doctor", "faults", "install-kernel", "site"}   # commands that never enter a world
+OUTSIDE = {"doctor", "faults", "install-kernel", "progress", "site"}   # commands that never enter a world
 KERNEL_NAME = "labkit"
 DISPLAY_NAME = "Python (labkit lab)"
 _notes: list[str] = []

@@ -211,15 +211,19 @@ class Lab:
         from .practice import practice
         return practice(self, stage, backend)
 
-    def check(self, stage: str | None = None):
+    def check(self, stage: str | None = None, *, hints: int = 0):
         """Whether the lab does what `stage` does (default: the one practised or brought up),
-        by the kernel's state and real traffic; a Result with hints (see labkit.lab.check)."""
+        by the kernel's state and real traffic; a Result with hints (see labkit.lab.check).
+        Each check is recorded with `hints`, the hint level the caller shows (labkit.lab.progress)."""
+        from . import progress
         from .check import check
-        return check(self, stage or self._checked_stage())
+        result = check(self, stage or self._checked_stage())
+        progress.save(progress.of(result, self.journal.get("fault"), hints))
+        return result
 
     def hint(self, stage: str | None = None, level: int = 1) -> str:
         """What is not done yet: level 1 where to look, level 2 also the command that fixes it."""
-        return self.check(stage).text(level)
+        return self.check(stage, hints=level).text(level)
 
     def _checked_stage(self) -> str:
         journal = self.journal
