@@ -248,6 +248,7 @@ def test_the_students_edition_has_no_solution_answer_or_verdict(printed):
         text = folded(text_of(pdf))
         assert "Right:" not in text, pdf
         assert not any(s in text for s in SECRETS), pdf
+        assert "checks unmet)" not in text and "the stage does: " not in text, pdf  # no check's output
     for nb_path in course.notebooks() + [printed["lesson"]]:
         name = os.path.splitext(os.path.basename(nb_path))[0]
         text = squeezed(text_of(str(printed["dir"] / "student" / f"{name}.pdf")))
