@@ -345,10 +345,10 @@ def _neighbour_items(lab, live: Topology, w: Words) -> list[Item]:
 
 
 def _macs_of(live: Topology, role: str, itf: Interface) -> set[str]:
-    """The MACs that reach `itf`: its own and, for a bridge, its ports' (the bridge takes
-    frames sent to them as its own)."""
+    """The MACs that reach the namespace holding `itf`'s address: any of its interfaces (it
+    answers ARP for its addresses on each; a bridge takes frames sent to its ports)."""
     ns = live.namespace(role)
-    return {itf.mac} | {p.mac for p in (ns.interfaces if ns else ()) if p.master == itf.name and p.mac}
+    return {itf.mac} | {i.mac for i in (ns.interfaces if ns else ()) if i.mac}
 
 
 def _forward_drop_items(w: Words, rules) -> list[Item]:

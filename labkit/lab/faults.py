@@ -95,12 +95,15 @@ _HAIRPIN = ("host", ("iptables", *f"-t nat -D POSTROUTING -s {plan.BRIDGE_NET} -
                      f"{plan.container_address(0)} -o br0 -p tcp -m tcp --dport 5000 -m conntrack "
                      f"--ctstate DNAT -j MASQUERADE".split()))
 
+# a container's link down or its address wrong leaves no way to its default route (outside on)
+_BEFORE_ROUTES = ("veth", "two-veths", "bridge")
+
 FAULTS: dict[str, Fault] = {f.name: f for f in (
-    Fault("ceth-down", _from("veth"), "netns0 reaches nothing, and nothing reaches it", "links",
+    Fault("ceth-down", _BEFORE_ROUTES, "netns0 reaches nothing, and nothing reaches it", "links",
           _interface("netns0", "ceth0", up=False)),
     Fault("lo-down", _from("veth"), "in netns0, a ping of its own address 172.18.0.10 gets no "
           "answer", "links", _interface("netns0", "lo", up=False)),
-    Fault("wrong-address", _from("veth"), "netns0 cannot reach the host", "addresses",
+    Fault("wrong-address", _BEFORE_ROUTES, "netns0 cannot reach the host", "addresses",
           _interface("netns0", "ceth0", addresses=("172.19.0.10/16",))),
     Fault("port-not-on-bridge", _from("bridge"), "netns1 reaches nothing; netns0 still reaches "
           "the host", "links", _interface("host", "veth1", master=None)),
