@@ -608,6 +608,11 @@ def test_the_jupyterhub_example_runs_each_student_as_itself_on_the_labkit_kernel
     assert "--MappingKernelManager.default_kernel_name=labkit" in c.Spawner.args
     assert "--KernelSpecManager.allowed_kernelspecs=labkit" in c.Spawner.args
     assert os.path.basename(c.Spawner.cmd[0]) == "jupyterhub-singleuser"
+    (service,) = c.JupyterHub.services                 # the instructors' view of the class
+    assert service["name"] == "labkit-class" and service["command"][-2:] == ["-m", "labkit.classroom.service"]
+    assert c.Spawner.environment["LABKIT_CLASS_URL"].endswith("/services/labkit-class/")
+    assert "access:services!service=labkit-class" in c.Spawner.server_token_scopes
+    assert c.JupyterHub.load_groups["instructors"]["users"]
 
 
 def test_the_kernel_installed_for_everyone_runs_in_each_users_world(user1, user2, public_dir):

@@ -9,9 +9,13 @@
 #   /opt/labkit/.venv/bin/labkit install-kernel --prefix /usr/local   (the kernel, for everyone)
 #   /opt/labkit/.venv/bin/labkit doctor                               (normal users may have worlds?)
 #   /opt/labkit/.venv/bin/jupyterhub -f /opt/labkit/examples/jupyterhub/jupyterhub_config.py
+#   (./install.sh --classroom installs jupyterhub and configurable-http-proxy)
+import os
+
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
-LABKIT = "/opt/labkit"
+LABKIT = os.environ.get("LABKIT_HOME", "/opt/labkit")        # the checkout, with its .venv
+STATE = os.environ.get("LABKIT_CLASS_STATE", "/var/lib/labkit")  # the class's records (root's)
 
 # Behind a TLS reverse proxy (nginx, caddy): the hub itself listens on loopback only.
 c.JupyterHub.bind_url = "http://127.0.0.1:8000"
@@ -43,3 +47,20 @@ c.Spawner.args = ["--MappingKernelManager.default_kernel_name=labkit",
 #       f"{LABKIT}/.venv/bin/python", "-m", "jupyterhub_idle_culler", "--timeout=3600"]}]
 #   c.JupyterHub.load_roles = [{"name": "idle-culler", "services": ["idle-culler"],
 #       "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]}]
+
+# The instructors' live view of every student's checks (labkit.classroom.service): each
+# check a student makes is posted there with the token the hub gives the student's server;
+# the page is at /services/labkit-class/ for the members of the group "instructors".
+c.JupyterHub.load_groups = {"instructors": {"users": ["teacher"]}}
+c.JupyterHub.services = [
+    {"name": "labkit-class", "url": "http://127.0.0.1:10101",
+     "command": [f"{LABKIT}/.venv/bin/python", "-m", "labkit.classroom.service"],
+     "environment": {"LABKIT_CLASS_DB": f"{STATE}/class.sqlite"}},
+]
+c.JupyterHub.load_roles = [
+    {"name": "labkit-class", "services": ["labkit-class"], "scopes": ["read:users:groups"]},
+    {"name": "user", "scopes": ["self", "access:services!service=labkit-class"]},
+]
+c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
+                                 "access:services!service=labkit-class"]
+c.Spawner.environment["LABKIT_CLASS_URL"] = "http://127.0.0.1:8000/services/labkit-class/"

@@ -218,7 +218,7 @@ class Lab:
         from . import progress
         from .check import check
         result = check(self, stage or self._checked_stage())
-        progress.save(progress.of(result, self.journal.get("fault"), hints))
+        progress.keep(progress.of(result, self.journal.get("fault"), hints))
         return result
 
     def hint(self, stage: str | None = None, level: int = 1) -> str:

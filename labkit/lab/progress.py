@@ -4,9 +4,11 @@
 Every `check` (`labkit check`, `lab.check`, `lab.hint`) appends one record, a line of JSON, to
 progress.jsonl in the user's state directory (LABKIT_STATE_DIR, default
 ~/.local/state/labkit, the same inside a normal user's world); `labkit progress` shows one's
-own, without the fault (a mystery fault stays one). Under a JupyterHub the same record is what
-the class's service collects (design.md, "The class"). Writing a record never makes a check
-fail: a directory that cannot be written is said once, and the check goes on.
+own, without the fault (a mystery fault stays one). Under a JupyterHub whose configuration
+names the class's service (LABKIT_CLASS_URL, examples/jupyterhub), the record is also posted
+there with the token the hub gave the student's server (JUPYTERHUB_API_TOKEN): the
+instructor's live view (labkit.classroom). Recording never makes a check fail: what cannot
+be written or posted is said once, and the check goes on.
 """
 from __future__ import annotations
 
@@ -99,6 +101,34 @@ def save(record: Record) -> bool:
             _said.add(target)
             print(f"labkit: checks are not recorded: cannot write {target} ({e.strerror}); set "
                   f"LABKIT_STATE_DIR to a directory of yours", file=sys.stderr)
+        return False
+
+
+def keep(record: Record) -> None:
+    """Save `record` in the user's file, and post it to the class's service under a hub."""
+    save(record)
+    post(record)
+
+
+def post(record: Record, timeout: float = 5.0) -> bool:
+    """Send `record` to the class's service when a hub runs this server (LABKIT_CLASS_URL and
+    JUPYTERHUB_API_TOKEN set); False (said once) if it could not, True if sent or no hub."""
+    url, token = os.environ.get("LABKIT_CLASS_URL"), os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not url or not token:
+        return True
+    import urllib.error
+    import urllib.request
+    target = url.rstrip("/") + "/api/records"
+    request = urllib.request.Request(target, data=json.dumps(record.to_dict()).encode(), method="POST",
+                                     headers={"Authorization": f"token {token}",
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status == 201
+    except (urllib.error.URLError, OSError) as e:
+        if target not in _said:
+            _said.add(target)
+            print(f"labkit: checks do not reach the class's page: {target}: {e}", file=sys.stderr)
         return False
 
 

@@ -11,7 +11,7 @@ from harness import REPO
 PACKAGE = pathlib.Path(REPO) / "labkit"
 # lowest first; a module may import its own subpackage and any layer below
 LAYERS = {"errors": 0, "model": 1, "kernel": 2, "nat": 3, "capture": 3, "lab": 4, "draw": 5,
-          "teach": 6, "cli": 7, "pytest_plugin": 7}
+          "teach": 6, "classroom": 6, "cli": 7, "pytest_plugin": 7}
 FACES = {"labkit", "labkit.__main__"}    # the package's own face may name anything
 MAX_LINES = 400
 
