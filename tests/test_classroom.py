@@ -41,7 +41,7 @@ c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allowed_users = {{"ada", "bob", "iris"}}
 c.JupyterHub.load_groups = {{"instructors": {{"users": ["iris"]}}}}
 c.JupyterHub.services = [
-    {{"name": "labkit-class", "url": "http://127.0.0.1:{service_port}",
+    {{"name": "labkit-class", "url": "http://127.0.0.1:{service_port}", "oauth_no_confirm": True,
       "command": [{python!r}, "-m", "labkit.classroom.service"],
       "environment": {{"LABKIT_CLASS_DB": "{dir}/class.sqlite", "PYTHONPATH": {pythonpath!r}}}}},
     {{"name": "test-admin", "api_token": {admin!r}}},
@@ -181,3 +181,44 @@ def test_a_check_made_in_a_students_server_is_posted_with_its_token(hub, lab, mo
     data = json.loads(hub.call("GET", "/services/labkit-class/api/progress", hub.token("iris"))[1])
     assert data["grid"]["ada"]["veth"]["state"] == "done"
     assert progress.load()[-1].user == "ada"
+
+
+@pytest.mark.browser
+def test_the_instructor_logs_in_and_the_page_shows_the_class(hub, tmp_path):
+    """In Debian's chromium: the instructor logs in through the hub (its login page, then the
+    service's OAuth) and reads the grid; a student who logs in is refused the page."""
+    chromium = "/usr/bin/chromium"
+    if not os.access(chromium, os.X_OK):
+        pytest.fail(f"no {chromium}: ./install.sh installs Debian's chromium", pytrace=False)
+    from playwright import sync_api
+    assert hub.call("POST", "/services/labkit-class/api/records", hub.token("ada"),
+                    _record("outside", False, ("forwarding/the-host-does-not-forward-packets",)))[0] == 201
+    assert hub.call("POST", "/services/labkit-class/api/records", hub.token("bob"), _record("veth", True))[0] == 201
+    page_url = hub.url + "/services/labkit-class/"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            for user, allowed in (("iris", True), ("bob", False)):
+                context = browser.new_context()
+                page = context.new_page()
+                page.goto(page_url)
+                page.fill("input[name=username]", user)
+                page.fill("input[name=password]", "any")
+                page.click("input[type=submit], button[type=submit]")
+                page.wait_for_load_state("load")
+                if not allowed:
+                    assert "403" in page.content() or "Forbidden" in page.content(), page.content()[:500]
+                    context.close()
+                    continue
+                page.wait_for_selector("#grid")
+                page.screenshot(path=str(tmp_path / "class.png"), full_page=True)
+                rows = page.locator("#grid tr").all_inner_texts()
+                assert rows[0].split("\t")[1:] == ["veth", "outside"], rows
+                ada = next(r for r in rows if r.startswith("ada"))
+                assert "not started" in ada and "working: forwarding/the-host-does-not-forward-packets" in ada
+                bob = next(r for r in rows if r.startswith("bob"))
+                assert "done in 0.0 min" in bob and "not started" in bob
+                assert "1 of 2: forwarding/the-host-does-not-forward-packets" in page.inner_text("#common")
+                context.close()
+        finally:
+            browser.close()

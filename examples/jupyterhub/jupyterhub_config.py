@@ -53,7 +53,7 @@ c.Spawner.args = ["--MappingKernelManager.default_kernel_name=labkit",
 # the page is at /services/labkit-class/ for the members of the group "instructors".
 c.JupyterHub.load_groups = {"instructors": {"users": ["teacher"]}}
 c.JupyterHub.services = [
-    {"name": "labkit-class", "url": "http://127.0.0.1:10101",
+    {"name": "labkit-class", "url": "http://127.0.0.1:10101", "oauth_no_confirm": True,
      "command": [f"{LABKIT}/.venv/bin/python", "-m", "labkit.classroom.service"],
      "environment": {"LABKIT_CLASS_DB": f"{STATE}/class.sqlite"}},
 ]
