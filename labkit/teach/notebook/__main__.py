@@ -1,4 +1,4 @@
-"""`python -m labkit.teach.notebook clean|check|student ...`: labkit.teach.printed.stored's tools."""
+"""`python -m labkit.teach.notebook clean|check|run|student ...`: labkit.teach.printed.stored's tools."""
 import sys
 
 from ..printed.stored import main

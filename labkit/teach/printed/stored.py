@@ -100,9 +100,29 @@ def write_editions(outdir: str, paths: list[str] | None = None) -> list[str]:
     return written
 
 
+def rerun(path: str, timeout: float = 300) -> None:
+    """Run notebook `path` top to bottom on a kernel of this Python (labkit's), then store it
+    clean in place: how an instructor records its outputs again after a change. It runs the
+    notebook's labs for real, on the default lab (root; one notebook at a time)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from .handout import _kernel_manager
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, km=_kernel_manager(), timeout=timeout,
+                   resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
+    with open(path, "w") as f:
+        f.write(dumps(clean(json.loads(nbformat.writes(nb)))))
+
+
 def main(argv: list[str]) -> int:
     """`clean FILE...` rewrites notebooks clean; `check FILE...` exits 1 if any is not;
-    `student OUTDIR [FILE...]` writes the student editions."""
+    `student OUTDIR [FILE...]` writes the student editions; `run FILE...` runs notebooks
+    and stores their new outputs."""
+    if argv[:1] == ["run"] and len(argv) >= 2:
+        for path in argv[1:]:
+            rerun(path)
+            print(f"ran {path}")
+        return 0
     if argv[:1] == ["student"] and len(argv) >= 2:
         try:
             written = write_student(argv[1], argv[2:])
@@ -113,7 +133,7 @@ def main(argv: list[str]) -> int:
             print(f"wrote {path}")
         return 0
     if len(argv) < 2 or argv[0] not in ("clean", "check"):
-        print("usage: python -m labkit.teach.notebook clean|check NOTEBOOK...\n"
+        print("usage: python -m labkit.teach.notebook clean|check|run NOTEBOOK...\n"
               "       python -m labkit.teach.notebook student OUTDIR [NOTEBOOK...]", file=sys.stderr)
         return 2
     dirty = []
