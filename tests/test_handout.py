@@ -2,19 +2,19 @@
 Chromium whose pages render (pdftoppm), in a student's and an instructor's edition. Printing the
 stored outputs needs no root; running the notebooks first (the default of `labkit handout`) is
 covered by the kernel test at the end. What the pages look like is measured in test_print."""
-import labkit
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from labkit.teach.printed import handout
 from labkit.teach.replay import course
 from labkit.errors import LabkitError
+
+from harness import without_capabilities
 
 needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftoppm") is None,
                                     reason="apt-get install chromium poppler-utils")
@@ -107,11 +107,9 @@ def test_a_course_notebook_prints_with_its_diagrams(tmp_path):
 
 
 def test_the_command_line_without_privileges_prints_stored_outputs_only(tmp_path):
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
     nb = tiny_notebook(tmp_path / "01-tiny.ipynb")
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
-    run = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-m", "labkit.teach.printed.handout", "-o",
-                          str(tmp_path / "out"), nb], capture_output=True, text=True, env=env, timeout=120)
+    run = without_capabilities("-m", "labkit.teach.printed.handout", "-o", str(tmp_path / "out"), nb,
+                               timeout=120)
     assert run.returncode == 2 and "labkit needs root" in run.stderr and "Traceback" not in run.stderr
 
 

@@ -12,11 +12,10 @@ import time
 
 import pytest
 
-import labkit
 from labkit.teach.replay import course, stored_outputs
 from labkit.teach.replay.cells import NOT_JUDGED, NOT_RECORDED
 
-from harness import kernel_without_capabilities, without_capabilities
+from harness import kernel_without_capabilities, labkit_env, without_capabilities
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
@@ -136,9 +135,8 @@ def nocaps(tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", kernel_without_capabilities(tmp_path / "jupyter"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
-    env = {**os.environ, "LABKIT_RUN_DIR": str(tmp_path / "run"), "IPYTHONDIR": str(tmp_path / "ipy"),
-           "MPLCONFIGDIR": str(tmp_path / "mpl"),
-           "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))}
+    env = labkit_env(LABKIT_RUN_DIR=str(tmp_path / "run"), IPYTHONDIR=str(tmp_path / "ipy"),
+                     MPLCONFIGDIR=str(tmp_path / "mpl"))
 
     def run(nb, cwd):
         import nbformat

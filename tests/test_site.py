@@ -12,6 +12,8 @@ import pytest
 
 from labkit.teach.printed import editions, stored, site
 
+from harness import without_capabilities
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "[0-9]*.ipynb")))
 
 
@@ -101,13 +103,9 @@ def test_an_svg_figure_stays_svg(tmp_path):
 
 @pytest.mark.kernel
 def test_the_site_command_needs_no_privileges(tmp_path):
-    import labkit
-    from labkit.pytest_plugin import WITHOUT_CAPABILITIES
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__))),
-           "LABKIT_RUN_DIR": str(tmp_path / "run")}
-    result = subprocess.run([*WITHOUT_CAPABILITIES, sys.executable, "-m", "labkit", "site", "-o",
-                             str(tmp_path / "site"), "--binder", "https://mybinder.org/v2/gh/o/r/HEAD"],
-                            capture_output=True, text=True, timeout=300, env=env)
+    result = without_capabilities("-m", "labkit", "site", "-o", str(tmp_path / "site"), "--binder",
+                                  "https://mybinder.org/v2/gh/o/r/HEAD", timeout=300,
+                                  LABKIT_RUN_DIR=str(tmp_path / "run"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"wrote {tmp_path / 'site' / 'index.html'}" in result.stdout
     assert 'href="https://mybinder.org/v2/gh/o/r/HEAD"' in (tmp_path / "site" / "index.html").read_text()
