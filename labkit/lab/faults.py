@@ -122,7 +122,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
     Fault("server-down", _from("publish"), "nobody can open http://10.0.2.15:5000/", "servers",
           _no_server),
     Fault("br-netfilter-drop", _from("bridge"), "netns0 cannot reach netns1 (and back); the host "
-          "still reaches both (what happens on a machine after Docker is installed)", "netfilter",
+          "still reaches both (br_netfilter loaded and FORWARD's policy DROP: after Docker before "
+          "27.3, or kubeadm)", "netfilter",
           after=(("host", ("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")),
                  ("host", ("iptables", "-P", "FORWARD", "DROP"))),
           undo=(("host", ("iptables", "-P", "FORWARD", "ACCEPT")),
