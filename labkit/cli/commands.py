@@ -57,8 +57,9 @@ def cmd_up(args) -> int:
 
 
 def cmd_check(args) -> int:
-    result = _lab(args).check(args.stage, hints=2 if args.fix else 1 if getattr(args, "hint", False) else 0)
-    level = 2 if args.fix else 1 if args.hint or not result.mystery else 0
+    asked = 2 if args.fix else 1 if args.hint else 0
+    result = _lab(args).check(args.stage, hints=asked)
+    level = asked or (0 if result.mystery else 1)   # a mystery's items only when asked for
     print(result.to_json() if args.json else result.text(level))
     return 0 if result.ok else 1
 

@@ -36,13 +36,13 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
     items += _forwarding_items(want, live, words, seen)
     items += _server_items(lab, want, words)
     mystery = bool(lab.journal.get("mystery") and lab.journal.get("fault"))
-    if stage in ("outside", "hairpin"):
-        rules = _host_rules(lab)
-        if stage == "outside":
-            items.append(_masquerade_item(words, rules, seen))
-        else:
-            items += _hairpin_items(lab, words, rules, seen)
-    items += strays.items(lab, stage, want, live, words)
+    routed = stages.STAGES.index(stage) >= stages.STAGES.index("outside")
+    rules = _host_rules(lab) if routed else []      # read once: the stage's items and strays'
+    if stage == "outside":
+        items.append(_masquerade_item(words, rules, seen))
+    elif stage == "hairpin":
+        items += _hairpin_items(lab, words, rules, seen)
+    items += strays.items(lab, stage, want, live, words, rules)
     state_ok = all(i.ok for i in items)
     # where the state is wrong the stage is not done whatever the traffic does: the probes only
     # confirm it, so each is sent once (no patience), and the state's items name the fix
@@ -210,30 +210,31 @@ def _hairpin_items(lab, w: Words, rules, seen=None):
                w.look("host", "sysctl net.ipv4.conf.br0.route_localnet"),
                f"{w.where('host')}: sysctl -w net.ipv4.conf.br0.route_localnet=1")
     for step, what, table, iptables, nft in _HAIRPIN_RULES:
-        ok = any(re.search(nft if c.tool == "nft" else iptables, c.line)
-                 for c in rules if c.tool == "nft" or c.table == table)
+        def wanted(c, iptables=iptables, nft=nft, table=table) -> bool:
+            return (c.tool == "nft" or c.table == table) and \
+                bool(re.search(nft if c.tool == "nft" else iptables, c.line))
+        ok = any(wanted(c) for c in rules)
         item = Item(ok, f"{what} is " + ("there" if ok else "missing"), "nat",
                     w.look("host", f"iptables -t {table} -S"),
                     f"{w.where('host')}: {seed.STEPS['hairpin'][step].command}")
-        yield seen.rule(item, what, lambda c, i=iptables, n=nft, t=table: re.search(
-            n if c.tool == "nft" else i, c.line) and (c.tool == "nft" or c.table == t),
-            item.fix) if seen and not ok else item
+        yield seen.rule(item, what, wanted, item.fix) if seen and not ok else item
 
 
 def _masquerade_item(w: Words, rules, seen=None) -> Item:
     """The containers' source rewritten on the way out: a MASQUERADE (or SNAT) rule in nat
     POSTROUTING (any nft chain) for 172.18.0.0/16 or for any source, made with either tool."""
-    ok = any(c.action in ("MASQUERADE", "SNAT") and _for_containers(c.source)
-             and (c.tool == "nft" or (c.table, c.chain) == ("nat", "POSTROUTING")) for c in rules)
+    def wanted(c) -> bool:
+        return c.action in ("MASQUERADE", "SNAT") and _for_containers(c.source) \
+            and (c.tool == "nft" or (c.table, c.chain) == ("nat", "POSTROUTING"))
+    ok = any(wanted(c) for c in rules)
     (step,) = [s for s in seed.STEPS["outside"] if "MASQUERADE" in s.command]
     rule = f"MASQUERADE of {plan.BRIDGE_NET} in nat POSTROUTING"
     said = (f"a {rule} rewrites the source of packets leaving {plan.HOST_UPLINK}" if ok else
             f"nothing rewrites the source of packets leaving {plan.HOST_UPLINK} (no {rule})")
     item = Item(ok, said, "nat", w.look("host", "iptables -t nat -S POSTROUTING"),
                 f"{w.where('host')}: {step.command}")
-    return seen.rule(item, f"the MASQUERADE of {plan.BRIDGE_NET}", lambda c: c.action in ("MASQUERADE", "SNAT") and _for_containers(
-        c.source) and (c.tool == "nft" or (c.table, c.chain) == ("nat", "POSTROUTING")),
-        item.fix) if seen and not ok else item
+    return seen.rule(item, f"the MASQUERADE of {plan.BRIDGE_NET}", wanted, item.fix) \
+        if seen and not ok else item
 
 
 def _for_containers(source: str | None) -> bool:

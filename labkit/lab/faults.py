@@ -15,9 +15,7 @@ journal only; `labkit faults --reveal` (`reveal`) names it for the instructor.
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,6 +23,7 @@ from ..errors import BadValue, UnknownName
 from ..kernel import netns
 from ..model import plan, stages
 from ..model.topology import Masquerade, Topology
+from . import progress
 
 
 @dataclass(frozen=True)
@@ -199,10 +198,7 @@ def pool(stage: str) -> list[str]:
     return [f.name for f in FAULTS.values() if stage in f.stages]
 
 
-def student() -> str:
-    """Who is at the keyboard: the hub's user, the user behind sudo, or the login name."""
-    return (os.environ.get("JUPYTERHUB_USER") or os.environ.get("SUDO_USER")
-            or getpass.getuser())
+student = progress.user   # who is at the keyboard: the same name the check records carry
 
 
 def draw(stage: str, seed: int | str | None = None, user: str | None = None) -> str:

@@ -11,23 +11,22 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from .. import nat
-from ..errors import LabkitError, UnknownName
+from ..errors import LabkitError
 from ..model import plan, stages
 from ..model.topology import Interface, Topology, route_text
 from .verdict import Item, Words
 
 
-def items(lab, stage: str, want: Topology, live: Topology, w: Words) -> list[Item]:
+def items(lab, stage: str, want: Topology, live: Topology, w: Words, rules) -> list[Item]:
     """Things no stage has, in layers the stage's own items do not read: a stray route, a
     wrong neighbour entry, two interfaces with one MAC (bridge on), a FORWARD rule that drops
-    (outside on), a DNAT of the published port to a port nothing listens on (publish on)."""
+    (outside on), a DNAT of the published port to a port nothing listens on (publish on).
+    `rules`: the host's rules as labkit.nat reads them (check reads them once for both)."""
     i = stages.STAGES.index(stage)
     if i < stages.STAGES.index("bridge"):
         return []
     found = _same_mac_items(live, w) + _stray_route_items(want, live, w) + _neighbour_items(lab, live, w)
     if i >= stages.STAGES.index("outside"):
-        rules = _host_rules(lab)
         found += _forward_drop_items(w, rules)
         if i >= stages.STAGES.index("publish"):
             found += _dnat_port_items(w, rules)
@@ -150,10 +149,3 @@ def _dnat_port_items(w: Words, rules) -> list[Item]:
                           + w.look("netns0", "ss -ltn"), f"{w.where('host')}: {fix}"))
     return found
 
-
-def _host_rules(lab) -> list:
-    """Every IPv4 rule of the lab's host namespace, either tool's (none without a host)."""
-    try:
-        return nat.counters(lab.name, "host")
-    except UnknownName:
-        return []
