@@ -294,8 +294,8 @@ def _coming_back(name: str):
             os.close(orig)
 
 
-def command(name: str, argv: list[str], *, own_etc: bool = True, check: bool = True) -> list[str]:
-    """The argv that runs `argv` inside namespace `name`.
+def command(name: str | None, argv: list[str], *, own_etc: bool = True, check: bool = True) -> list[str]:
+    """The argv that runs `argv` inside namespace `name` (None: where this process is).
 
     `own_etc` True: `ip netns exec NAME`, which gives the command a mount namespace of its own
     and binds /etc/netns/NAME/* over /etc there: the namespace's own resolv.conf and hosts
@@ -305,6 +305,8 @@ def command(name: str, argv: list[str], *, own_etc: bool = True, check: bool = T
     the containers' namespaces. Namespaces outside /run/netns (LABKIT_NETNS_DIR) are not
     found by `ip netns exec`: nsenter there either way. `check`: UnknownName if `name` does
     not exist (False: the argv all the same, as a command for a person to type)."""
+    if name is None:
+        return list(argv)
     if check and not exists(name):
         raise UnknownName(f"network namespace {name!r} does not exist")
     if own_etc and netns_dir() == "/run/netns":
@@ -312,9 +314,11 @@ def command(name: str, argv: list[str], *, own_etc: bool = True, check: bool = T
     return ["nsenter", f"--net={path(name)}", *argv]
 
 
-def run(name: str, argv: list[str], *, check: bool = True, timeout: float | None = 60,
+def run(name: str | None, argv: list[str], *, check: bool = True, timeout: float | None = 60,
         input: str | None = None) -> subprocess.CompletedProcess:
-    """Run `argv` inside namespace `name` and wait; output is captured as text."""
+    """Run `argv` inside namespace `name` (None: where this process is) and wait; output is
+    captured as text."""
+    where = f"in namespace {name!r}" if name is not None else "in this process's namespace"
     try:
         result = subprocess.run(command(name, argv), capture_output=True, text=True,
                                 timeout=timeout, input=input)
@@ -322,10 +326,10 @@ def run(name: str, argv: list[str], *, check: bool = True, timeout: float | None
         from ..errors import MissingTool
         raise MissingTool(f"{e.filename} is not installed: apt-get install iproute2") from None
     except subprocess.TimeoutExpired:  # subprocess.run has killed it
-        raise KernelError(f"`{' '.join(argv)}` in namespace {name!r} did not finish within "
+        raise KernelError(f"`{' '.join(argv)}` {where} did not finish within "
                           f"{timeout} s and was stopped") from None
     if check and result.returncode != 0:
-        raise KernelError(f"`{' '.join(argv)}` in namespace {name!r} failed "
+        raise KernelError(f"`{' '.join(argv)}` {where} failed "
                           f"(exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
     return result
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import re
 import subprocess
 
@@ -69,30 +68,6 @@ def _delete_rule(c) -> str:
     return f"sudo {c.tool} -t {c.table} -D {c.chain} {c.text}"
 
 
-def machine_rules() -> list:
-    """Every IPv4 NAT/filter rule of the machine's namespace, either tool's, read (as
-    nat.counters reads a lab's) with the tools run in this process's own namespace."""
-    from ..nat import _iptables, _nftables   # their parsers; the machine has no name to run them by
-    found = []
-
-    def run(argv):
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
-    flavours = _iptables.flavours() if _iptables.available() else []
-    for name, save in flavours:
-        result = run([save, "-c"])
-        if result.returncode == 0:
-            found += _iptables.parse_saved(result.stdout, name)
-    skip = {f"ip {c.table}" for c in found
-            if c.tool in [f for f, save in flavours if save == "iptables-nft-save"]}
-    if _nftables.available():
-        listed, texts = run(["nft", "-j", "list", "ruleset"]), run(["nft", "-a", "list", "ruleset"])
-        if listed.returncode == 0 and texts.returncode == 0:
-            found += _nftables.parse_ruleset(json.loads(listed.stdout)["nftables"],
-                                             _nftables.rule_texts(texts.stdout), skip)
-    return found
-
-
 def strays(lab: str = "", kernel_names: list[str] = (), before: dict | None = None,
            rules: bool = True) -> list[Stray]:
     """What the machine's namespace holds that carries a name, address or route of the
@@ -124,7 +99,7 @@ def strays(lab: str = "", kernel_names: list[str] = (), before: dict | None = No
                            f"sudo sysctl -w {FORWARD}=0"))
     if rules:
         try:
-            counted = machine_rules()
+            counted = nat.rules_in(None)
         except (LabkitError, OSError, ValueError, subprocess.SubprocessError):
             counted = []
         found += [Stray(f"rule {c.tool} {c.table} {c.chain} {c.text}",
@@ -306,7 +281,7 @@ class Survey:
     def _rules_in(self, place: str) -> list:
         if place not in self._rules:
             try:
-                self._rules[place] = machine_rules() if place == "machine" else \
+                self._rules[place] = nat.rules_in(None) if place == "machine" else \
                     nat.counters(self.lab.name, place)
             except (LabkitError, OSError, ValueError, subprocess.SubprocessError):
                 self._rules[place] = []

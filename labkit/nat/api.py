@@ -312,11 +312,7 @@ def counters(lab: str, role: str = "host", *, journal=None) -> list[Counted]:
     if not netns.exists(name):
         raise UnknownName(f"lab {lab or '(default)'!r} has no namespace {role!r} "
                           f"(no {name}): bring the lab up first (labkit up STAGE)")
-    found = _iptables.counted(name) if _iptables.available() else []
-    nft_flavour = [f for f, save in _iptables.flavours() if save == "iptables-nft-save"]
-    skip = {f"ip {c.table}" for c in found if c.tool in nft_flavour}
-    if _nftables.available():
-        found += _nftables.counted(name, skip)
+    found = rules_in(name)
     book = {}
     if role == "host" and journal is not None:     # labkit's NAT lives in the host namespace
         book = state(journal).get("iptables") or {}
@@ -325,6 +321,17 @@ def counters(lab: str, role: str = "host", *, journal=None) -> list[Counted]:
         c, labkit=c.tool == "iptables" and c.rule is not None and c.rule in made) for c in found]
     return sorted(mine, key=lambda c: (HOOKS.index(c.hook) if c.hook in HOOKS else len(HOOKS),
                                        c.priority, c.tool, c.table, c.chain, c.position))
+
+
+def rules_in(kernel_name: str | None) -> list[Counted]:
+    """Every IPv4 rule of namespace `kernel_name` (None: the one this process is in, such as
+    the machine's own), either tool's, with its counter, as listed (`counters` orders them)."""
+    found = _iptables.counted(kernel_name) if _iptables.available() else []
+    nft_flavour = [f for f, save in _iptables.flavours() if save == "iptables-nft-save"]
+    skip = {f"ip {c.table}" for c in found if c.tool in nft_flavour}
+    if _nftables.available():
+        found += _nftables.counted(kernel_name, skip)
+    return found
 
 
 def _rule_text(backend: str, rule) -> str:
