@@ -39,7 +39,9 @@ def enter() -> None:
         err = ctypes.get_errno()
         raise OSError(err, f"unshare(CLONE_NEWNS): {os.strerror(err)}")
     userns.mount("none", "/", None, keeper.MS_REC | keeper.MS_PRIVATE)
-    keeper.cover("/run", HIDDEN["/run"])
+    # an enclosing view's layers are left out too: a view entered inside one (tests/standin.py
+    # in an xdist worker) makes its own in its own tmpfs
+    keeper.cover("/run", HIDDEN["/run"] + (os.path.basename(LAYERS),))
     upper, work = os.path.join(LAYERS, "upper"), os.path.join(LAYERS, "work")
     os.makedirs(upper)
     os.makedirs(work)

@@ -76,7 +76,8 @@ def _main(spec: dict) -> None:
     import traceback
 
     try:
-        _fresh_view()
+        import freshview
+        freshview.enter()      # in an xdist worker too: a view inside its view
         at_prompt("ip link set lo up")
         function = getattr(importlib.import_module(spec["module"]), spec["name"])
         result = {"value": function(*spec["args"])}
@@ -86,22 +87,6 @@ def _main(spec: dict) -> None:
         _down_every_lab()
     with open(spec["out"], "w") as f:
         json.dump(result, f)
-
-
-def _fresh_view() -> None:
-    """tests/freshview.py's view, entered from a view of its own too (an xdist worker's):
-    its own layers' directory, and the worker's hidden as well."""
-    import freshview
-    from labkit.kernel import keeper, userns
-    layers = "/run/.labkit-standin-etc"
-    userns.mount("none", "/", None, keeper.MS_REC | keeper.MS_PRIVATE)
-    keeper.cover("/run", freshview.HIDDEN["/run"] + (os.path.basename(freshview.LAYERS),))
-    upper, work = os.path.join(layers, "upper"), os.path.join(layers, "work")
-    os.makedirs(upper)
-    os.makedirs(work)
-    for name in freshview.HIDDEN["/etc"]:
-        os.mknod(os.path.join(upper, name), 0o600 | 0o020000, os.makedev(0, 0))  # a whiteout
-    userns.mount("overlay", "/etc", "overlay", 0, f"lowerdir=/etc,upperdir={upper},workdir={work}")
 
 
 def _down_every_lab() -> None:
