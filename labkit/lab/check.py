@@ -36,7 +36,7 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
     items += _forwarding_items(want, live, words, seen)
     items += _server_items(lab, want, words)
     mystery = bool(lab.journal.get("mystery") and lab.journal.get("fault"))
-    routed = stages.STAGES.index(stage) >= stages.STAGES.index("outside")
+    routed = stages.includes(stage, "outside")
     rules = _host_rules(lab) if routed else []      # read once: the stage's items and strays'
     if stage == "outside":
         items.append(_masquerade_item(words, rules, seen))
@@ -260,9 +260,9 @@ def _symptom_probes(stage: str, lab) -> list[reach.Probe]:
     """The probes of a mystery check, the same whatever the fault: the stage's, those of the
     stages it builds on (from bridge), each container's ping of its own address and, from
     bridge on, of the host's br0."""
-    i = stages.STAGES.index(stage)
-    bridged = i >= stages.STAGES.index("bridge")
-    chosen = [p for s in (stages.STAGES[2:i + 1] if bridged else (stage,))
+    line = stages.lineage(stage)
+    bridged = "bridge" in line
+    chosen = [p for s in (line[line.index("bridge"):] if bridged else (stage,))
               for p in reach.PROBES.get(s, ())]
     containers = [r for r in lab.roles() if plan.container_index(r) is not None] or \
         [r for r in ("netns0", "netns1")[:stages.default_containers(stage)]]

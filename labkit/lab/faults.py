@@ -50,7 +50,7 @@ class Fault:
 
 
 def _from(stage: str) -> tuple[str, ...]:
-    return stages.STAGES[stages.STAGES.index(stage):]
+    return stages.later(stage)
 
 
 def _interface(role: str, ifname: str, **changes):

@@ -60,17 +60,17 @@ class Task:
 def before(stage: str, lab: str = "") -> Topology:
     """Where `stage` starts: the previous stage's plan (the world and the host alone for
     `veth`), with the world's server if `stage` has it (it is the scene, not the task)."""
-    i = stages.STAGES.index(stages.check_stage(stage))
+    earlier = stages.previous(stage)
     target = stages.build(stage, lab)
-    if i == 0:
+    if earlier is None:
         start = dataclasses.replace(target, namespaces=tuple(
             dataclasses.replace(n, interfaces=tuple(
                 itf for itf in n.interfaces if not (itf.peer and plan.container_index(itf.peer[0]) is not None)))
             for n in target.namespaces if n.kind != "container"), nat=(), services=())
     else:
-        start = stages.build(stages.STAGES[i - 1], lab)
+        start = stages.build(earlier, lab)
     world = tuple(s for s in target.services if s.namespace == "world" and s not in start.services)
-    if world or i == 0:
+    if world or earlier is None:
         start = dataclasses.replace(start, stage=stages.before_name(stage), services=start.services + world)
     return start
 

@@ -22,13 +22,12 @@ def items(lab, stage: str, want: Topology, live: Topology, w: Words, rules) -> l
     wrong neighbour entry, two interfaces with one MAC (bridge on), a FORWARD rule that drops
     (outside on), a DNAT of the published port to a port nothing listens on (publish on).
     `rules`: the host's rules as labkit.nat reads them (check reads them once for both)."""
-    i = stages.STAGES.index(stage)
-    if i < stages.STAGES.index("bridge"):
+    if not stages.includes(stage, "bridge"):
         return []
     found = _same_mac_items(live, w) + _stray_route_items(want, live, w) + _neighbour_items(lab, live, w)
-    if i >= stages.STAGES.index("outside"):
+    if stages.includes(stage, "outside"):
         found += _forward_drop_items(w, rules)
-        if i >= stages.STAGES.index("publish"):
+        if stages.includes(stage, "publish"):
             found += _dnat_port_items(w, rules)
     return found
 

@@ -13,6 +13,9 @@ from .blueprint import Blueprint
 from .topology import Topology
 
 STAGES = ("veth", "two-veths", "bridge", "outside", "publish", "hairpin")
+# the stage each one is built from (the seed's stages form a line; later chapters branch off it)
+PREVIOUS = {"two-veths": "veth", "bridge": "two-veths", "outside": "bridge", "publish": "outside",
+            "hairpin": "publish"}
 DEFAULT_CONTAINERS = {"veth": 1}
 PUBLISHED_PORT = 5000
 IPV6_OFF = plan.IPV6_OFF
@@ -52,6 +55,29 @@ def check_stage(stage: str) -> str:
     return stage
 
 
+def previous(stage: str) -> str | None:
+    """The stage `stage` is built from (None for the first)."""
+    return PREVIOUS.get(check_stage(stage))
+
+
+def lineage(stage: str) -> tuple[str, ...]:
+    """The stages from the first to `stage` itself, each built from the one before."""
+    line = [check_stage(stage)]
+    while line[-1] in PREVIOUS:
+        line.append(PREVIOUS[line[-1]])
+    return tuple(reversed(line))
+
+
+def includes(stage: str, earlier: str) -> bool:
+    """Whether `stage` has everything `earlier` has (it is `earlier` or built from it)."""
+    return earlier in lineage(stage)
+
+
+def later(stage: str) -> tuple[str, ...]:
+    """`stage` and every stage built from it, in course order."""
+    return tuple(s for s in STAGES if includes(s, check_stage(stage)))
+
+
 def default_containers(stage: str) -> int:
     """How many containers `stage` has when the caller does not say."""
     return DEFAULT_CONTAINERS.get(stage, 2)
@@ -68,8 +94,7 @@ def blueprint(stage: str, containers: int | None = None) -> Blueprint:
     """`stage` written with the builder (a start for a lab of one's own: `topology_file.dump`)."""
     check_stage(stage)
     n = plan.check_containers(default_containers(stage) if containers is None else containers)
-    at = STAGES.index
-    bridged, routed = at(stage) >= at("bridge"), at(stage) >= at("outside")
+    bridged, routed = includes(stage, "bridge"), includes(stage, "outside")
     prefix = plan.BRIDGE_NET.split("/")[1]
     bp = Blueprint(stage)
     bp.namespace("host", "host").namespace("world", "world")
@@ -94,10 +119,10 @@ def blueprint(stage: str, containers: int | None = None) -> Blueprint:
     if routed:
         bp.masquerade(plan.BRIDGE_NET, not_out="br0")
         bp.server("world", plan.PUBLIC_SERVER, 80, kind="whoami")
-    if at(stage) >= at("publish"):
+    if includes(stage, "publish"):
         target = plan.container_address(0)
         bp.publish(plan.HOST_ADDRESS, PUBLISHED_PORT, target)
         bp.server(plan.container(0), target, PUBLISHED_PORT)
-    if at(stage) >= at("hairpin"):
+    if includes(stage, "hairpin"):
         bp.publish("127.0.0.1", PUBLISHED_PORT, plan.container_address(0))
     return bp

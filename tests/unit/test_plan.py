@@ -128,3 +128,22 @@ def test_ipv6_sysctls_do_not_apply_on_a_kernel_booted_without_ipv6(tmp_path, mon
     assert sysctl.write("no-such-namespace", "net.ipv6.conf.all.disable_ipv6", "1") is None
     (tmp_path / "net" / "ipv6").mkdir()
     assert sysctl.applies("net.ipv6.conf.all.disable_ipv6")
+
+
+def test_each_stage_is_built_from_the_one_before_it_and_the_first_from_nothing():
+    from labkit.model import stages
+    assert stages.previous("veth") is None
+    assert stages.lineage("publish") == ("veth", "two-veths", "bridge", "outside", "publish")
+    assert stages.includes("hairpin", "outside") and not stages.includes("outside", "publish")
+    assert stages.later("publish") == ("publish", "hairpin")
+    for stage in stages.STAGES:          # every chain ends at the first stage, in course order
+        line = stages.lineage(stage)
+        assert line[0] == "veth" and line[-1] == stage
+        assert list(line) == sorted(line, key=stages.STAGES.index)
+
+
+def test_an_unknown_stage_is_named_with_the_known_ones():
+    from labkit.errors import UnknownName
+    from labkit.model import stages
+    with pytest.raises(UnknownName, match="unknown stage 'firewal'.*publish"):
+        stages.lineage("firewal")

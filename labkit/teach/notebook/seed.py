@@ -69,9 +69,8 @@ def seed(stage: str, lab_var: str = "lab") -> Commands:
     from ...model import stages
     stages.check_stage(stage)
     said_blocks = blocks(stage)
-    i = stages.STAGES.index(stage)
-    if i >= stages.STAGES.index("outside"):
-        before = set(nat.commands(stages.build(stages.STAGES[i - 1]).nat, "iptables"))
+    if stages.includes(stage, "outside"):
+        before = set(nat.commands(stages.build(stages.previous(stage)).nat, "iptables"))
         said = "\n".join(text for _, text in said_blocks)
         extra = [f"sudo {line}" for line in nat.commands(stages.build(stage).nat, "iptables")
                  if line not in before and f"sudo {line}" not in said]
