@@ -70,13 +70,14 @@ def test_a_fault_fails_check_and_the_hand_fix_makes_it_pass(lab, name):
     broken = lab.check(fault.stage)
     assert not broken.ok, f"{name}: check passed on the broken lab"
     hints = broken.text(1)
-    assert "look:" in hints and "fix:" not in hints          # level 1: where, not the answer
-    assert "fix:" in broken.text(2)
+    assert "look:" in hints and "change:" not in hints and "fix:" not in hints  # level 1: where
+    assert "change:" in broken.text(2) and "fix:" not in broken.text(2)   # level 2: what kind
+    assert "fix:" in broken.text(3)
     assert lab.drift() == [f"fault {name!r} is set: `labkit check {fault.stage} --lab {lab.name}` "
                            f"says what is left to do"]
     type_fix(lab, name)
     fixed = lab.check(fault.stage)
-    assert fixed.ok, f"{name}: {fixed.text(2)}"
+    assert fixed.ok, f"{name}: {fixed.text(3)}"
 
 
 @pytest.mark.kernel

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_the_seeds_commands_typed_by_hand_make_check_pass(lab, stage, tool):
     failed = type_steps(lab, stage, tool)
     assert failed == [], failed
     result = lab.check(stage)
-    assert result.ok, result.text(2)
+    assert result.ok, result.text(3)
     assert lab.check().ok            # the stage practised is the default
     lab.down()
     assert lab.roles() == []
@@ -133,7 +134,7 @@ def test_the_seeds_commands_typed_in_lab_cells_make_check_pass(lab, stage):
         statuses = magic.run(where, "\n".join(s.command for s in group), lab=lab, write=printed.append)
         assert not any(statuses), "".join(printed)
     result = lab.check(stage)
-    assert result.ok, result.text(2)
+    assert result.ok, result.text(3)
 
 
 def test_the_magic_knows_which_lab_namespaces_a_line_deletes():
@@ -141,3 +142,44 @@ def test_the_magic_knows_which_lab_namespaces_a_line_deletes():
     assert deleted_namespaces("sudo ip netns delete netns0", "") == ["netns0"]
     assert deleted_namespaces("ip netns del t1-netns1; ip netns delete other", "t1") == ["t1-netns1"]
     assert deleted_namespaces("ip -n x netns list", "") == []
+
+
+def _commands(stage: str, lab: str) -> list[str]:
+    """The stage's commands as the guided task prints them (without sudo)."""
+    return [step.command.removeprefix("sudo ") for step in seed.steps(stage, lab)]
+
+
+@pytest.mark.parametrize("stage", stages.STAGES)
+def test_a_challenge_gives_the_goal_without_a_command_and_the_goal_is_what_check_tests(lab, stage):
+    task = lab.practice(stage, challenge=True)
+    said = str(task)
+    leaked = [c for c in _commands(stage, lab.name) if c in said]
+    assert leaked == [], leaked
+    assert f"labkit check {stage} --lab {lab.name}" in said and task.goals
+    failed = type_steps(lab, stage)
+    assert failed == [], failed
+    result = lab.check(stage)
+    assert result.ok, result.text(3)
+    met = {i.what for i in result.items}
+    promised = [g for g in task.goals if not g.startswith("and ")]
+    assert [g for g in promised if g not in met] == [], met
+
+
+def test_hints_come_in_three_levels_where_then_what_kind_then_the_command(lab):
+    lab.practice("bridge", challenge=True)
+    result = lab.check("bridge")
+    one, two, three = result.text(1), result.text(2), result.text(3)
+    assert "look:" in one and "change:" not in one and "fix:" not in one
+    assert "change: in host: change the link veth0, with `ip link`" in two and "fix:" not in two
+    assert "fix:" in three and "ip link set veth0 master br0" in three
+    commands = _commands("bridge", lab.name)
+    assert [c for c in commands if c in two] == []            # level 2 names no whole command
+
+
+def test_labkit_practice_challenge_prints_no_command_of_the_stage(lab):
+    from harness import labkit_env
+    out = subprocess.run([sys.executable, "-m", "labkit", "practice", "outside", "--challenge",
+                          "--lab", lab.name], capture_output=True, text=True, env=labkit_env())
+    assert out.returncode == 0, out.stderr
+    assert "Check will test" in out.stdout and "host" in out.stdout      # the goal, drawn as text
+    assert [c for c in _commands("outside", lab.name) if c in out.stdout] == []

@@ -19,10 +19,10 @@ def test_every_check_and_hint_is_recorded_and_progress_shows_them_without_the_fa
     monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
     lab.up("bridge", fault="port-not-on-bridge")
     assert not lab.check("bridge")
-    assert "fix:" in lab.hint("bridge", 2)
+    assert "fix:" in lab.hint("bridge", 3)
     first, second = progress.load()
     assert (first.user, first.lab, first.stage, first.done, first.hints) == ("root", lab.name, "bridge", False, 0)
-    assert first.fault == "port-not-on-bridge" and first.unmet and second.hints == 2
+    assert first.fault == "port-not-on-bridge" and first.unmet and second.hints == 3
     assert any(i.startswith("links/") for i in first.unmet), first.unmet
     env = labkit_env(LABKIT_STATE_DIR=str(tmp_path))
     result = subprocess.run([sys.executable, "-m", "labkit", "check", "bridge", "--lab", lab.name, "--fix"],

@@ -107,7 +107,7 @@ def _slipped(lab, slip: Slip) -> dict:
     result = lab.check(slip.stage)
     says = slip.says.format(lab=lab.name)
     found = [i for i in result.unmet if re.search(says, i.what)]
-    assert found, f"{says!r} not said:\n{result.text(2)}"
+    assert found, f"{says!r} not said:\n{result.text(3)}"
     item = found[0]
     assert "; then " in item.fix, item.fix
     removed = _undo(lab, item)
@@ -116,7 +116,7 @@ def _slipped(lab, slip: Slip) -> dict:
         code, out = run_line(lab, step.where, step.command)
         assert code == 0, (step.command, out)
     after = lab.check(slip.stage)
-    assert after.ok, after.text(2)
+    assert after.ok, after.text(3)
     return {"what": item.what, "fix": item.fix, "look": item.look, "removed": removed}
 
 

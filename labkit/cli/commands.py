@@ -42,7 +42,7 @@ def cmd_up(args) -> int:
         flag = f" --lab {lab.name}" if lab.name else ""
         print(f"lab {lab.name or '(default)'}: stage {args.stage} is up, with something broken.\n"
               f"What does not work: labkit check {args.stage}{flag}; find why with the course's "
-              f"tools, fix it by hand, check again (hints: --hint, then --fix)")
+              f"tools, fix it by hand, check again (hints: --hint, --hint 2, then --fix)")
         return 0
     if args.fault:
         from ..lab import faults
@@ -57,7 +57,7 @@ def cmd_up(args) -> int:
 
 
 def cmd_check(args) -> int:
-    asked = 2 if args.fix else 1 if args.hint else 0
+    asked = 3 if args.fix else args.hint
     result = _lab(args).check(args.stage, hints=asked)
     level = asked or (0 if result.mystery else 1)   # a mystery's items only when asked for
     print(result.to_json() if args.json else result.text(level))
@@ -73,7 +73,7 @@ def cmd_progress(args) -> int:
 
 
 def cmd_practice(args) -> int:
-    print(_lab(args).practice(args.stage))
+    print(_lab(args).practice(args.stage, challenge=args.challenge))
     return 0
 
 
@@ -271,15 +271,19 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("stage", nargs="?", choices=stages.STAGES, metavar="STAGE",
                     help="one of: " + ", ".join(stages.STAGES) + " (default: the one practised)")
     lab_arg(sp)
-    sp.add_argument("--hint", action="store_true", help="say where to look (after a random fault "
-                    "only the symptoms are said without it)")
-    sp.add_argument("--fix", action="store_true", help="also print the command that fixes each item")
+    sp.add_argument("--hint", nargs="?", type=int, const=1, default=0, choices=(1, 2, 3), metavar="LEVEL",
+                    help="1 (the default): say where to look (after a random fault only the "
+                         "symptoms are said without it); 2: also what kind of change; 3: the command")
+    sp.add_argument("--fix", action="store_true", help="also print the command that fixes each "
+                    "item (the same as --hint 3)")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = add("practice", cmd_practice, "bring a lab to where a stage starts, and print the "
-             "seed's commands to type")
+             "seed's commands to type (or, with --challenge, the goal)")
     sp.add_argument("stage", choices=stages.STAGES, metavar="STAGE",
                     help="one of: " + ", ".join(stages.STAGES))
     lab_arg(sp)
+    sp.add_argument("--challenge", action="store_true", help="print the goal in words and drawn, and "
+                    "what check will test, without the stage's commands")
     sp = add("progress", cmd_progress, "your checks so far: each stage done or not, checks and hints")
     sp.add_argument("--json", action="store_true", help="print every record as JSON")
     sp = add("faults", cmd_faults, "list the broken labs (labkit up STAGE --fault NAME)")

@@ -21,7 +21,7 @@ from ..kernel import privilege, sysctl
 from ..model import plan, seed, stages
 from ..model.topology import Interface, Namespace, Topology, route_text
 from . import misplaced, reach, service, strays
-from .verdict import Item, Result, Words
+from .verdict import LAYERS, Item, Result, Words
 
 
 def check(lab, stage: str, containers: int | None = None) -> Result:
@@ -55,6 +55,35 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
         traffic = [dataclasses.replace(i, fix="") for i in traffic]
     traffic = seen.traffic(traffic, stage)
     return Result(stage, lab.name, tuple(items + traffic), symptoms, mystery)
+
+
+def goals(stage: str, start: Topology, lab: str = "") -> list[str]:
+    """What check will test when `stage` is built from `start`, in words and without commands:
+    each state item the stage adds, then the traffic it sends (for `practice --challenge`)."""
+    want, w = stages.build(stage, lab), Words(lab)
+
+    def facts(t: Topology) -> list[str]:
+        items = list(_state_items(t, t, w)) + list(_forwarding_items(t, t, w))
+        return [i.what for i in sorted(items, key=lambda i: LAYERS.index(i.layer))]
+    before = set(facts(start))
+    said = [f for f in facts(want) if f not in before]
+    said += [f"something listens on {s.address}:{s.port} in {s.namespace}" for s in want.services
+             if s.namespace != "world" and s.address and s.port and s not in start.services]
+    if stage == "outside":
+        said.append(f"a MASQUERADE of {plan.BRIDGE_NET} in nat POSTROUTING rewrites the source of "
+                    f"packets leaving {plan.HOST_UPLINK}")
+    elif stage == "hairpin":
+        said.append("br0 lets packets from 127.0.0.1 leave (net.ipv4.conf.br0.route_localnet)")
+        said += [f"{what} is there" for _, what, *_ in _HAIRPIN_RULES]
+    probes = reach.PROBES.get(stage, ())
+    said += [reach.in_words(p) for p in probes if p.expect]
+    refused = sum(not p.expect for p in probes)   # the lesson's predictions: not said before the run
+    if refused:
+        said.append(f"and {refused} probe{'s' if refused > 1 else ''} that must get no answer "
+                    f"(check names {'them' if refused > 1 else 'it'} only if answered)")
+    if stage == "outside":
+        said.append(f"the public server sees netns0's packets coming from {plan.HOST_ADDRESS}")
+    return said
 
 
 def _containers(lab, stage: str) -> int:

@@ -205,11 +205,11 @@ class Lab:
                         "mystery": mystery, "practice": None, "containers": len(want.containers)})
         return dataclasses.replace(clean if mystery else want, nat_backend=backend)
 
-    def practice(self, stage: str, backend: str | None = "iptables"):
+    def practice(self, stage: str, backend: str | None = "iptables", challenge: bool = False):
         """Bring the lab to where `stage` starts and return the task: the seed's commands for a
-        person to type (labkit.lab.practice says what is journaled first)."""
+        person to type or, with `challenge`, the goal without them (labkit.lab.practice)."""
         from .practice import practice
-        return practice(self, stage, backend)
+        return practice(self, stage, backend, challenge)
 
     def check(self, stage: str | None = None, *, hints: int = 0):
         """Whether the lab does what `stage` does (default: the one practised or brought up),
@@ -222,7 +222,8 @@ class Lab:
         return result
 
     def hint(self, stage: str | None = None, level: int = 1) -> str:
-        """What is not done yet: level 1 where to look, level 2 also the command that fixes it."""
+        """What is not done yet: level 1 where to look, level 2 also what kind of change
+        (which object, with which tool), level 3 also the command that fixes it."""
         return self.check(stage, hints=level).text(level)
 
     def _checked_stage(self) -> str:

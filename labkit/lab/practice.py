@@ -7,6 +7,10 @@ they make under those names, never anything found by pattern), writes those name
 hosts and resolv.conf (a server started there resolves at once), and returns the task: the
 seed's steps, where to type each one, then `labkit check STAGE`. A namespace of that name
 that the lab did not make is refused, named, never taken over.
+
+With `challenge`, the task is the goal instead of the commands: the stage in words, its
+target drawn (what the stage adds marked), and what check will test (labkit.lab.check.goals);
+hints then come from check, at three levels (where to look, what kind of change, the command).
 """
 from __future__ import annotations
 
@@ -24,13 +28,19 @@ from .verdict import Words
 
 @dataclass(frozen=True)
 class Task:
-    """The stage to build by hand: its steps, in the lab's names, and how to check it."""
+    """The stage to build by hand: its steps (or, in a challenge, its goals), in the lab's
+    names, and how to check it."""
     stage: str
     lab: str
     steps: tuple[seed.Step, ...]
+    challenge: bool = False
+    goals: tuple[str, ...] = ()
+    start: Topology | None = None       # where the practice starts (the drawing marks what is new)
 
     def text(self) -> str:
         """The task as a terminal shows it: one block per place to type, then the check."""
+        if self.challenge:
+            return self._challenge_text()
         flag = f" --lab {self.lab}" if self.lab else ""
         words = Words(self.lab)
         out = [f"Your turn: build stage {self.stage!r} ({stages.DESCRIPTIONS[self.stage]}).",
@@ -48,6 +58,31 @@ class Task:
         out.append(f"Then: labkit check {self.stage}{flag}   (a hint: labkit check {self.stage}{flag} --fix)")
         return "\n".join(out)
 
+    def _challenge_text(self) -> str:
+        flag = f" --lab {self.lab}" if self.lab else ""
+        words = Words(self.lab)
+        places = sorted({step.where for step in self.steps}, key=[s.where for s in self.steps].index)
+        out = [f"Your turn, as a challenge: build stage {self.stage!r} "
+               f"({stages.DESCRIPTIONS[self.stage]}).",
+               "No commands this time: the goal is drawn below, what the stage adds marked.",
+               f"Check will test {len(self.goals)} things:"]
+        out += [f"  - {goal}" for goal in self.goals]
+        out.append("Type in a shell in each namespace you change ("
+                   + "; ".join(f"{words.labkit_shell(p)}" for p in places) + ").")
+        out.append(f"Then: labkit check {self.stage}{flag}. Stuck? --hint says where to look, "
+                   f"--hint 2 what kind of change, --fix the command "
+                   f"(lab.hint({self.stage!r}, 1 | 2 | 3)).")
+        out.append(f"Every command, as a guided task: labkit practice {self.stage}{flag} "
+                   f"(lab.practice({self.stage!r}, challenge=False))")
+        if not _in_notebook():          # a notebook shows the drawing as a picture of its own
+            out += ["", self.drawing().text]
+        return "\n".join(out)
+
+    def drawing(self):
+        """The stage's target, drawn with what it adds to where the practice starts marked."""
+        from ..draw import diagram
+        return diagram.figure(stages.build(self.stage, self.lab), self.start)
+
     def __str__(self) -> str:
         return self.text()
 
@@ -55,6 +90,23 @@ class Task:
 
     def _repr_html_(self) -> str:
         return f'<pre class="labkit-task">{html.escape(self.text())}</pre>'
+
+    def _ipython_display_(self) -> None:
+        """In a notebook: the text, then (in a challenge) the target drawn as its own output."""
+        from IPython.display import display
+        display({"text/plain": self.text(), "text/html": self._repr_html_()}, raw=True)
+        if self.challenge:
+            display(self.drawing())
+
+
+def _in_notebook() -> bool:
+    """Whether an IPython kernel shows what is returned (the drawing follows the text there)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
 def before(stage: str, lab: str = "") -> Topology:
@@ -75,14 +127,20 @@ def before(stage: str, lab: str = "") -> Topology:
     return start
 
 
-def practice(lab, stage: str, backend: str | None = "iptables") -> Task:
+def practice(lab, stage: str, backend: str | None = "iptables", challenge: bool = False) -> Task:
     """Bring `lab` to where `stage` starts and return the task (see the module docstring).
 
     `backend` is the NAT tool of what labkit sets up before (iptables: the seed's, so
     `iptables -t nat -S` shows every rule); None keeps the lab's own. Holds the lab's lock."""
     before(stage, lab.name)  # a bad stage is said at once, not after waiting for the lock
     with lab.writing():
-        return _practice(lab, stage, backend)
+        task = _practice(lab, stage, backend)
+    if not challenge:
+        return task
+    from .check import goals
+    start = before(stage, lab.name)
+    return dataclasses.replace(task, challenge=True, start=start,
+                               goals=tuple(goals(stage, start, lab.name)))
 
 
 def _practice(lab, stage: str, backend: str | None) -> Task:

@@ -152,10 +152,16 @@ def items(lab, stage: str, words: Words, patience: float = PATIENCE) -> list[Ite
     return found
 
 
-def _item(p: Probe, got: bool, w: Words) -> Item:
+def in_words(p: Probe, got: bool | None = None) -> str:
+    """What probe `p` found in words ("netns0 reaches 172.18.0.20"); `got` None: what it expects."""
+    got = p.expect if got is None else got
     verb = "gets" if p.target.startswith("http") else "reaches"
-    said = (f"{p.source} {verb} {p.target}" if got else
+    return (f"{p.source} {verb} {p.target}" if got else
             f"{p.source} {'gets no answer from' if verb == 'gets' else 'does not reach'} {p.target}")
+
+
+def _item(p: Probe, got: bool, w: Words) -> Item:
+    said = in_words(p, got)
     if got == p.expect:
         return Item(True, said, "traffic")
     extra = f" ({p.why})" if p.why else ""
