@@ -175,7 +175,7 @@ def notes(nb: dict, seconds: float | None = None) -> str:
 
 def instructor(nb: dict, seconds: float | None = None) -> dict:
     """The instructor's printed copy of notebook `nb`; `seconds`: how long its run took."""
-    nb = quiet(nb)
+    nb = quiet(editions.instructor(nb))
     for cell in nb["cells"]:
         if cell.get("cell_type") == "markdown" and editions.BEGIN in _source(cell):
             cell["source"] = _boxed_answers(_source(cell))

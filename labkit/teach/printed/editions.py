@@ -10,6 +10,9 @@ without depending on nbgrader):
 - a cell whose metadata says `{"nbgrader": {"solution": true}}` and has no such region is
   replaced whole (a cell magic's first line, such as `%%lab host`, is kept).
 - a cell tagged `instructor` (metadata `"tags": ["instructor"]`) is left out.
+- a cell tagged `student` is the student's alone: the instructor's edition (`instructor`) leaves
+  it out, and the notebook itself tags it `nbval-skip` too, so that its stored run (the
+  instructor's) neither runs nor stores it (07's mystery labs: each student draws a fault).
 Stubs leave the notebook runnable top to bottom without a traceback:
 - Python: one line per name the solution assigns, `answer = ...  # your answer here`
   (`exercises.check` takes `...` as "not answered yet"); `pass  # your code here` where
@@ -43,6 +46,8 @@ from ...errors import BadValue
 
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"
 INSTRUCTOR_TAG = "instructor"
+STUDENT_TAG = "student"
+SKIP_TAG = "nbval-skip"
 IGNORE_OUTPUT_TAG = "nbval-ignore-output"
 CODE_STUB = "{name} = ...  # your answer here"
 CODE_STUB_NO_NAME = "pass  # your code here"
@@ -180,6 +185,13 @@ def dropped(cell: dict) -> bool:
     return not _source(probe).strip()
 
 
+def instructor(nb: dict) -> dict:
+    """The instructor's edition of notebook `nb` (a copy): every cell but the student's own."""
+    nb = copy.deepcopy(nb)
+    nb["cells"] = [c for c in nb.get("cells", []) if STUDENT_TAG not in tags(c)]
+    return nb
+
+
 def student(nb: dict, where: str = "notebook") -> dict:
     """The student edition of notebook `nb` (a copy; `nb` is not changed). `where` names the
     notebook in errors. Store it with `notebook.clean`, as `write` does."""
@@ -192,6 +204,8 @@ def student(nb: dict, where: str = "notebook") -> dict:
     for i, cell in enumerate(nb.get("cells", [])):
         if dropped(cell):
             continue
+        if STUDENT_TAG in tags(cell):           # runs in the student's copy, under nbval too
+            cell["metadata"]["tags"] = [t for t in tags(cell) if t != SKIP_TAG]
         solved = clear_solutions(cell, f"{where}, cell {i + 1}")
         if cell.get("cell_type") == "code" and (solved or i in hidden or _reveals(cell)):
             cell["outputs"] = []

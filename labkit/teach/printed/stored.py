@@ -85,13 +85,14 @@ def write_editions(outdir: str, paths: list[str] | None = None) -> list[str]:
     """Write both editions of each notebook in `paths` (default: the course's):
     `outdir`/student/NAME.ipynb (see write_student) and `outdir`/instructor/NAME.ipynb (the
     notebook stored clean, solutions and outputs kept); returns the files written."""
+    from .editions import instructor as instructor_edition
     paths = paths or course.notebooks()
     written = write_student(os.path.join(outdir, "student"), paths)
     instructor = os.path.join(outdir, "instructor")
     os.makedirs(instructor, exist_ok=True)
     for path in paths:
         with open(path) as f:
-            text = dumps(clean(json.load(f)))
+            text = dumps(clean(instructor_edition(json.load(f))))
         target = os.path.join(instructor, os.path.basename(path))
         if not (os.path.exists(target) and os.path.samefile(target, path)):
             with open(target, "w") as f:
