@@ -292,7 +292,8 @@ def test_the_student_edition_shows_nothing_between_a_prediction_and_its_reveal(p
     instructor = load(path)
     out = editions.student(instructor, path)["cells"]
     spans = editions.spans(out)
-    assert spans.keys() == editions.spans(instructor["cells"]).keys()
+    kept = [c for c in instructor["cells"] if not editions.dropped(c)]
+    assert spans.keys() == editions.spans(kept).keys()
     for name, (start, end) in spans.items():
         for i in range(start, end + 1):
             assert not out[i].get("outputs"), f"cell {i} shows an output before reveal:{name}"
@@ -318,7 +319,34 @@ def test_labkit_editions_writes_both_sets(tmp_path):
         instructor = (tmp_path / "out" / "instructor" / name).read_text()
         student = (tmp_path / "out" / "student" / name).read_text()
         with open(path) as f:
-            assert instructor == f.read()                 # the instructor's, as stored
+            as_stored = json.load(f)
+        mine = [c for c in as_stored["cells"] if editions.STUDENT_TAG not in editions.tags(c)]
+        assert json.loads(instructor) == stored.clean({**as_stored, "cells": mine})  # less the student's own
         assert editions.BEGIN in instructor and editions.BEGIN not in student
         assert stored.is_clean(str(tmp_path / "out" / "student" / name))
     assert result.stdout.count("wrote ") == 2 * len(COURSE)
+
+
+def test_a_students_own_cell_is_in_the_students_edition_only_and_runs_there():
+    own = new_code_cell("lab.up('bridge', fault='random')", metadata={"tags": ["student", "nbval-skip"]})
+    named = new_code_cell("lab.up('bridge', fault='same-mac')", metadata={"tags": ["instructor"]})
+    nb = new_notebook(cells=[new_markdown_cell("# Lab"), own, named])
+    student = editions.student(nb)["cells"]
+    assert [c["source"] for c in student] == ["# Lab", own.source]
+    assert "nbval-skip" not in student[1]["metadata"]["tags"]        # it runs in the student's copy
+    assert [c["source"] for c in editions.instructor(nb)["cells"]] == ["# Lab", named.source]
+    assert nb.cells[1].metadata.tags == ["student", "nbval-skip"]    # the instructor's untouched
+
+
+def test_the_troubleshooting_students_edition_draws_its_faults_and_names_none():
+    from labkit.lab import faults
+    path = os.path.join(course.directory(), "07-troubleshooting.ipynb")
+    with open(path) as f:
+        instructor = json.load(f)
+    student = "\n".join("".join(c["source"]) for c in editions.student(instructor, path)["cells"])
+    ups = re.findall(r"lab\.up\([^)]*\)", student)
+    assert len(ups) >= 5 and all('fault="random"' in up for up in ups), ups
+    assert [name for name in faults.FAULTS if f'"{name}"' in student or f"`{name}`" in student] == []
+    shown = "\n".join("".join(c["source"]) for c in editions.instructor(instructor)["cells"]
+                      if c["cell_type"] == "code")
+    assert 'fault="random"' not in shown and 'fault="no-forwarding"' in shown

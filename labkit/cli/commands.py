@@ -73,7 +73,11 @@ def cmd_progress(args) -> int:
 
 
 def cmd_practice(args) -> int:
-    print(_lab(args).practice(args.stage, challenge=args.challenge))
+    task = _lab(args).practice(args.stage, challenge=args.challenge)
+    print(task)
+    if task.challenge:              # the goal drawn, as text: what the stage adds marked
+        from ..draw import diagram
+        print("\n" + diagram.figure(task.target, task.start).text)
     return 0
 
 

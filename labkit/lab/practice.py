@@ -64,7 +64,7 @@ class Task:
         places = sorted({step.where for step in self.steps}, key=[s.where for s in self.steps].index)
         out = [f"Your turn, as a challenge: build stage {self.stage!r} "
                f"({stages.DESCRIPTIONS[self.stage]}).",
-               "No commands this time: the goal is drawn below, what the stage adds marked.",
+               "No commands this time: the goal is drawn below (what the stage adds marked).",
                f"Check will test {len(self.goals)} things:"]
         out += [f"  - {goal}" for goal in self.goals]
         out.append("Type in a shell in each namespace you change ("
@@ -74,14 +74,12 @@ class Task:
                    f"(lab.hint({self.stage!r}, 1 | 2 | 3)).")
         out.append(f"Every command, as a guided task: labkit practice {self.stage}{flag} "
                    f"(lab.practice({self.stage!r}, challenge=False))")
-        if not _in_notebook():          # a notebook shows the drawing as a picture of its own
-            out += ["", self.drawing().text]
         return "\n".join(out)
 
-    def drawing(self):
-        """The stage's target, drawn with what it adds to where the practice starts marked."""
-        from ..draw import diagram
-        return diagram.figure(stages.build(self.stage, self.lab), self.start)
+    @property
+    def target(self) -> Topology:
+        """The stage's plan for this lab: what the goal's drawing shows."""
+        return stages.build(self.stage, self.lab)
 
     def __str__(self) -> str:
         return self.text()
@@ -92,21 +90,16 @@ class Task:
         return f'<pre class="labkit-task">{html.escape(self.text())}</pre>'
 
     def _ipython_display_(self) -> None:
-        """In a notebook: the text, then (in a challenge) the target drawn as its own output."""
+        """In a notebook: the text, then (in a challenge) the goal drawn as its own output."""
         from IPython.display import display
         display({"text/plain": self.text(), "text/html": self._repr_html_()}, raw=True)
-        if self.challenge:
-            display(self.drawing())
+        if self.challenge and GOAL_DRAWER is not None:
+            display(GOAL_DRAWER(self.target, self.start))
 
 
-def _in_notebook() -> bool:
-    """Whether an IPython kernel shows what is returned (the drawing follows the text there)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+# draws a challenge's goal: (target, start) -> a figure with what the stage adds marked; set by
+# the layers above that draw (labkit.teach.notebook), since this layer draws nothing itself
+GOAL_DRAWER = None
 
 
 def before(stage: str, lab: str = "") -> Topology:

@@ -8,5 +8,15 @@
 (labkit.teach.printed.stored).
 """
 from .first_cell import setup
+from ...lab import practice as _practice
+
+
+def _draw_goal(target, start):
+    """A challenge's goal drawn (labkit.lab.practice.GOAL_DRAWER): the target, what is new marked."""
+    from ...draw import diagram
+    return diagram.figure(target, start)
+
+
+_practice.GOAL_DRAWER = _draw_goal
 
 __all__ = ["setup"]

@@ -9,7 +9,9 @@ without depending on nbgrader):
   lines are comments too), `<!-- BEGIN SOLUTION -->` in markdown (hidden when rendered).
 - a cell whose metadata says `{"nbgrader": {"solution": true}}` and has no such region is
   replaced whole (a cell magic's first line, such as `%%lab host`, is kept).
-- a cell tagged `instructor` (metadata `"tags": ["instructor"]`) is left out.
+- a cell tagged `instructor` (metadata `"tags": ["instructor"]`) is left out; so is one tagged
+  `instructor-edition`, which the instructor's edition shows as a cell like any other, not as a
+  note for the instructor (07's named labs).
 - a cell tagged `student` is the student's alone: the instructor's edition (`instructor`) leaves
   it out, and the notebook itself tags it `nbval-skip` too, so that its stored run (the
   instructor's) neither runs nor stores it (07's mystery labs: each student draws a fault).
@@ -46,6 +48,7 @@ from ...errors import BadValue
 
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"
 INSTRUCTOR_TAG = "instructor"
+INSTRUCTOR_EDITION_TAG = "instructor-edition"
 STUDENT_TAG = "student"
 SKIP_TAG = "nbval-skip"
 IGNORE_OUTPUT_TAG = "nbval-ignore-output"
@@ -176,7 +179,7 @@ def _reveals(cell: dict) -> bool:
 def dropped(cell: dict) -> bool:
     """True if the student's edition leaves the cell out: tagged `instructor`, or markdown that
     is nothing but prose answering a prediction."""
-    if INSTRUCTOR_TAG in tags(cell):
+    if INSTRUCTOR_TAG in tags(cell) or INSTRUCTOR_EDITION_TAG in tags(cell):
         return True
     if cell.get("cell_type") != "markdown" or not answered(cell):
         return False
