@@ -350,3 +350,21 @@ def test_the_troubleshooting_students_edition_draws_its_faults_and_names_none():
     shown = "\n".join("".join(c["source"]) for c in editions.instructor(instructor)["cells"]
                       if c["cell_type"] == "code")
     assert 'fault="random"' not in shown and 'fault="no-forwarding"' in shown
+
+
+PRACTISED = {"01": "veth", "02": "two-veths", "03": "bridge", "04": "outside", "05": "publish",
+             "06": "hairpin"}
+
+
+@pytest.mark.parametrize("number,stage", PRACTISED.items())
+def test_the_students_edition_says_no_command_of_the_stage_it_sets_as_a_challenge(number, stage):
+    from labkit.model import seed
+    (path,) = [p for p in COURSE if os.path.basename(p).startswith(number + "-")]
+    instructor = load(path)
+    student = editions.student(instructor, path)["cells"]
+    prose = "\n".join(text(c) for c in student if c["cell_type"] == "markdown")
+    commands = [step.command.removeprefix("sudo ") for step in seed.steps(stage)]
+    assert [c for c in commands if c in prose] == []
+    assert any(f'practice("{stage}", challenge=True)' in text(c) for c in student)
+    guided = "\n".join(text(c) for c in instructor["cells"])      # the instructor's keeps them
+    assert any(c in guided for c in commands)

@@ -28,6 +28,9 @@ Predictions, tied to what answers them by cell tags (kept when a notebook is sto
 - prose elsewhere that answers it sits in `<!-- BEGIN SOLUTION answers:ID -->` ...
   `<!-- END SOLUTION -->`: the student's edition loses it with no stub (the box is at the
   prediction); the instructor's keeps it.
+A step's commands, said in its prose for the guided task, sit in `<!-- BEGIN SOLUTION guided -->`
+... `<!-- END SOLUTION -->`: the student's edition, which starts in challenge mode, loses them
+with no stub (the step's goal stays; `lab.practice(STAGE, challenge=False)` prints them).
 Outputs are cleared, and the cell tagged `nbval-ignore-output` (its output is the student's),
 in every code cell from a prediction to its last reveal, where a solution was, where the cell
 calls `reveal(`, where it runs a check or a hint (`.check(`, `.hint(`, `labkit check`: before the
@@ -61,6 +64,7 @@ _REVEAL = re.compile(r"\breveal\(")
 _CHECK = re.compile(r"\.(?:check|hint)\(|\blabkit (?:check|hint)\b")
 PREDICTION, REVEAL, ANSWERS = "prediction:", "reveal:", "answers:"
 _ANSWERS = re.compile(r"\banswers:([a-z0-9-]+)")
+_GUIDED = re.compile(r"\bSOLUTION guided\b")
 
 
 def _source(cell: dict) -> str:
@@ -108,11 +112,11 @@ def clear_solutions(cell: dict, where: str = "") -> bool:
             if region is not None:
                 raise BadValue(f"{where}: {BEGIN} inside another; close the first with {END}")
             region, indent, found = [], re.match(r"\s*", line).group(0), True
-            answers = bool(_ANSWERS.search(line))
+            answers = bool(_ANSWERS.search(line) or _GUIDED.search(line))
         elif END in line:
             if region is None:
                 raise BadValue(f"{where}: {END} without a {BEGIN} before it")
-            if not answers:       # prose that answers a prediction goes without a stub
+            if not answers:       # prose that answers a prediction, or a step's commands, goes without a stub
                 out += [indent + s if s else s for s in stub(kind, "\n".join(region), magic)]
             region = None
         elif region is not None:
