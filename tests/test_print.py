@@ -231,6 +231,8 @@ def solutions(nb_path):
     import nbformat
     out = []
     for cell in nbformat.read(nb_path, as_version=4).cells:
+        if editions.STUDENT_TAG in cell.metadata.get("tags", []):
+            continue                    # the student's own cells: not in the instructor's edition
         inside = False
         for line in cell.source.split("\n"):
             if editions.BEGIN in line:

@@ -72,6 +72,7 @@ img, svg {{ max-width: 100%; height: auto; }}
 .jp-InputPrompt, .jp-OutputPrompt, .jp-Collapser, .jp-InputArea-prompt, .jp-OutputArea-prompt {{ display: none; }}
 .jp-Cell {{ margin: 0 0 4.5mm; }}
 .jp-CodeCell:not(.jp-mod-noOutputs) > .jp-Cell-inputWrapper {{ break-after: avoid; page-break-after: avoid; }}
+.jp-CodeCell.lk-tall > .jp-Cell-inputWrapper {{ break-after: auto; page-break-after: auto; }}
 .jp-CodeCell .jp-InputArea {{ background: #f5f6f8; border-left: 2.5pt solid #9aa7b8;
   padding: 2.5pt {CODE_PAD - 2.5}pt 2.5pt {CODE_PAD - 2.5}pt; }}
 .jp-OutputArea-output {{ margin-top: 1.5mm; }}

@@ -248,6 +248,9 @@ def inline_svg(data_uri: str, prefix: str) -> str | None:
     return re.sub(r'(url\(#|href="#)([^)"]+)', lambda m: f"{m.group(1)}{prefix}{m.group(2)}", svg)
 
 
+TALL = 0.75   # a picture taller than this share of a page: its code is not kept with it
+
+
 def _figures(soup) -> list[Figure]:
     found = []
     for k, img in enumerate(soup.select(".jp-RenderedSVG img, .jp-RenderedImage img")):
@@ -275,6 +278,8 @@ def _figures(soup) -> list[Figure]:
         holder["class"] = (holder.get("class") or []) + ["lk-figure"]
         if landscape:
             _landscape(el.find_parent(class_="jp-Cell") or holder)
+        elif height * printed / natural > TALL * page.TEXT_HEIGHT and el.find_parent(class_="jp-Cell"):
+            _mark(el.find_parent(class_="jp-Cell"), "lk-tall")  # its code may end the page before
         found.append(Figure("svg" if el.name == "svg" else "png", round(natural, 1), round(printed, 1),
                             round(smallest * printed / natural, 2), landscape))
     return found
