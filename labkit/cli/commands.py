@@ -58,6 +58,10 @@ def cmd_up(args) -> int:
 
 def cmd_check(args) -> int:
     asked = 2 if args.fix else 1 if args.hint else 0
+    if args.topology is not None:   # a lab of one's own: what the file declares and expects
+        result = _lab(args).check(_topology_path(args.topology), hints=asked)
+        print(result.to_json() if args.json else result.text(asked or 1))
+        return 0 if result.ok else 1
     result = _lab(args).check(args.stage, hints=asked)
     level = asked or (0 if result.mystery else 1)   # a mystery's items only when asked for
     print(result.to_json() if args.json else result.text(level))
@@ -270,6 +274,8 @@ def parser() -> argparse.ArgumentParser:
              "missing (exit 1)")
     sp.add_argument("stage", nargs="?", choices=stages.STAGES, metavar="STAGE",
                     help="one of: " + ", ".join(stages.STAGES) + " (default: the one practised)")
+    topology_arg(sp, "check the lab against this file (what it declares, and its [[expects]]) "
+                 "instead of a STAGE")
     lab_arg(sp)
     sp.add_argument("--hint", action="store_true", help="say where to look (after a random fault "
                     "only the symptoms are said without it)")
@@ -339,6 +345,9 @@ def _check_words(args) -> None:
     if args.command == "up" and (args.stage is None) == (args.topology is None):
         raise BadValue("give a STAGE or --topology FILE, one of them: e.g. `labkit up bridge` or "
                        "`labkit up --topology examples/two-networks.toml --lab diy`")
+    if args.command == "check" and args.stage is not None and args.topology is not None:
+        raise BadValue("give a STAGE or --topology FILE, not both: e.g. `labkit check bridge` or "
+                       "`labkit check --topology examples/two-networks.toml --lab diy`")
     if args.command == "capture":
         from ..capture.points import parse_point
         for spec in args.points:
