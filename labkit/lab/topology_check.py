@@ -14,7 +14,7 @@ import re
 
 from ..kernel import privilege, sysctl
 from ..model.topology import Topology
-from . import misplaced, reach
+from . import reach
 from .check import _forwarding_items, _host_rules, _server_items, _state_items
 from .verdict import Item, Result, Words
 
@@ -44,9 +44,8 @@ def check_topology(lab, blueprint) -> Result:
     live = inspect(lab.name, journal.namespaces, journal.get("stage"), want) if journal.exists() \
         else Topology(lab.name, None)
     words = Words(lab.name)
-    seen = misplaced.Survey(lab, live, words)
-    items = list(_state_items(want, live, words, seen))
-    items += _forwarding_items(want, live, words, seen)
+    items = list(_state_items(want, live, words))   # no misplaced.Survey: it knows the stages'
+    items += _forwarding_items(want, live, words)     # names, and a blueprint may repeat a route
     items += _sysctl_items(declared, live, words)
     items += _nat_items(lab, want, words)
     items += _server_items(lab, want, words)
