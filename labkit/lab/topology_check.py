@@ -26,6 +26,7 @@ def check_topology(lab, blueprint) -> Result:
     traffic, through the expectations it declares (labkit.lab.expectation). The Result names
     the topology where a stage's name would be."""
     from ..model import validation
+    from ..model.expectation import targets
     from . import expectation
     from .inspection import inspect
     if isinstance(blueprint, Topology):
@@ -38,7 +39,7 @@ def check_topology(lab, blueprint) -> Result:
             key, value = validation.check_sysctl(call["key"], call["value"])
             declared.setdefault(call["namespace"], {})[key] = value
     for e in expectations:          # a namespace without an address is said before anything is sent
-        expectation.model.targets(e, want)
+        targets(e, want)
     privilege.require()
     journal = lab.journal
     live = inspect(lab.name, journal.namespaces, journal.get("stage"), want) if journal.exists() \
