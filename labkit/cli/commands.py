@@ -58,6 +58,10 @@ def cmd_up(args) -> int:
 
 def cmd_check(args) -> int:
     asked = 3 if args.fix else args.hint
+    if args.topology is not None:   # a lab of one's own: what the file declares and expects
+        result = _lab(args).check(_topology_path(args.topology), hints=asked)
+        print(result.to_json() if args.json else result.text(asked or 1))
+        return 0 if result.ok else 1
     result = _lab(args).check(args.stage, hints=asked)
     level = asked or (0 if result.mystery else 1)   # a mystery's items only when asked for
     print(result.to_json() if args.json else result.text(level))
@@ -73,11 +77,9 @@ def cmd_progress(args) -> int:
 
 
 def cmd_practice(args) -> int:
+    from ..draw import diagram
     task = _lab(args).practice(args.stage, challenge=args.challenge)
-    print(task)
-    if task.challenge:              # the goal drawn, as text: what the stage adds marked
-        from ..draw import diagram
-        print("\n" + diagram.figure(task.target, task.start).text)
+    print(str(task) + ("\n\n" + diagram.figure(task.target, task.start).text if task.challenge else ""))
     return 0
 
 
@@ -274,12 +276,12 @@ def parser() -> argparse.ArgumentParser:
              "missing (exit 1)")
     sp.add_argument("stage", nargs="?", choices=stages.STAGES, metavar="STAGE",
                     help="one of: " + ", ".join(stages.STAGES) + " (default: the one practised)")
+    topology_arg(sp, "check the lab against this file (what it declares, and its [[expects]]) "
+                 "instead of a STAGE")
     lab_arg(sp)
     sp.add_argument("--hint", nargs="?", type=int, const=1, default=0, choices=(1, 2, 3), metavar="LEVEL",
-                    help="1 (the default): say where to look (after a random fault only the "
-                         "symptoms are said without it); 2: also what kind of change; 3: the command")
-    sp.add_argument("--fix", action="store_true", help="also print the command that fixes each "
-                    "item (the same as --hint 3)")
+                    help="1: where to look (a random fault: symptoms only without it); 2: what kind of change")
+    sp.add_argument("--fix", action="store_true", help="also the command that fixes each item (--hint 3)")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp = add("practice", cmd_practice, "bring a lab to where a stage starts, and print the "
              "seed's commands to type (or, with --challenge, the goal)")
@@ -347,6 +349,9 @@ def _check_words(args) -> None:
     if args.command == "up" and (args.stage is None) == (args.topology is None):
         raise BadValue("give a STAGE or --topology FILE, one of them: e.g. `labkit up bridge` or "
                        "`labkit up --topology examples/two-networks.toml --lab diy`")
+    if args.command == "check" and args.stage is not None and args.topology is not None:
+        raise BadValue("give a STAGE or --topology FILE, not both: e.g. `labkit check bridge` or "
+                       "`labkit check --topology examples/two-networks.toml --lab diy`")
     if args.command == "capture":
         from ..capture.points import parse_point
         for spec in args.points:

@@ -211,17 +211,27 @@ class Lab:
         from .practice import practice
         return practice(self, stage, backend, challenge)
 
-    def check(self, stage: str | None = None, *, hints: int = 0):
+    def check(self, stage=None, *, hints: int = 0):
         """Whether the lab does what `stage` does (default: the one practised or brought up),
         by the kernel's state and real traffic; a Result with hints (see labkit.lab.check).
-        Each check is recorded with `hints`, the hint level the caller shows (labkit.lab.progress)."""
+        `stage` may also be a lab of one's own (a Blueprint, a TOML file's path, a dict or a
+        Topology): what it declares, and the traffic it expects (Blueprint.expect).
+        Each check is recorded with `hints`, the hint level the caller shows (labkit.lab.progress),
+        under the stage's name or the topology's."""
         from . import progress
         from .check import check
+        if stage is not None and not (isinstance(stage, str) and (stage in stages.STAGES
+                                                                   or _stage_like(stage))):
+            from .topology_check import check_topology
+            result = check_topology(self, stage if isinstance(stage, Topology)
+                                    else topology_file.load(stage))
+            progress.keep(progress.of(result, None, hints))
+            return result
         result = check(self, stage or self._checked_stage())
         progress.keep(progress.of(result, self.journal.get("fault"), hints))
         return result
 
-    def hint(self, stage: str | None = None, level: int = 1) -> str:
+    def hint(self, stage=None, level: int = 1) -> str:
         """What is not done yet: level 1 where to look, level 2 also what kind of change
         (which object, with which tool), level 3 also the command that fixes it."""
         return self.check(stage, hints=level).text(level)

@@ -38,6 +38,7 @@ class Result:
     items: tuple[Item, ...] = field(default=())
     symptoms: tuple[str, ...] = ()     # a mystery fault: what the traffic shows, one line each
     mystery: bool = False              # then without hints only the symptoms are said
+    kind: str = "stage"                # "topology": a lab of one's own (`stage` is its name)
 
     @property
     def ok(self) -> bool:
@@ -67,11 +68,14 @@ class Result:
     def text(self, level: int = 0) -> str:
         """The verdict and one line per unmet item (with hints at `level` 1, 2 or 3)."""
         who = f"lab {self.lab}" if self.lab else "the lab"
+        if self.ok and self.kind != "stage":
+            return (f"{self.kind} {self.stage}: done ({who} has what the {self.kind} declares and "
+                    f"does what it expects: {len(self.items)} checks)")
         if self.ok:
             return f"stage {self.stage}: done ({who} does what the stage does: {len(self.items)} checks)"
         if self.mystery:
             return self._mystery_text(level)
-        head = f"stage {self.stage}: not done yet ({len(self.unmet)} of {len(self.items)} checks unmet)"
+        head = f"{self.kind} {self.stage}: not done yet ({len(self.unmet)} of {len(self.items)} checks unmet)"
         lines = self.hints(level) if level else [i.what for i in self.unmet]
         return "\n".join([head] + [f"  {line}" for line in lines])
 
@@ -106,6 +110,7 @@ class Result:
             return {"stage": self.stage, "lab": self.lab, "ok": self.ok, "mystery": True,
                     "symptoms": list(self.symptoms)}
         return {"stage": self.stage, "lab": self.lab, "ok": self.ok,
+                **({"kind": self.kind} if self.kind != "stage" else {}),
                 "items": [asdict(i) for i in self.items]}
 
     def to_json(self) -> str:

@@ -9,6 +9,8 @@
     bp.sysctl("host", "net.ipv4.ip_forward", 1)
     topology = bp.build("t1")        # checked whole; nothing is made
     Lab("t1").up(bp)                 # made, journaled, undone by `down`
+    bp.expect("web", "172.18.0.1")   # what check tests with real traffic (reaches=, port=)
+    Lab("t1").check(bp)              # by the kernel's state and by those expectations
 
 Names are roles: in lab "t1" namespace "web" is t1-web in the kernel (15 characters at most,
 prefix included). Every namespace has lo, IPv6 off and rp_filter 0 (plan.NAMESPACE_SYSCTLS);
@@ -18,7 +20,8 @@ alone (names, addresses, ports, that the namespaces it names are declared) and r
 veths, then its bridges, and NAT lists masquerades before publishes, each in call order.
 
 The calls are also the schema of a topology as plain data: `to_dict()` gives one list per
-section (namespaces, veths, bridges, addresses, routes, sysctls, masquerade, publish, servers),
+section (namespaces, veths, bridges, addresses, routes, sysctls, masquerade, publish, servers,
+expects),
 each entry the keyword arguments of one call; `from_dict` replays them in that order.
 """
 from __future__ import annotations
@@ -28,11 +31,13 @@ from dataclasses import dataclass, field
 
 from . import plan, validation
 from ..errors import BadAddress, BadName, BadValue, LabkitError, UnknownName
+from .expectation import Expectation, make as _expectation
 from .topology import Interface, Masquerade, Namespace, PortMapping, Route, Service, Topology
 
 SECTIONS = (("namespaces", "namespace"), ("veths", "veth"), ("bridges", "bridge"),
             ("addresses", "address"), ("routes", "route"), ("sysctls", "sysctl"),
-            ("masquerade", "masquerade"), ("publish", "publish"), ("servers", "server"))
+            ("masquerade", "masquerade"), ("publish", "publish"), ("servers", "server"),
+            ("expects", "expect"))
 SERVERS = {"http": ("python3", "-m", "http.server", "--bind"),
            "whoami": ("python3", "-m", "labkit.lab.service", "whoami")}
 
@@ -59,6 +64,7 @@ class Blueprint:
         self._sysctls: dict[str, dict[str, str]] = {}
         self._nat: list = []
         self._services: list[Service] = []
+        self._expects: list[Expectation] = []
         self._calls: dict[str, list[dict]] = {section: [] for section, _ in SECTIONS}
 
     def __repr__(self) -> str:
@@ -196,6 +202,18 @@ class Blueprint:
         self._services.append(Service(namespace, SERVERS[kind] + (address, str(port)), address, port))
         return self._record("servers", namespace=namespace, address=address, port=port,
                             kind=None if kind == "http" else kind)
+
+    def expect(self, src: str, dst: str, reaches: bool = True, port: int | None = None) -> Blueprint:
+        """What `check` tests with real traffic: from namespace `src`, `dst` (an address, or a
+        namespace: any of its addresses) answers a ping, or with `port` accepts a TCP
+        connection; with reaches=False, it does not (labkit.model.expectation)."""
+        self._expects.append(_expectation(src, dst, reaches, port, list(self._kinds)))
+        return self._record("expects", src=src, dst=dst, reaches=reaches, port=port)
+
+    @property
+    def expectations(self) -> tuple[Expectation, ...]:
+        """The expectations declared with `expect`, in call order."""
+        return tuple(self._expects)
 
     # -- the whole -----------------------------------------------------------------------------
     def build(self, lab: str = "") -> Topology:

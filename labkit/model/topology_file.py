@@ -23,6 +23,8 @@
     [[masquerade]]  source, not_out                      (in the namespace named "host")
     [[publish]]     address, port, to_address, to_port, proto
     [[servers]]     namespace, address, port, kind ("http" | "whoami")
+    [[expects]]     src, dst (an address or a namespace), reaches (true | false), port
+                    (TCP; without it a ping): what `labkit check --topology FILE` sends
 
 Each entry's keys are the keyword arguments of the call of the same name; sections are replayed
 in the order above. Errors name the file, the section and entry, and the fix. `dump` writes a
