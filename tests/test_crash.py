@@ -267,7 +267,7 @@ def crash_loop(rng, env, lab, run_dir, build_time, rules_before) -> tuple[int, i
     mid-build, fresh ups)."""
     up = [sys.executable, "-m", "labkit", "up", "publish", "--lab", lab]
     mid_build = tried = fresh = 0
-    over_a_lab = False                               # the previous point left a lab at publish
+    over_a_lab = due = False                         # the previous point left a lab at publish
     for i, (where, point) in enumerate(kill_points(rng, lab, run_dir, build_time)):
         if mid_build >= KILL_POINTS and fresh >= FRESH_UPS:
             break
@@ -291,9 +291,10 @@ def crash_loop(rng, env, lab, run_dir, build_time, rules_before) -> tuple[int, i
             clean_and_check(env, lab, run_dir, held, rules_before,
                             f"{where} ({backend}{', over a lab at publish' if over_a_lab else ''})")
         over_a_lab = False
-        if running and fresh < FRESH_UPS and i % 5 == 4:
+        due = due or i % 5 == 4                       # every fifth point, or the next that ran
+        if running and fresh < FRESH_UPS and due:
             fresh_up_serves_the_page(env, lab, backend)
-            fresh += 1
+            fresh, due = fresh + 1, False
             over_a_lab = True                        # the next kill repeats or switches over it
     if over_a_lab:
         clean_and_check(env, lab, run_dir, lab_inodes(lab), rules_before, "the last fresh up")

@@ -27,11 +27,11 @@ def test_every_check_and_hint_is_recorded_and_progress_shows_them_without_the_fa
     env = labkit_env(LABKIT_STATE_DIR=str(tmp_path))
     result = subprocess.run([sys.executable, "-m", "labkit", "check", "bridge", "--lab", lab.name, "--fix"],
                             capture_output=True, text=True, timeout=120, env=env)
-    assert result.returncode == 1 and progress.load()[-1].hints == 2
+    assert result.returncode == 1 and progress.load()[-1].hints == 3
     shown = subprocess.run([sys.executable, "-m", "labkit", "progress"], capture_output=True, text=True,
                            timeout=60, env=env)
     assert shown.returncode == 0, shown.stderr
-    assert f"lab {lab.name} stage bridge: not done yet; 3 check(s), hints up to level 2" in shown.stdout
+    assert f"lab {lab.name} stage bridge: not done yet; 3 check(s), hints up to level 3" in shown.stdout
     listed = subprocess.run([sys.executable, "-m", "labkit", "progress", "--json"], capture_output=True,
                             text=True, timeout=60, env=env)
     records = json.loads(listed.stdout)

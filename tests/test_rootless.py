@@ -170,6 +170,7 @@ def user2(users):
 def _clean_user(user: User):
     user.end_everything()
     yield user
+    poll(lambda: not user.processes(), 5)       # one still exiting (a loaded machine) may finish
     left = user.processes()
     user.end_everything()
     assert not left, f"processes of {user.name} outlived the test: {left}"
