@@ -83,10 +83,8 @@ def write_resolver(topology: Topology, journal) -> list[str]:
                 paths.append(path)
                 journaled.append(path)
     journal.add_paths(journaled)  # one journal write for the whole lab, before anything is made
-    if directories:
-        _make_etc_dir()
     for directory in directories:
-        os.makedirs(directory, exist_ok=True)
+        _make_namespace_dir(directory)
     first: dict[str, str] = {}
     for path in paths:
         fname = os.path.basename(path)
@@ -106,11 +104,29 @@ directories named after namespaces, so it is never bound over /etc)."""
 
 def _make_etc_dir() -> None:
     """Create /etc/netns if it is missing, marked as labkit's (only then is it removed)."""
-    if os.path.isdir(etc_dir()):
+    try:
+        os.makedirs(os.path.dirname(etc_dir()), exist_ok=True)
+        os.mkdir(etc_dir())
+    except FileExistsError:
         return
-    os.makedirs(etc_dir(), exist_ok=True)
     with open(os.path.join(etc_dir(), MADE_MARKER), "w"):
         pass
+
+
+def _make_namespace_dir(directory: str) -> None:
+    """Create a namespace's directory in /etc/netns, making /etc/netns (marked) first if needed.
+    Never with makedirs: another lab's tidy_etc_dir may remove /etc/netns in between, and a
+    /etc/netns made again as a side effect would have no marker and outlive every lab."""
+    for _ in range(3):
+        _make_etc_dir()
+        try:
+            os.mkdir(directory)
+            return
+        except FileExistsError:
+            return
+        except FileNotFoundError:      # removed by another lab's tidy since: make it again
+            continue
+    os.mkdir(directory)
 
 
 def tidy_etc_dir() -> None:
