@@ -72,6 +72,20 @@ def initial() -> bool:
         return True
 
 
+def machine_uid() -> int:
+    """The uid this process stands for on the machine: its own, or, as root of a world (a
+    user namespace mapping 0 to one uid), the uid that the map gives root."""
+    uid = os.getuid()
+    try:
+        with open("/proc/self/uid_map") as f:
+            inside, outside, _count = (int(n) for n in f.readline().split())
+        if inside == 0 and uid == 0:
+            return outside
+    except (OSError, ValueError):
+        pass
+    return uid
+
+
 def inode(pid: int | str = "self") -> int | None:
     """Identity (inode) of process `pid`'s user namespace; None if it cannot be read."""
     try:
