@@ -55,6 +55,8 @@ c.JupyterHub.services.append({{"name": "test-admin", "api_token": {admin!r}}})
 c.JupyterHub.load_roles.append({{"name": "admin", "services": ["test-admin"]}})
 c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]
 c.Spawner.environment.update({{"PYTHONPATH": {student_path!r}, "JUPYTER_PATH": {jupyter_path!r},
+                               "JUPYTERLAB_DIR": {prefix!r} + "/share/jupyter/lab",
+                               "JUPYTER_CONFIG_PATH": {prefix!r} + "/etc/jupyter",
                                "LABKIT_CLASS_URL": "http://127.0.0.1:{port}/services/labkit-class/"}})
 c.Spawner.http_timeout = 60
 """
@@ -70,7 +72,8 @@ class ShippedHub(Hub):
         with open(os.path.join(self.dir, "jupyterhub_config.py"), "w") as f:
             f.write(CONFIG.format(shipped=SHIPPED, dir=self.dir, students=set(students), admin=self.admin,
                                   pythonpath=labkit_env()["PYTHONPATH"], python=python, hub_python=sys.executable,
-                                  student_path=student_path, jupyter_path=jupyter_path, **ports))
+                                  student_path=student_path, jupyter_path=jupyter_path, **ports,
+                                  prefix=sys.prefix))
         self.process = None
 
     def login(self, user: str, password: str) -> urllib.request.OpenerDirector:
@@ -195,29 +198,50 @@ def _serving(uid: int) -> list[int]:
     return found
 
 
-def test_two_students_log_in_run_notebook_01_in_worlds_of_their_own_and_are_apart(students, public_dir, tmp_path):
-    names = sorted(students)
-    python, env = _python_for(names[0])
-    jupyter = os.path.join(public_dir, "jupyter", "kernels", "labkit")   # the kernel, for everyone
-    os.makedirs(jupyter)
-    with open(os.path.join(jupyter, "kernel.json"), "w") as f:
+@pytest.fixture
+def hub(students, public_dir, tmp_path):
+    """The shipped hub for `students`, with the labkit kernel installed for everyone (in a
+    directory of the test's, on JUPYTER_PATH); stopped after (the students' servers end with
+    the students' processes)."""
+    python, env = _python_for(sorted(students)[0])
+    kernels = os.path.join(public_dir, "jupyter", "kernels")
+    os.makedirs(os.path.join(kernels, "labkit"))
+    with open(os.path.join(kernels, "labkit", "kernel.json"), "w") as f:
         json.dump(kernel_spec(python), f)
-    os.chmod(os.path.dirname(jupyter), 0o755)
-    os.chmod(jupyter, 0o755)
-    hub = ShippedHub(tmp_path, names, python, env.get("PYTHONPATH", REPO),
-                     os.path.join(public_dir, "jupyter"))
+    for directory in (os.path.join(public_dir, "jupyter"), kernels, os.path.join(kernels, "labkit")):
+        os.chmod(directory, 0o755)
+    # the kernel's directory, then this environment's (JupyterLab's pages, its extensions and
+    # their configuration, above: the students' interpreter may be the system's, given this
+    # environment's packages, where this one lives in root's private home)
+    jupyter_path = os.pathsep.join([os.path.join(public_dir, "jupyter"),
+                                    os.path.join(sys.prefix, "share", "jupyter")])
+    made = ShippedHub(tmp_path, sorted(students), python, env.get("PYTHONPATH", REPO), jupyter_path)
+    made.students, made.python, made.python_env = students, python, env
+    try:
+        made.start()
+        yield made
+    finally:
+        made.stop()
+
+
+def _logged_in(hub: ShippedHub, names) -> None:
+    """Log each of `names` in with its password; wait until the hub has started each one's
+    server, running as the student."""
+    for name in names:
+        hub.login(name, hub.students[name])
+    for name in names:
+        assert poll(lambda: hub.server_ready(name), 90), f"{name}'s server\n{hub.log()}"
+        assert _serving(pwd.getpwnam(name).pw_uid), f"no Jupyter server runs as {name}"
+
+
+def test_two_students_log_in_run_notebook_01_in_worlds_of_their_own_and_are_apart(hub):
+    names = sorted(hub.students)
+    python, env = hub.python, hub.python_env
     kernels = {}
     try:
-        hub.start()
-        for name in names:
-            hub.login(name, students[name])
-        for name in names:
-            assert poll(lambda: hub.server_ready(name), 90), f"{name}'s server\n{hub.log()}"
-            uid = pwd.getpwnam(name).pw_uid
-            assert _serving(uid), f"no Jupyter server runs as {name}"
-        # a wrong password is refused by PAM
-        with pytest.raises((AssertionError, urllib.error.HTTPError)):
-            hub.login(names[0], "not-" + students[names[0]])
+        _logged_in(hub, names)
+        with pytest.raises(AssertionError, match=": 403"):    # a wrong password: PAM says no
+            hub.login(names[0], "not-" + hub.students[names[0]])
         tokens = {name: hub.token_for(name) for name in names}
         for name in names:
             kernels[name] = Kernel(hub, name, tokens[name])
@@ -277,4 +301,63 @@ def test_two_students_log_in_run_notebook_01_in_worlds_of_their_own_and_are_apar
     finally:
         for k in kernels.values():
             k.close()
-        hub.stop()
+
+
+@pytest.mark.browser
+def test_a_student_logs_in_opens_03_in_jupyterlab_and_sees_the_task(hub, tmp_path):
+    """In Debian's chromium: a student logs in on the hub's page, the hub starts the student's
+    JupyterLab, the student opens 03-bridge (the labkit kernel by default), runs the first
+    cell and the practice cell, and reads the task: built in the student's world."""
+    chromium = "/usr/bin/chromium"
+    if not os.access(chromium, os.X_OK):
+        pytest.fail(f"no {chromium}: ./install.sh installs Debian's chromium", pytrace=False)
+    from playwright import sync_api
+    name = sorted(hub.students)[0]
+    entry = pwd.getpwnam(name)
+    target = os.path.join(entry.pw_dir, "03-bridge.ipynb")
+    with open(os.path.join(REPO, "notebooks", "03-bridge.ipynb")) as f:
+        nb = json.load(f)
+    cells = nb["cells"]
+    for c in cells:                  # as a student gets it: no stored output to mistake for one
+        if c["cell_type"] == "code":
+            c["outputs"], c["execution_count"] = [], None
+    with open(target, "w") as f:
+        json.dump(nb, f)
+    os.chown(target, entry.pw_uid, entry.pw_gid)
+    practice = next(i for i, c in enumerate(cells) if 'lab.practice("bridge")' in "".join(c["source"]))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            try:
+                page.goto(hub.url + "/hub/login")
+                page.fill("input[name=username]", name)
+                page.fill("input[name=password]", hub.students[name])
+                page.click("input[type=submit], button[type=submit]")
+                page.wait_for_url(f"**/user/{name}/lab**", timeout=90_000)   # the hub spawned it
+                page.goto(hub.url + f"/user/{name}/lab/tree/03-bridge.ipynb?reset")
+                cell = page.locator(".jp-Notebook .jp-Cell")
+                sync_api.expect(cell).to_have_count(len(cells), timeout=60_000)
+                status = page.locator("#jp-main-statusbar")
+                sync_api.expect(status).to_contain_text("Python (labkit lab) | Idle", timeout=60_000)
+                cell.nth(practice + 1).locator(".jp-InputPrompt").first.click()
+                page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+                page.locator('.lm-Menu li[data-command="notebook:run-all-above"]').click()
+                output = cell.nth(practice).locator(".jp-OutputArea-output")
+                sync_api.expect(output.first).to_contain_text("Your turn: build stage 'bridge'", timeout=60_000)
+                sync_api.expect(status).to_contain_text("Python (labkit lab) | Idle", timeout=60_000)
+                output.first.scroll_into_view_if_needed()
+                page.screenshot(path=str(tmp_path / "student-03.png"))
+                said = output.all_inner_texts()
+                text = "\n".join(said)
+                assert "ip link add br0 type bridge" in text and "Traceback" not in text, text
+                first = "\n".join(cell.nth(1).locator(".jp-OutputArea-output").all_inner_texts())
+                assert "labkit is ready" in first, first
+                world = User(name, hub.python, hub.python_env).world()   # the lab, in the student's world
+                assert world is not None and os.stat(f"/proc/{world.pid}").st_uid == entry.pw_uid
+                assert {"host", "netns0", "netns1"} <= set(os.listdir(f"/proc/{world.pid}/root/run/netns"))
+            except Exception:
+                page.screenshot(path=str(tmp_path / "failed.png"))   # what the student saw
+                raise
+        finally:
+            browser.close()
