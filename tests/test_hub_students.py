@@ -12,7 +12,6 @@ import os
 import pwd
 import secrets
 import shutil
-import subprocess
 import sys
 import urllib.error
 import urllib.parse
@@ -24,7 +23,7 @@ import pytest
 from labkit.cli.rootless import kernel_spec
 from labkit.kernel import userns
 
-from harness import REPO, labkit_env
+from harness import REPO, labkit_env, new_users
 from seedtyping import poll
 from test_classroom import Hub, _free_port
 from test_rootless import User, _python_for
@@ -162,26 +161,11 @@ def _your_turn_cells() -> list[str]:
 
 
 @pytest.fixture
-def students(public_dir):
-    """Two new Unix users with passwords (unique names), removed with their homes and every
-    process after the test, however it ends."""
-    tag = secrets.token_hex(3)
-    names = [f"lkh{tag}{n}" for n in "ab"]
-    made = []
-    try:
-        for name in names:
-            subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True, capture_output=True)
-            made.append(name)
-        passwords = {name: secrets.token_urlsafe(12) for name in names}
-        subprocess.run(["chpasswd"], input="".join(f"{n}:{p}\n" for n, p in passwords.items()),
-                       text=True, check=True, capture_output=True)
+def students():
+    """Two new Unix users with passwords, removed with their homes and every process after
+    the test, however it ends."""
+    with new_users(2, "lkh") as passwords:
         yield passwords
-    finally:
-        for name in made:
-            User(name, sys.executable, {}).end_everything()
-            result = subprocess.run(["userdel", "-r", name], capture_output=True, text=True)
-            assert result.returncode == 0, f"userdel -r {name}: {result.stderr}"
-            subprocess.run(["rm", "-rf", f"/tmp/labkit-pycache-{name}", f"/tmp/labkit-mpl-{name}"])
 
 
 def _serving(uid: int) -> list[int]:
