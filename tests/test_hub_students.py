@@ -13,6 +13,7 @@ import pwd
 import secrets
 import shutil
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -64,7 +65,7 @@ c.Spawner.http_timeout = 60
 class ShippedHub(Hub):
     """The shipped hub config on free ports, for `students` running `python`."""
 
-    def __init__(self, directory, students, python, student_path, jupyter_path):
+    def __init__(self, directory, students, python, student_path, jupyter_path, extra: str = ""):
         self.dir, self.admin = str(directory), secrets.token_hex(16)
         ports = {name: _free_port() for name in ("port", "hub_port", "proxy_api", "service_port")}
         self.url = f"http://127.0.0.1:{ports['port']}"
@@ -72,34 +73,35 @@ class ShippedHub(Hub):
             f.write(CONFIG.format(shipped=SHIPPED, dir=self.dir, students=set(students), admin=self.admin,
                                   pythonpath=labkit_env()["PYTHONPATH"], python=python, hub_python=sys.executable,
                                   student_path=student_path, jupyter_path=jupyter_path, **ports,
-                                  prefix=sys.prefix))
+                                  prefix=sys.prefix) + extra)
         self.process = None
 
-    def login(self, user: str, password: str) -> urllib.request.OpenerDirector:
+    def login(self, user: str, password: str, timeout: float = 60) -> urllib.request.OpenerDirector:
         """Log `user` in through the hub's login form (PAM): a browser's cookies, following
         redirects (the hub then starts the user's server)."""
         cookies = urllib.request.HTTPCookieProcessor()
         browser = urllib.request.build_opener(cookies)
-        with browser.open(self.url + "/hub/login", timeout=10) as reply:
+        with browser.open(self.url + "/hub/login", timeout=timeout) as reply:
             assert reply.status == 200
         xsrf = next(c.value for c in cookies.cookiejar if c.name == "_xsrf")
         form = urllib.parse.urlencode({"username": user, "password": password, "_xsrf": xsrf}).encode()
         try:
-            browser.open(urllib.request.Request(self.url + "/hub/login?next=", data=form), timeout=60).close()
+            browser.open(urllib.request.Request(self.url + "/hub/login?next=", data=form), timeout=timeout).close()
         except urllib.error.HTTPError as e:
             raise AssertionError(f"login of {user}: {e.code} {e.read()[:300]!r}\n{self.log()}") from None
         return cookies
 
-    def token_for(self, user: str, *scopes: str) -> str:
+    def token_for(self, user: str, *scopes: str, timeout: float = 10) -> str:
         """A token of `user` (by default: to reach the user's own server, as the user's
         browser may)."""
         status, text = self.call("POST", f"/hub/api/users/{user}/tokens", self.admin,
-                                 {"scopes": list(scopes) or [f"access:servers!user={user}"], "note": "test"})
+                                 {"scopes": list(scopes) or [f"access:servers!user={user}"], "note": "test"},
+                                 timeout=timeout)
         assert status == 201, (status, text)
         return json.loads(text)["token"]
 
-    def server_ready(self, user: str) -> bool:
-        status, text = self.call("GET", f"/hub/api/users/{user}", self.admin)
+    def server_ready(self, user: str, timeout: float = 10) -> bool:
+        status, text = self.call("GET", f"/hub/api/users/{user}", self.admin, timeout=timeout)
         return status == 200 and bool(json.loads(text).get("servers", {}).get("", {}).get("ready"))
 
 
@@ -107,16 +109,16 @@ class Kernel:
     """A kernel of a student's server, through the hub's proxy: created with the REST API,
     driven by execute_request messages on its websocket."""
 
-    def __init__(self, hub: ShippedHub, user: str, token: str):
+    def __init__(self, hub: ShippedHub, user: str, token: str, timeout: float = 120):
         import websocket  # websocket-client, a dependency of jupyter_server
         self.hub, self.user, self.token = hub, user, token
-        status, text = hub.call("POST", f"/user/{user}/api/sessions", token,
+        status, text = hub.call("POST", f"/user/{user}/api/sessions", token, timeout=timeout, body=
                                 {"path": "01.ipynb", "type": "notebook", "name": "01.ipynb",
                                  "kernel": {"name": "labkit"}})
         assert status == 201, (status, text)
         self.id = json.loads(text)["kernel"]["id"]
         url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{self.id}/channels"
-        self.ws = websocket.create_connection(url, header=[f"Authorization: token {token}"], timeout=120)
+        self.ws = websocket.create_connection(url, header=[f"Authorization: token {token}"], timeout=timeout)
 
     def run(self, code: str, timeout: float = 120) -> str:
         """Execute `code`; its output (streams, results, errors) as text."""
@@ -128,12 +130,15 @@ class Kernel:
             "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True}}))
         out, idle, replied = [], False, False
+        self.first_output = None       # when the cell's first output came (time.monotonic)
         self.ws.settimeout(timeout)
         while not (idle and replied):
             msg = json.loads(self.ws.recv())
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
+            if self.first_output is None and kind in ("stream", "execute_result", "display_data", "error"):
+                self.first_output = time.monotonic()
             if kind == "stream":
                 out.append(content["text"])
             elif kind in ("execute_result", "display_data"):
