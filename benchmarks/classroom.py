@@ -10,7 +10,8 @@ Per student: the time from the login (all N at once) to the first output of the 
 (`task = lab.practice("veth")`: what the student first sees of the lab), and to the check
 that says "done" after the your-turn cells. The machine's memory (MemAvailable before and with
 every student's server, kernel and world up: its lowest, sampled every 0.5 s), and whether every check reached the
-instructors' page (labkit-class's API, read as an instructor). The N users (lkc...) are made
+instructors' page (labkit-class's API, read as an instructor). The hub's log (the students'
+servers' too) is kept in /tmp/labkit-bench-classroom-N.log. The N users (lkc...) are made
 with useradd and removed after with every process of theirs, however the run ends.
 """
 from __future__ import annotations
@@ -64,6 +65,7 @@ def student_run(hub: ShippedHub, name: str, password: str, cells: list[str], sta
         practice = next(i for i, c in enumerate(cells) if "lab.practice(" in c)
         said = []
         for i, cell in enumerate(cells):
+            out["at"] = f"cell {i}: {cell[:40]!r}"
             said.append(kernel.run(cell, timeout=900))
             if i == practice:
                 out["first_output"] = kernel.first_output - t0
@@ -73,7 +75,7 @@ def student_run(hub: ShippedHub, name: str, password: str, cells: list[str], sta
         kernel.run("lab.down()", timeout=300)
         kernel.close()
     except Exception:
-        out["error"] = traceback.format_exc()[-1500:]
+        out["error"] = out.get("at", "before the kernel") + ": " + traceback.format_exc()[-600:]
 
 
 def run(students: int) -> dict:
@@ -129,6 +131,7 @@ def run(students: int) -> dict:
                     hub.call("DELETE", f"/hub/api/users/{n}/server", hub.admin, timeout=60)
             finally:
                 hub.stop()
+                shutil.copy(os.path.join(hubdir, "hub.log"), f"/tmp/labkit-bench-classroom-{students}.log")
     finally:
         shutil.rmtree(public, ignore_errors=True)
     errors = {n: r["error"] for n, r in results.items() if "error" in r}

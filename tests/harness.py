@@ -59,7 +59,7 @@ def new_users(count: int, prefix: str = "lk"):
     import secrets
     from test_rootless import User
     tag = secrets.token_hex(3)
-    names = [f"{prefix}{tag}{chr(ord('a') + i)}" for i in range(count)]
+    names = [f"{prefix}{tag}{i:02d}" for i in range(count)]
     made = []
     try:
         for name in names:
