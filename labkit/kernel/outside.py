@@ -6,7 +6,7 @@ the network namespace of the thread that made it, and a thread keeps its own nam
 another enters one: so a process keeps one thread on the machine's network, started just
 before it (or its cell thread, in a Jupyter kernel) enters the world's, and makes its sockets
 to the service there. `keep()` starts it; `call(fn)` runs fn there (or here, when none was
-kept: root, or no world). Only under a hub (`wanted()`); elsewhere no thread is started.
+kept: root, or no world), `submit(fn)` hands it over without waiting. Only under a hub (`wanted()`); elsewhere no thread is started.
 """
 from __future__ import annotations
 
@@ -29,7 +29,18 @@ def keep() -> None:
         _kept.append(pool)
 
 
-def call(fn, *args, timeout: float | None = 30.0):
+def kept() -> bool:
+    """Whether this process kept a thread on the machine's network."""
+    return bool(_kept)
+
+
+def submit(fn, *args):
+    """Run fn(*args) in the kept thread, without waiting (a Future); the interpreter waits for
+    what was handed over before it exits. Only where `kept()`."""
+    return _kept[0].submit(fn, *args)
+
+
+def call(fn, *args, timeout: float | None = 90.0):
     """fn(*args) on the machine's network: in the kept thread if there is one, else here."""
     if not _kept:
         return fn(*args)
