@@ -51,6 +51,17 @@ def mem_available() -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
 
 
+def server_state(hub: ShippedHub, name: str) -> str:
+    """"ready", "pending", or "gone" (no server: the login started one, so the hub ended it)."""
+    status, text = hub.call("GET", f"/hub/api/users/{name}", hub.admin, timeout=60)
+    if status != 200:
+        return "pending"
+    server = json.loads(text).get("servers", {}).get("")
+    if server is None:
+        return "gone"
+    return "ready" if server.get("ready") else "pending"
+
+
 def student_run(hub: ShippedHub, name: str, password: str, cells: list[str], start: threading.Event,
                 out: dict) -> None:
     """One student: log in, wait for the server, open a kernel, run the cells; record times."""
@@ -59,7 +70,9 @@ def student_run(hub: ShippedHub, name: str, password: str, cells: list[str], sta
         t0 = time.monotonic()
         hub.login(name, password, timeout=900)
         deadline = time.monotonic() + 900
-        while not hub.server_ready(name, timeout=60):   # every 0.5 s: N students poll the hub
+        while (state := server_state(hub, name)) != "ready":   # every 0.5 s: N students poll the hub
+            if state == "gone":      # the hub gave up on it (a student would see an error page)
+                raise RuntimeError("the hub stopped the server before it was ready (its log says why)")
             if time.monotonic() > deadline:
                 raise RuntimeError("server not ready in 900 s")
             time.sleep(0.5)

@@ -63,7 +63,7 @@ def new_users(count: int, prefix: str = "lk"):
     made = []
     try:
         for name in names:
-            subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True, capture_output=True)
+            _useradd(name)
             made.append(name)
         passwords = {name: secrets.token_urlsafe(12) for name in names}
         subprocess.run(["chpasswd"], input="".join(f"{n}:{p}\n" for n, p in passwords.items()),
@@ -76,3 +76,17 @@ def new_users(count: int, prefix: str = "lk"):
             assert result.returncode == 0, f"userdel -r {name}: {result.stderr}"
             for scratch in (f"/tmp/labkit-pycache-{name}", f"/tmp/labkit-mpl-{name}"):
                 subprocess.run(["rm", "-rf", scratch])
+
+
+def _useradd(name: str, timeout: float = 60.0) -> None:
+    """useradd -m `name`, tried again while another useradd or userdel holds the lock on the
+    user database (/etc/.pwd.lock: another test's, or the benchmarks')."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], capture_output=True, text=True)
+        if result.returncode == 0:
+            return
+        if "lock" not in result.stderr or time.monotonic() > deadline:
+            raise AssertionError(f"useradd {name}: {result.stderr.strip()}")
+        time.sleep(0.2)
