@@ -3,14 +3,19 @@
 # environment in .venv with labkit (editable) and its test tools. Safe to run again.
 #   ./install.sh              labkit, its tools, its tests
 #   ./install.sh --classroom  also a class on JupyterHub: jupyterhub, and configurable-http-proxy
-#                             from npm on Debian's nodejs (examples/jupyterhub; the whole suite)
+#                             from npm on Debian's nodejs (examples/jupyterhub; the whole suite),
+#                             kubespawner and libseccomp's binding (deploy/kubernetes's tests)
+#   ./install.sh --image      a student's server in a container (deploy/kubernetes/Dockerfile):
+#                             labkit, its tools and jupyterhub-singleuser; no browser, no tests
 set -euo pipefail
 cd "$(dirname "$0")"
 CLASSROOM=no
+IMAGE=no
 for arg in "$@"; do
   case "$arg" in
     --classroom) CLASSROOM=yes ;;
-    *) echo "usage: ./install.sh [--classroom]" >&2; exit 2 ;;
+    --image) IMAGE=yes ;;
+    *) echo "usage: ./install.sh [--classroom | --image]" >&2; exit 2 ;;
   esac
 done
 if [ "$(id -u)" != 0 ]; then
@@ -18,8 +23,10 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 PACKAGES="iproute2 nftables iptables iputils-ping curl libpcap0.8 tcpdump tshark procps sudo
-          python3 python3-venv python3-pip chromium poppler-utils fonts-dejavu-core"
+          python3 python3-venv python3-pip"
+[ "$IMAGE" = yes ] || PACKAGES="$PACKAGES chromium poppler-utils fonts-dejavu-core"   # handouts, browser tests
 if [ "$CLASSROOM" = yes ]; then   # a machine with NodeSource's nodejs has npm with it
+  PACKAGES="$PACKAGES libseccomp2"
   command -v node >/dev/null || PACKAGES="$PACKAGES nodejs"
   command -v npm >/dev/null || PACKAGES="$PACKAGES npm"
 fi
@@ -37,6 +44,8 @@ fi
 if [ "$CLASSROOM" = yes ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,classroom]'
   command -v configurable-http-proxy >/dev/null || npm install -g --no-fund --no-audit configurable-http-proxy
+elif [ "$IMAGE" = yes ]; then     # jupyterhub for jupyterhub-singleuser
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir '.[image]'
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 fi

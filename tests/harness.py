@@ -2,6 +2,7 @@
 without any capability (root in a container without CAP_NET_ADMIN, a hosted notebook service)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -48,3 +49,44 @@ def path_without(tmp_path, monkeypatch, *tools: str) -> None:
                 if name not in tools and not (bindir / name).exists():
                     (bindir / name).symlink_to(os.path.join(d, name))
     monkeypatch.setenv("PATH", str(bindir))
+
+
+@contextlib.contextmanager
+def new_users(count: int, prefix: str = "lk"):
+    """`count` new Unix users with homes and passwords (unique names): yields {name: password};
+    after, however the block ends, every process of theirs is killed and they are removed with
+    their homes (userdel -r)."""
+    import secrets
+    from test_rootless import User
+    tag = secrets.token_hex(3)
+    names = [f"{prefix}{tag}{i:02d}" for i in range(count)]
+    made = []
+    try:
+        for name in names:
+            _useradd(name)
+            made.append(name)
+        passwords = {name: secrets.token_urlsafe(12) for name in names}
+        subprocess.run(["chpasswd"], input="".join(f"{n}:{p}\n" for n, p in passwords.items()),
+                       text=True, check=True, capture_output=True)
+        yield passwords
+    finally:
+        for name in made:
+            User(name, sys.executable, {}).end_everything()
+            result = subprocess.run(["userdel", "-r", name], capture_output=True, text=True)
+            assert result.returncode == 0, f"userdel -r {name}: {result.stderr}"
+            for scratch in (f"/tmp/labkit-pycache-{name}", f"/tmp/labkit-mpl-{name}"):
+                subprocess.run(["rm", "-rf", scratch])
+
+
+def _useradd(name: str, timeout: float = 60.0) -> None:
+    """useradd -m `name`, tried again while another useradd or userdel holds the lock on the
+    user database (/etc/.pwd.lock: another test's, or the benchmarks')."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], capture_output=True, text=True)
+        if result.returncode == 0:
+            return
+        if "lock" not in result.stderr or time.monotonic() > deadline:
+            raise AssertionError(f"useradd {name}: {result.stderr.strip()}")
+        time.sleep(0.2)

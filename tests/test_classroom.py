@@ -94,13 +94,13 @@ class Hub:
         with open(os.path.join(self.dir, "hub.log")) as f:
             return f.read()[-3000:]
 
-    def call(self, method: str, path: str, token: str | None = None, body=None):
+    def call(self, method: str, path: str, token: str | None = None, body=None, timeout: float = 10):
         """(status, text) of a request through the hub's proxy."""
         request = urllib.request.Request(self.url + path, method=method,
                                          data=None if body is None else json.dumps(body).encode(),
                                          headers={"Authorization": f"token {token}"} if token else {})
         try:
-            with urllib.request.urlopen(request, timeout=10) as reply:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
                 return reply.status, reply.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()

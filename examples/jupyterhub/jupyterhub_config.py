@@ -37,9 +37,13 @@ c.Spawner.default_url = "/lab"
 c.Spawner.notebook_dir = "~"
 # `labkit` in the student's terminals (it enters the same world as the kernel)
 c.Spawner.environment = {"PATH": f"{LABKIT}/.venv/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
-# Every notebook on the labkit kernel, which labkit installed for all in /usr/local
+# Every notebook on the labkit kernel, which labkit installed for all in /usr/local. Kernels
+# talk to their server over Unix sockets in the student's runtime directory, not loopback TCP
+# ports: with a class of servers each picking free ports, two kernels can be given the same
+# port, and the second then dies at every restart (1 of 30 students in benchmarks/classroom.py)
 c.Spawner.args = ["--MappingKernelManager.default_kernel_name=labkit",
-                  "--KernelSpecManager.allowed_kernelspecs=labkit"]
+                  "--KernelSpecManager.allowed_kernelspecs=labkit",
+                  "--KernelManager.transport=ipc"]
 
 # A student's world outlives an idle server only as a 1 MiB keeper (its labs stay up); stop
 # idle servers after an hour (pip install jupyterhub-idle-culler):

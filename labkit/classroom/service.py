@@ -154,7 +154,9 @@ def main() -> None:
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
     store = records.Store(os.environ.get("LABKIT_CLASS_DB", "labkit-class.sqlite"))
     app = application(store, prefix, os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
-    app.listen(url.port, url.hostname)
+    # LABKIT_CLASS_BIND: where to listen when the URL's host is a name others reach it by (a
+    # Kubernetes Service: deploy/kubernetes/values.yaml), else the URL's own address
+    app.listen(url.port, os.environ.get("LABKIT_CLASS_BIND") or url.hostname)
     ioloop.IOLoop.current().start()
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import userns, world
+from . import outside, userns, world
 from ..errors import LabkitError
 
 NET_FD = "LABKIT_WORLD_NET_FD"   # the world's network namespace, open across the exec
@@ -52,6 +52,8 @@ def load_ipython_extension(ip) -> None:
     world's network namespace (threads and processes it starts follow)."""
     fd = os.environ.pop(NET_FD, None)
     if fd is not None:
+        if outside.wanted():
+            outside.keep()   # a thread left on the machine's network, for the class's service
         userns.setns(int(fd), userns.CLONE_NEWNET)
         os.close(int(fd))
 

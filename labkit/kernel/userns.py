@@ -63,6 +63,9 @@ def map_to_root(uid: int, gid: int) -> None:
             f.write(text)
 
 
+SECCOMP_PROFILE = "deploy/kubernetes/seccomp/labkit.json"   # in labkit's repository
+
+
 def initial() -> bool:
     """True if this process is in the machine's initial user namespace (its uid map is whole)."""
     try:
@@ -70,6 +73,20 @@ def initial() -> bool:
             return f.read().split() == ["0", "0", "4294967295"]
     except OSError:
         return True
+
+
+def machine_uid() -> int:
+    """The uid this process stands for on the machine: its own, or, as root of a world (a
+    user namespace mapping 0 to one uid), the uid that the map gives root."""
+    uid = os.getuid()
+    try:
+        with open("/proc/self/uid_map") as f:
+            inside, outside, _count = (int(n) for n in f.readline().split())
+        if inside == 0 and uid == 0:
+            return outside
+    except (OSError, ValueError):
+        pass
+    return uid
 
 
 def inode(pid: int | str = "self") -> int | None:
@@ -167,14 +184,16 @@ def diagnose(data: dict) -> tuple[str, str]:
     if err == errno.EUSERS:
         return ("user namespaces are nested too deep here (32 levels at most)",
                 "run labkit from a shell outside the nested containers")
-    if err == errno.EPERM and step == "unshare" and data.get("seccomp") == "2":
-        return ("a seccomp filter refuses unshare(CLONE_NEWUSER) in this process: a container "
+    if err == errno.EPERM and step in ("unshare", "mount") and data.get("seccomp") == "2":
+        call = "unshare(CLONE_NEWUSER)" if step == "unshare" else "mount() in a new mount namespace"
+        return (f"a seccomp filter refuses {call} in this process: a container "
                 "runtime's default profile (Docker, Kubernetes' RuntimeDefault, Binder), while "
                 "the kernel's sysctls allow user namespaces",
-                "run the container with --security-opt seccomp=unconfined (Docker/podman) or "
-                "seccompProfile: {type: Unconfined} (Kubernetes), or a profile that allows "
-                "unshare and clone with CLONE_NEWUSER; on a hosted service (Binder) use a Linux "
-                "VM or laptop instead")
+                "give the container labkit's seccomp profile (the runtime's default plus unshare, "
+                "clone, setns and mount for user, network and mount namespaces: "
+                f"{SECCOMP_PROFILE}, --security-opt seccomp=FILE with Docker/podman, "
+                "seccompProfile: {type: Localhost} in Kubernetes), or run it with --security-opt "
+                "seccomp=unconfined; on a hosted service (Binder) use a Linux VM or laptop instead")
     return (f"the kernel refused step {step!r} of making a user namespace: {os.strerror(err)} "
             f"(errno {err})",
             "try `unshare -Urn true` in a shell for the same refusal; run labkit as root "

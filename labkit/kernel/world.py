@@ -25,7 +25,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 
-from . import keeper, userns
+from . import keeper, outside, userns
 from .process import start_time
 from ..errors import KernelError, NotPrivileged
 
@@ -47,7 +47,7 @@ def state_dir() -> str:
     if "state_dir" not in _me:
         configured = os.environ.get("LABKIT_STATE_DIR")
         try:
-            home = pwd.getpwuid(os.getuid()).pw_dir
+            home = pwd.getpwuid(userns.machine_uid()).pw_dir   # the user's, inside the world too
         except KeyError:
             home = os.path.expanduser("~")
         _me["state_dir"] = configured or os.path.join(home, ".local", "state", "labkit")
@@ -207,6 +207,8 @@ def join(world: World, net: bool = True) -> None:
         cwd = None
     try:
         for fd, kind in zip(fds, (userns.CLONE_NEWUSER, userns.CLONE_NEWNS, userns.CLONE_NEWNET)):
+            if kind == userns.CLONE_NEWNET and outside.wanted():
+                outside.keep()   # a thread left on the machine's network, for the class's service
             userns.setns(fd, kind)
     except OSError as e:
         hint = (" (this process runs threads: enter the world first thing, before any starts)"

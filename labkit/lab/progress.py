@@ -20,6 +20,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from ..kernel import outside, userns
+
 FILE = "progress.jsonl"
 _said: set[str] = set()
 
@@ -61,14 +63,7 @@ def user() -> str:
     for variable in ("JUPYTERHUB_USER", "SUDO_USER"):
         if os.environ.get(variable):
             return os.environ[variable]
-    uid = os.getuid()
-    try:
-        with open("/proc/self/uid_map") as f:
-            inside, outside, _count = (int(n) for n in f.readline().split())
-        if inside == 0 and uid == 0:
-            uid = outside
-    except (OSError, ValueError):
-        pass
+    uid = userns.machine_uid()
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -105,14 +100,18 @@ def save(record: Record) -> bool:
 
 
 def keep(record: Record) -> None:
-    """Save `record` in the user's file, and post it to the class's service under a hub."""
+    """Save `record` in the user's file, and post it to the class's service under a hub: in
+    the background where a thread is kept on the machine's network (a world's kernel or
+    command, labkit.kernel.outside), so a check never waits on a busy hub."""
     save(record)
-    post(record)
+    post(record, background=True)
 
 
-def post(record: Record, timeout: float = 5.0) -> bool:
+def post(record: Record, timeout: float = 5.0, background: bool = False) -> bool:
     """Send `record` to the class's service when a hub runs this server (LABKIT_CLASS_URL and
-    JUPYTERHUB_API_TOKEN set); False (said once) if it could not, True if sent or no hub."""
+    JUPYTERHUB_API_TOKEN set); False (said once) if it could not, True if sent or no hub.
+    `background`: where a thread is kept on the machine's network, hand it the post (with
+    a minute to go through) and return True at once; a command's process waits for it at exit."""
     url, token = os.environ.get("LABKIT_CLASS_URL"), os.environ.get("JUPYTERHUB_API_TOKEN")
     if not url or not token:
         return True
@@ -122,14 +121,20 @@ def post(record: Record, timeout: float = 5.0) -> bool:
     request = urllib.request.Request(target, data=json.dumps(record.to_dict()).encode(), method="POST",
                                      headers={"Authorization": f"token {token}",
                                               "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            return reply.status == 201
-    except (urllib.error.URLError, OSError) as e:
-        if target not in _said:
-            _said.add(target)
-            print(f"labkit: checks do not reach the class's page: {target}: {e}", file=sys.stderr)
-        return False
+
+    def send(timeout: float) -> bool:
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
+                return reply.status == 201
+        except (urllib.error.URLError, OSError) as e:
+            if target not in _said:
+                _said.add(target)
+                print(f"labkit: checks do not reach the class's page: {target}: {e}", file=sys.stderr)
+            return False
+    if background and outside.kept():
+        outside.submit(send, 60.0)
+        return True
+    return outside.call(send, timeout)   # from the machine's network: a world's own has no way to the hub
 
 
 def load() -> list[Record]:
