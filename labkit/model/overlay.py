@@ -1,0 +1,71 @@
+"""Two hosts, one network (the `overlay` stage): the addressing scheme, written once.
+
+    world    br-under, a bridge joining the hosts' uplinks: the underlay (a LAN between hosts)
+    host-a   eth0 10.0.3.1/24 (peer world:under-a); br0; vxlan42 (VNI 42, UDP 4789, local 10.0.3.1,
+             flooding to 10.0.3.2); veth0 <-> netns0:ceth0
+    host-b   eth0 10.0.3.2/24 (peer world:under-b); br0; vxlan42 (local 10.0.3.2, flooding to
+             10.0.3.1); veth1 <-> netns1:ceth1
+    netns0   ceth0 172.18.0.10/16, MTU 1450 (on host-a)
+    netns1   ceth1 172.18.0.20/16, MTU 1450 (on host-b)
+
+The containers share one /16 across two hosts: a frame from netns0 to netns1 crosses host-a's
+br0, enters vxlan42, leaves host-a inside a UDP datagram (outer IPv4 10.0.3.1 -> 10.0.3.2, UDP
+port 4789, an 8-byte VXLAN header carrying VNI 42) and comes out of host-b's vxlan42 onto its
+br0. Inside the underlay's 1500-byte MTU the encapsulation takes 50 bytes (outer IPv4 20, UDP 8,
+VXLAN 8, and the inner frame's own Ethernet header 14): vxlan42 and the containers have MTU
+1450, as flannel's vxlan backend sets them. A bridge drops in silence a frame larger than the
+port it must leave by, so a container left at 1500 sends full-size segments that never arrive
+(when the other end also offers a 1460-byte MSS: TCP's MSS is the smaller of both ends'). The hosts' bridges hold no address: the hosts
+themselves are not on the overlay (no routing, no NAT: one layer-2 segment).
+
+No learning of remote VTEPs (`nolearning`): each host floods broadcast and unknown frames to
+the other by a static FDB entry `00:00:00:00:00:00 dst OTHER`, as flannel programs them, and
+the bridge learns the inner MACs behind vxlan42 like behind any port.
+"""
+from __future__ import annotations
+
+from . import plan
+
+HOSTS = ("host-a", "host-b")
+UNDERLAY_NET = "10.0.3.0/24"
+UNDERLAY = {"host-a": "10.0.3.1", "host-b": "10.0.3.2"}
+UNDERLAY_PREFIX = 24
+UPLINK = "eth0"
+WORLD_PORTS = {"host-a": "under-a", "host-b": "under-b"}
+WORLD_BRIDGE = "br-under"
+VXLAN = "vxlan42"
+VNI = 42
+VXLAN_PORT = 4789
+MTU = 1450
+CONTAINERS = {"netns0": "host-a", "netns1": "host-b"}
+BIG_BYTES = 1400                   # the body of the large HTTP response the MTU lesson sends
+HTTP_PORT = 8000
+
+
+def other(host: str) -> str:
+    """The other host."""
+    return HOSTS[1 - HOSTS.index(host)]
+
+
+def blueprint(bp) -> None:
+    """Fill blueprint `bp` (empty) with the overlay lab."""
+    bp.namespace("world", "world")
+    for host in HOSTS:
+        bp.namespace(host, "host")
+    for role in CONTAINERS:
+        bp.namespace(role)
+    bp.bridge("world", WORLD_BRIDGE)
+    for host in HOSTS:
+        bp.veth(f"{host}:{UPLINK}", f"world:{WORLD_PORTS[host]}",
+                address=f"{UNDERLAY[host]}/{UNDERLAY_PREFIX}", peer_master=WORLD_BRIDGE)
+        bp.bridge(host, "br0")
+        bp.vxlan(host, VXLAN, VNI, local=UNDERLAY[host], remotes=[UNDERLAY[other(host)]],
+                 port=VXLAN_PORT, master="br0")
+    for role, host in CONTAINERS.items():
+        k = plan.container_index(role)
+        bp.veth(f"{host}:veth{k}", f"{role}:ceth{k}", master="br0",
+                peer_address=f"{plan.container_address(k)}/16")
+        bp.mtu(role, f"ceth{k}", MTU)
+    for host in HOSTS:
+        bp.mtu(host, VXLAN, MTU)
+    bp.server("netns1", plan.container_address(1), HTTP_PORT)

@@ -1,0 +1,69 @@
+"""IPv6 beside IPv4 (the `ipv6` and `ipv6-routed` stages): the addressing scheme, written once.
+
+    host     ens18 2001:db8:2::15/64, default via 2001:db8:2::2; br0 fd00:172:18::1/64
+    world    wan0 2001:db8:2::2/64; 2001:db8:80::80/128 on lo (the public server's IPv6 address)
+    netnsK   cethK fd00:172:18::K/64 (netns0 ::10, netns1 ::20), default via fd00:172:18::1
+
+Container K's IPv6 address repeats its IPv4 plan in the last groups: fd00:172:18::(K // 25):
+(10 * (K % 25 + 1)), so netns0 is fd00:172:18::10 and netns25 fd00:172:18::1:10 (the digits
+read as hexadecimal: the names match, the numbers do not). fd00::/8 is unique local (RFC
+4193, the kind of prefix Docker gives a network with --ipv6 and no subnet); 2001:db8::/32 is
+for documentation (RFC 3849), as 10.0.2.0/24 and 203.0.113.0/24 stand in for real networks.
+
+Every address is added without duplicate address detection (`nodad`), so a lab is ready at
+once; the link-local fe80:: addresses are the kernel's own and are not in the plan. IPv6 is
+on only in the namespaces of these stages (every other stage turns it off, plan.IPV6_OFF):
+turning it off again takes every IPv6 address and route away with it, so going back to an
+earlier stage converges.
+"""
+from __future__ import annotations
+
+from . import plan
+
+BRIDGE_NET6 = "fd00:172:18::/64"
+BRIDGE_ADDRESS6 = "fd00:172:18::1"
+HOST_ADDRESS6 = "2001:db8:2::15"
+WORLD_ADDRESS6 = "2001:db8:2::2"
+PREFIX6 = 64
+PUBLIC_SERVER6 = "2001:db8:80::80"
+IPV6_ON = (("net.ipv6.conf.all.disable_ipv6", "0"), ("net.ipv6.conf.default.disable_ipv6", "0"))
+FORWARDING6 = "net.ipv6.conf.all.forwarding"
+PUBLISHED_PORT = 5000
+UNPUBLISHED_PORT = 8080          # a port of netns0 the routed mode keeps closed to the world
+ROUTED = "ipv6-routed"
+
+
+def container_address6(k: int) -> str:
+    """IPv6 address of container k, without prefix length (see the module docstring)."""
+    plan.container_address(k)  # the same range check
+    high, low = k // 25, 10 * (k % 25 + 1)
+    return f"fd00:172:18::{high}:{low}" if high else f"fd00:172:18::{low}"
+
+
+def url(address: str, port: int | None = None) -> str:
+    """An HTTP URL of an IPv6 address ("http://[2001:db8:2::15]:5000/")."""
+    return f"http://[{address}]" + (f":{port}" if port else "") + "/"
+
+
+def extend(bp, n: int, routed: bool) -> None:
+    """Add the IPv6 half to blueprint `bp` of a `publish`-like lab with `n` containers: IPv6
+    on in host, world and containers, their addresses and routes, forwarding, the world's
+    IPv6 server and netns0's server on its IPv6 address; `routed`: the world routes
+    fd00:172:18::/64 via the host (Docker's gateway_mode_ipv6=routed) instead of NAT66."""
+    roles = ["host", "world"] + [plan.container(k) for k in range(n)]
+    for role in roles:
+        for key, value in IPV6_ON:
+            bp.sysctl(role, key, value)
+    bp.address("host", plan.HOST_UPLINK, f"{HOST_ADDRESS6}/{PREFIX6}")
+    bp.address("world", plan.WORLD_UPLINK, f"{WORLD_ADDRESS6}/{PREFIX6}")
+    bp.address("world", "lo", f"{PUBLIC_SERVER6}/128")
+    bp.address("host", "br0", f"{BRIDGE_ADDRESS6}/{PREFIX6}")
+    for k in range(n):
+        bp.address(plan.container(k), f"ceth{k}", f"{container_address6(k)}/{PREFIX6}")
+        bp.route(plan.container(k), "default", via=BRIDGE_ADDRESS6)
+    bp.route("host", "default", via=WORLD_ADDRESS6)
+    bp.sysctl("host", FORWARDING6, "1")
+    if routed:
+        bp.route("world", BRIDGE_NET6, via=HOST_ADDRESS6)
+    bp.server("world", PUBLIC_SERVER6, 80, kind="whoami")
+    bp.server(plan.container(0), container_address6(0), PUBLISHED_PORT)

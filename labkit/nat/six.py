@@ -1,0 +1,215 @@
+"""A lab's IPv6 rules in its host: NAT66, publishing on the host's IPv6 address, and the routed
+mode's filter; with ip6tables or with nft, as the lab's NAT backend is.
+
+Two gateway modes, as Docker names them (`com.docker.network.bridge.gateway_mode_ipv6`,
+Docker 27.0 and later; before it, NAT66 came with `ip6tables: true`, from 20.10):
+- "nat" (Docker's default): containers' packets leave with the host's 2001:db8:2::15 (a
+  MASQUERADE in ip6 nat POSTROUTING) and [2001:db8:2::15]:5000 is DNATed to
+  [fd00:172:18::10]:5000, from outside (PREROUTING) and from the host itself (OUTPUT);
+- "routed": no NAT at all; the world routes fd00:172:18::/64 via the host (a route in the
+  plan), and the host's FORWARD lets in, from ens18 to br0, only replies and new
+  connections to the published port of netns0 ([fd00:172:18::10]:5000), dropping the rest.
+
+nftables: the lab's own table `ip6 labkit6`, replaced in one transaction, removed by deleting
+it. iptables: `ip6tables` (the flavour the system's alternatives choose), each rule checked
+with -C before -A, removed exactly with -D; what was added is kept in the journal (key
+"six") before it is added. `converge(lab, mode, backend, journal)` makes the host hold exactly
+the mode's rules (mode None: none), so going back to an IPv4 stage leaves none.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from ..errors import KernelError
+from ..kernel import netns
+from ..model import plan, six
+from . import tool
+from .tool import run_tool
+
+TABLE = "labkit6"
+FAMILY = "ip6"
+JOURNAL_KEY = "six"
+MODES = ("nat", "routed")
+_CHAINS = {("nat", "PREROUTING"): ("prerouting", "nat", "prerouting", "dstnat"),
+           ("nat", "OUTPUT"): ("output", "nat", "output", "-100"),
+           ("nat", "POSTROUTING"): ("postrouting", "nat", "postrouting", "srcnat"),
+           ("filter", "FORWARD"): ("forward", "filter", "forward", "filter")}
+
+
+@dataclass(frozen=True)
+class Rule6:
+    """One IPv6 rule: its table and chain, its ip6tables words after `-A CHAIN`, its nft
+    words, and what it does (in the seed's manner)."""
+    table: str
+    chain: str
+    iptables: str
+    nft: str
+    does: str
+
+    def argv(self) -> list[str]:
+        """ip6tables arguments that append it (-t TABLE -A CHAIN ...)."""
+        return ["-t", self.table, "-A", self.chain, *shlex.split(self.iptables)]
+
+    def command(self, tool_name: str = "iptables") -> str:
+        """What a person types to add it (`sudo ip6tables ...` or the nft lines)."""
+        if tool_name == "nft":
+            name, kind, hook, prio = _CHAINS[(self.table, self.chain)]
+            return (f"sudo nft add table ip6 {self.table}\n"
+                    f"sudo nft 'add chain ip6 {self.table} {name} {{ type {kind} hook {hook} "
+                    f"priority {prio}; }}'\n"
+                    f"sudo nft 'add rule ip6 {self.table} {name} {self.nft}'")
+        return f"sudo ip6tables -t {self.table} -A {self.chain} {self.iptables}"
+
+
+_DNAT = (f"-p tcp -m tcp --dport {six.PUBLISHED_PORT} -j DNAT --to-destination "
+         f"[{six.container_address6(0)}]:{six.PUBLISHED_PORT}")
+_NFT_DNAT = (f"tcp dport {six.PUBLISHED_PORT} counter dnat to "
+             f"[{six.container_address6(0)}]:{six.PUBLISHED_PORT}")
+MASQUERADE6 = Rule6("nat", "POSTROUTING", f"-s {six.BRIDGE_NET6} ! -o br0 -j MASQUERADE",
+                    f'ip6 saddr {six.BRIDGE_NET6} oifname != "br0" counter masquerade',
+                    "packets from the containers leave with the host's IPv6 address (NAT66)")
+PUBLISH6 = (
+    Rule6("nat", "PREROUTING", f"-d {six.HOST_ADDRESS6}/128 {_DNAT}",
+          f"ip6 daddr {six.HOST_ADDRESS6} {_NFT_DNAT}",
+          f"packets from outside to [{six.HOST_ADDRESS6}]:5000 go to netns0"),
+    Rule6("nat", "OUTPUT", f"-d {six.HOST_ADDRESS6}/128 {_DNAT}",
+          f"ip6 daddr {six.HOST_ADDRESS6} {_NFT_DNAT}",
+          f"the host's own packets to [{six.HOST_ADDRESS6}]:5000 go to netns0"),
+)
+ROUTED_FILTER = (
+    Rule6("filter", "FORWARD", "-o br0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+          'oifname "br0" ct state established,related counter accept',
+          "replies to the containers' own connections come in"),
+    Rule6("filter", "FORWARD", f"-d {six.container_address6(0)}/128 -i {plan.HOST_UPLINK} -o br0 "
+          f"-p tcp -m tcp --dport {six.PUBLISHED_PORT} -j ACCEPT",
+          f'iifname "{plan.HOST_UPLINK}" oifname "br0" ip6 daddr {six.container_address6(0)} '
+          f'tcp dport {six.PUBLISHED_PORT} counter accept',
+          "new connections from outside to netns0's published port come in"),
+    Rule6("filter", "FORWARD", f"-i {plan.HOST_UPLINK} -o br0 -j DROP",
+          f'iifname "{plan.HOST_UPLINK}" oifname "br0" counter drop',
+          "everything else from outside to the containers is dropped"),
+)
+
+
+def mode_of(stage: str | None) -> str | None:
+    """The gateway mode of a stage: "nat" for ipv6, "routed" for ipv6-routed, else None."""
+    from ..model import stages
+    if stage not in stages.STAGES or not stages.includes(stage, "ipv6"):
+        return None
+    return "routed" if stages.includes(stage, six.ROUTED) else "nat"
+
+
+def rules(mode: str | None) -> tuple[Rule6, ...]:
+    """The host's IPv6 rules in gateway mode `mode` (None: none)."""
+    if mode is None:
+        return ()
+    if mode not in MODES:
+        raise KernelError(f"IPv6 gateway mode {mode!r} is not known: use nat or routed")
+    return (MASQUERADE6,) + PUBLISH6 if mode == "nat" else ROUTED_FILTER
+
+
+# -- nft --------------------------------------------------------------------------------------
+def _nft_text(wanted) -> str:
+    lines = [f"table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}"]
+    if wanted:
+        lines.append(f"table {FAMILY} {TABLE} {{")
+        for key in [k for k in _CHAINS if any((r.table, r.chain) == k for r in wanted)]:
+            name, kind, hook, prio = _CHAINS[key]
+            lines.append(f"  chain {name} {{")
+            lines.append(f"    type {kind} hook {hook} priority {prio}; policy accept;")
+            lines += [f"    {r.nft}" for r in wanted if (r.table, r.chain) == key]
+            lines.append("  }")
+        lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# -- ip6tables ----------------------------------------------------------------------------------
+def _with(argv: list[str], op: str) -> list[str]:
+    return [op if a == "-A" else a for a in argv]
+
+
+def _present(ns: str, argv: list[str]) -> bool:
+    return run_tool(ns, ["ip6tables", *_with(argv, "-C")], check=False).returncode == 0
+
+
+def _delete(ns: str, argv: list[str]) -> None:
+    for _ in range(100):
+        if not _present(ns, argv):
+            return
+        run_tool(ns, ["ip6tables", *_with(argv, "-D")])
+
+
+# -- the lab ------------------------------------------------------------------------------------
+def converge(lab: str, mode: str | None, backend: str, journal) -> None:
+    """Make the host of lab `lab` hold exactly mode `mode`'s IPv6 rules with `backend`
+    ("nftables" or "iptables"), removing those of another mode or backend first; the ip6
+    tables that ip6tables (nf_tables flavour) made for labkit are deleted once empty."""
+    host = plan.namespace_name(lab, "host")
+    wanted = rules(mode)
+    record = journal.get(JOURNAL_KEY) or {}
+    if not netns.exists(host):
+        journal.update({JOURNAL_KEY: None})
+        return
+    if wanted:
+        tool.require(backend, "nftables" if backend == "nftables" else "iptables",
+                     "nft" if backend == "nftables" else "ip6tables", other="the other backend")
+    created = list(record.get("created_tables", ()))
+    if record.get("backend") == "nftables" and (backend != "nftables" or not wanted):
+        run_tool(host, ["nft", "delete", "table", FAMILY, TABLE], check=False)
+    want_argv = [r.argv() for r in wanted] if backend == "iptables" else []
+    for argv in record.get("rules", ()):
+        if list(argv) not in want_argv:
+            _delete(host, list(argv))
+    if backend == "iptables":
+        created += [t for t in sorted({r.table for r in wanted})
+                    if t not in created and _nft_table(host, t) is False]
+    for table in [t for t in created if t not in {r.table for r in wanted} or backend != "iptables"]:
+        _drop_if_empty(host, table)
+        created.remove(table)
+    journal.update({JOURNAL_KEY: {"backend": backend, "mode": mode, "rules": want_argv,
+                                  "created_tables": created} if wanted or created else None})
+    if backend == "nftables" and wanted:
+        run_tool(host, ["nft", "-f", "-"], input=_nft_text(wanted))
+        return
+    for argv in want_argv:
+        if not _present(host, argv):
+            run_tool(host, ["ip6tables", *argv])
+
+
+def _nft_table(ns: str, table: str) -> bool | None:
+    """Whether nft sees table `ip6 TABLE` in `ns` (None without nft: cannot tell)."""
+    if not tool.installed("nft"):
+        return None
+    return run_tool(ns, ["nft", "list", "table", FAMILY, table], check=False).returncode == 0
+
+
+def _drop_if_empty(ns: str, table: str) -> None:
+    """Delete ip6tables' table `ip6 TABLE` in `ns` if no rule is left in it."""
+    if not _nft_table(ns, table):
+        return
+    out = run_tool(ns, ["nft", "list", "table", FAMILY, table], check=False).stdout
+    body = [w for line in out.splitlines() for w in [line.strip()]
+            if w and not w.startswith(("table", "chain", "type", "}", "policy"))]
+    if not body:
+        run_tool(ns, ["nft", "delete", "table", FAMILY, table], check=False)
+
+
+def listing(kernel_name: str) -> list[str]:
+    """Every IPv6 rule line in namespace `kernel_name`, either tool's: `ip6tables -S` of tables
+    nat and filter (prefixed "nat " / "filter "), and nft's ip6 and inet tables' rules."""
+    lines = []
+    if tool.installed("ip6tables"):
+        for table in ("nat", "filter"):
+            out = run_tool(kernel_name, ["ip6tables", "-t", table, "-S"], check=False).stdout
+            lines += [f"{table} {line}" for line in out.splitlines() if line.startswith("-A ")]
+    if tool.installed("nft"):
+        out = run_tool(kernel_name, ["nft", "list", "ruleset"], check=False).stdout
+        family = None
+        for line in out.splitlines():
+            words = line.split()
+            if words[:1] == ["table"] and len(words) > 1:
+                family = words[1]
+            elif family in ("ip6", "inet") and words and words[0] not in ("chain", "type", "}", "policy"):
+                lines.append(f"nft {line.strip()}")
+    return lines
