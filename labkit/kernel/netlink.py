@@ -391,38 +391,6 @@ class Netlink:
         return [m.neighbour(r) for r in self._dump("listing IPv6 neighbours", m.RTM_GETNEIGH,
                                                    m.neighbour_query(socket.AF_INET6))]
 
-    # -- VXLAN ---------------------------------------------------------------------------
-    def add_vxlan(self, name: str, mac: str | None, vni: int, port: int, local: str | None, *,
-                  master: str | None = None, up: bool = False, mtu: int | None = None) -> None:
-        """Create VXLAN device `name` (VNI `vni`, UDP `port`, `local` underlay address, no
-        learning: remote VTEPs come from its FDB, `add_flood`). Undo: delete_link(name)."""
-        master_index = self._require(master) if master else None
-        msg = m.new_link(name, mac, "vxlan", up, master_index, m.vxlan_data(vni, port, local))
-        if mtu:
-            msg["attrs"].append(("IFLA_MTU", mtu))
-        self._do(f"creating VXLAN device {name} (VNI {vni})", m.RTM_NEWLINK,
-                 m.NLM_F_CREATE | m.NLM_F_EXCL, msg)
-        self._index.pop(name, None)
-
-    def set_mtu(self, name: str, mtu: int) -> None:
-        """Set link `name`'s MTU."""
-        self._do(f"setting {name} mtu {mtu}", m.RTM_NEWLINK, 0, m.set_mtu(self._require(name), mtu))
-
-    def add_flood(self, name: str, dst: str, mac: str = "00:00:00:00:00:00") -> None:
-        """`bridge fdb append MAC dev NAME dst DST`: VXLAN device `name` sends frames for `mac`
-        (all zeros: broadcast, unknown and multicast ones) to remote VTEP `dst` too; no-op if
-        the entry is there. Undo: del_flood."""
-        self._do(f"appending fdb {mac} dst {dst} to {name}", m.RTM_NEWNEIGH,
-                 m.NLM_F_CREATE | m.NLM_F_APPEND, m.fdb_request(self._require(name), mac, dst),
-                 ok=(errno.EEXIST,))
-
-    def del_flood(self, name: str, dst: str, mac: str = "00:00:00:00:00:00") -> None:
-        """Remove VXLAN device `name`'s FDB entry for `mac` to `dst`; no-op if it is gone."""
-        idx = self.index(name)
-        if idx is not None:
-            self._do(f"deleting fdb {mac} dst {dst} from {name}", m.RTM_DELNEIGH, 0,
-                     m.fdb_request(idx, mac, dst), ok=(errno.ENOENT, errno.ENODEV))
-
     def fdb(self) -> list[dict]:
         """The bridges' forwarding database: ifindex (the port), master (the bridge's index;
         None for a port's own entries), mac, permanent (else learned), vlan (None: untagged)."""

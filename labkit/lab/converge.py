@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 from ..kernel import netns
 from ..model import plan
-from ..kernel import sysctl
+from ..kernel import sysctl, vxlan
 from ..errors import KernelError
 from .journal import Journal
 from ..model.topology import Namespace, Topology
@@ -176,7 +176,7 @@ class _Run:
         if have is not None:
             self.delete(name, itf.name)
         master = itf.master if itf.master and self._is_bridge(name, itf.master) else None
-        self.nl(name).add_vxlan(itf.name, itf.mac, t.vni, t.port, t.local, master=master,
+        vxlan.add_vxlan(self.nl(name), itf.name, itf.mac, t.vni, t.port, t.local, master=master,
                                 up=itf.up, mtu=itf.mtu)
         self.made_here.add(name)
 
@@ -257,7 +257,7 @@ class _Run:
                 if changes:
                     nl.set_link(itf.name, **changes)
                 if itf.mtu and link.mtu != itf.mtu:
-                    nl.set_mtu(itf.name, itf.mtu)
+                    vxlan.set_mtu(nl, itf.name, itf.mtu)
             have_addrs: dict[str, set[str]] = {}
             for index, cidr in ([] if fresh else nl.addresses()):
                 if not cidr.startswith("127."):
@@ -290,17 +290,11 @@ class _Run:
         devices = [itf for itf in ns.interfaces if itf.kind == "vxlan"]
         if not devices:
             return
-        index = {itf.name: nl.index(itf.name) for itf in devices}
-        have: dict[str, set[str]] = {itf.name: set() for itf in devices}
-        for entry in nl.fdb():
-            for itf in devices:
-                if entry["ifindex"] == index[itf.name] and entry["dst"] \
-                        and entry["mac"] == "00:00:00:00:00:00":
-                    have[itf.name].add(entry["dst"])
+        have = {itf.name: set(vxlan.floods(nl, itf.name)) for itf in devices}
         with nl.batch():
             for itf in devices:
                 want = set(itf.vxlan.remotes)
                 for dst in sorted(have[itf.name] - want):
-                    nl.del_flood(itf.name, dst)
+                    vxlan.del_flood(nl, itf.name, dst)
                 for dst in sorted(want - have[itf.name]):
-                    nl.add_flood(itf.name, dst)
+                    vxlan.add_flood(nl, itf.name, dst)

@@ -11,7 +11,7 @@ import dataclasses
 from ..errors import LabkitError
 from ..kernel import netns
 from ..model import plan
-from ..kernel import sysctl
+from ..kernel import sysctl, vxlan
 from ..model.topology import Interface, Namespace, Route, Topology, Vxlan, route_text
 from ..kernel.netlink import Netlink
 from ..model.stages import SYSCTLS_TOUCHED
@@ -78,9 +78,7 @@ def _tunnel(link, nl: Netlink) -> Vxlan | None:
     if link.kind != "vxlan" or link.vxlan is None:
         return None
     vni, port, local, _learning = link.vxlan
-    remotes = sorted(e["dst"] for e in nl.fdb() if e["ifindex"] == link.index and e["dst"]
-                     and e["mac"] == "00:00:00:00:00:00")
-    return Vxlan(vni, port, local, tuple(remotes))
+    return Vxlan(vni, port, local, tuple(vxlan.floods(nl, link.name)))
 
 
 def _tunnel_text(t: Vxlan) -> str:

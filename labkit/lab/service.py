@@ -58,11 +58,8 @@ def hosts_text(topology: Topology) -> str:
 _PUBLIC_SERVER6 = "2001:db8:80::80"   # labkit.model.six.PUBLIC_SERVER6
 
 
-def _address_key(address: str) -> tuple[int, bytes]:
-    """IPv4 addresses in numeric order, then IPv6 ones."""
-    if ":" in address:
-        return 6, socket.inet_pton(socket.AF_INET6, address)
-    return 4, socket.inet_aton(address)
+def _address_key(address: str) -> tuple[bool, bytes]:  # IPv4 in numeric order, then IPv6
+    return ":" in address, socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
 
 
 RESOLV_CONF = ("# labkit: no DNS server in this lab; names come from /etc/hosts (this namespace's)\n"
@@ -146,35 +143,22 @@ def tidy_etc_dir() -> None:
 # -- listening sockets ---------------------------------------------------------------------------
 
 def listening(ns: str) -> set[tuple[str, int]]:
-    """(address, port) of every listening TCP socket in namespace `ns`."""
-    found = set()
+    """(address, port) of every listening TCP socket in namespace `ns`, IPv4 and IPv6."""
+    found, tables = set(), {}
     with netns.entered(ns):
-        with open("/proc/thread-self/net/tcp") as f:
-            rows = f.read().splitlines()[1:]
-    for row in rows:
-        cols = row.split()
-        if len(cols) > 3 and cols[3] == "0A":
-            hexaddr, hexport = cols[1].split(":")
-            addr = socket.inet_ntoa(int(hexaddr, 16).to_bytes(4, sys.byteorder))
-            found.add((addr, int(hexport, 16)))
-    return found | _listening6(ns)
-
-
-def _listening6(ns: str) -> set[tuple[str, int]]:
-    """(address, port) of every listening TCP socket over IPv6 in `ns` (none if it is off)."""
-    found = set()
-    with netns.entered(ns):
-        try:
-            with open("/proc/thread-self/net/tcp6") as f:
-                rows = f.read().splitlines()[1:]
-        except FileNotFoundError:
-            return found
-    for row in rows:
-        cols = row.split()
-        if len(cols) > 3 and cols[3] == "0A":
-            hexaddr, hexport = cols[1].split(":")
-            raw = b"".join(int(hexaddr[i:i + 8], 16).to_bytes(4, sys.byteorder) for i in range(0, 32, 8))
-            found.add((socket.inet_ntop(socket.AF_INET6, raw), int(hexport, 16)))
+        for name in ("tcp", "tcp6"):
+            with contextlib.suppress(FileNotFoundError):  # tcp6: none while IPv6 is off
+                with open(f"/proc/thread-self/net/{name}") as f:
+                    tables[name] = f.read().splitlines()[1:]
+    for name, rows in tables.items():
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 3 and cols[3] == "0A":
+                hexaddr, hexport = cols[1].split(":")
+                raw = b"".join(int(hexaddr[i:i + 8], 16).to_bytes(4, sys.byteorder)
+                               for i in range(0, len(hexaddr), 8))
+                found.add((socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw),
+                           int(hexport, 16)))
     return found
 
 
