@@ -42,6 +42,12 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
         items.append(_masquerade_item(words, rules, seen))
     elif stage == "hairpin":
         items += _hairpin_items(lab, words, rules, seen)
+    if stages.includes(stage, "ipv6"):       # beyond the seed: IPv6 (labkit.lab.dualstack)
+        from . import dualstack
+        items += dualstack.items(lab, stage, words)
+    if stage == "overlay":                     # two hosts over VXLAN (labkit.lab.tunnel)
+        from . import tunnel
+        items += tunnel.items(want, live, words)
     items += strays.items(lab, stage, want, live, words, rules)
     state_ok = all(i.ok for i in items)
     # where the state is wrong the stage is not done whatever the traffic does: the probes only
@@ -51,6 +57,9 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
         traffic, symptoms = _symptoms(lab, stage, words, patience)
     else:
         traffic, symptoms = reach.items(lab, stage, words, patience), ()
+    if stages.includes(stage, "ipv6") and not mystery:
+        from . import dualstack
+        traffic.append(dualstack.source_seen(lab, stage, words))
     if not state_ok:
         traffic = [dataclasses.replace(i, fix="") for i in traffic]
     traffic = seen.traffic(traffic, stage)

@@ -132,6 +132,26 @@ PROBES: dict[str, tuple[Probe, ...]] = {
                       fix=_HAIRPIN),
                 Probe("netns1", PUBLISHED, why="another container reaching the published port",
                       fix=_HAIRPIN)),
+    "ipv6": (Probe("world", PUBLISHED), Probe("host", PUBLISHED),
+             Probe("netns0", plan.PUBLIC_SERVER),
+             Probe("netns0", "http://[2001:db8:80::80]/", why="IPv6 out: a default route, "
+                   "forwarding and NAT66"),
+             Probe("netns1", "http://[2001:db8:80::80]/"),
+             Probe("world", "http://[2001:db8:2::15]:5000/", why="from outside over IPv6: the "
+                   "ip6 PREROUTING DNAT"),
+             Probe("host", "http://[2001:db8:2::15]:5000/", why="from the host over IPv6: the "
+                   "ip6 OUTPUT DNAT")),
+    "ipv6-routed": (Probe("netns0", "http://[2001:db8:80::80]/", why="IPv6 out without NAT66: "
+                          "the world needs its route back to fd00:172:18::/64"),
+                    Probe("world", "http://[fd00:172:18::10]:5000/", why="the published port, "
+                          "reached directly (routed: no DNAT)"),
+                    Probe("world", "http://[fd00:172:18::10]:8080/", False, "an unpublished port "
+                          "must stay closed to the world: the FORWARD filter's DROP"),
+                    Probe("netns0", plan.PUBLIC_SERVER)),
+    "overlay": (Probe("netns0", _c(1), why="one network across two hosts: the VXLAN tunnel"),
+                Probe("netns1", _c(0)),
+                Probe("netns0", f"http://{_c(1)}:8000/big.txt", why="a 1,400-byte response: "
+                      "full-size segments must fit the tunnel (MTU 1450)")),
 }
 
 
@@ -169,6 +189,8 @@ def _item(p: Probe, got: bool, w: Words) -> Item:
 
 
 def _address(target: str) -> str:
+    if "//[" in target:  # an IPv6 URL: http://[ADDRESS]:PORT/
+        return target.split("[")[1].split("]")[0]
     return target.split("//")[-1].split(":")[0].rstrip("/") if "//" in target else target
 
 

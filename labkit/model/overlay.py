@@ -69,3 +69,51 @@ def blueprint(bp) -> None:
     for host in HOSTS:
         bp.mtu(host, VXLAN, MTU)
     bp.server("netns1", plan.container_address(1), HTTP_PORT)
+
+
+def start(target):
+    """Where practising the overlay starts: the world's underlay and the two hosts on it, with
+    their underlay addresses and nothing else (no bridge, VXLAN device or container)."""
+    import dataclasses
+    kept = tuple(dataclasses.replace(ns, interfaces=tuple(
+        i for i in ns.interfaces if i.kind in ("loopback",) or i.name == UPLINK or ns.role == "world"))
+        for ns in target.namespaces if ns.role not in CONTAINERS)
+    return dataclasses.replace(target, namespaces=kept, services=())
+
+
+def steps() -> dict:
+    """The commands a person types to build the overlay from its start (labkit's own: the
+    seed has one host), in the style of the seed's."""
+    from .seed import Step
+    out = []
+    for host in HOSTS:
+        role = next(r for r, h in CONTAINERS.items() if h == host)
+        k = plan.container_index(role)
+        veth, ceth = f"veth{k}", f"ceth{k}"
+
+        def h(command, does):
+            return Step(host, f"sudo {command}", does, False)
+        out += [
+            h("ip link add br0 type bridge", "the host's bridge"),
+            h("ip link set br0 up", "the bridge up"),
+            h(f"ip link add {VXLAN} type vxlan id {VNI} dstport {VXLAN_PORT} local {UNDERLAY[host]} "
+              f"nolearning", f"the VXLAN device: VNI {VNI}, UDP {VXLAN_PORT}, this host's underlay address"),
+            h(f"ip link set {VXLAN} mtu {MTU}", "room for the 50 bytes of encapsulation"),
+            h(f"ip link set {VXLAN} master br0", "the tunnel becomes a port of the bridge"),
+            h(f"ip link set {VXLAN} up", "the tunnel up"),
+            h(f"bridge fdb append 00:00:00:00:00:00 dev {VXLAN} dst {UNDERLAY[other(host)]}",
+              "flood broadcast and unknown frames to the other host"),
+            h(f"ip netns add {role}", f"container {k}, on {host}"),
+            h(f"ip link add {veth} type veth peer name {ceth}", "its veth pair"),
+            h(f"ip link set {ceth} netns {role}", f"one end into {role}"),
+            h(f"ip link set {veth} master br0", f"{veth} becomes a port of the bridge"),
+            h(f"ip link set {veth} up", "the host's end up"),
+            Step(role, "ip link set lo up", "the loopback interface up", False),
+            Step(role, f"ip link set {ceth} mtu {MTU}", "the overlay's MTU", False),
+            Step(role, f"ip link set {ceth} up", "the container's end up", False),
+            Step(role, f"ip addr add {plan.container_address(k)}/16 dev {ceth}",
+                 "the container's address in the one /16", False),
+        ]
+    out.append(Step("netns1", f"python3 -m http.server --bind {plan.container_address(1)} {HTTP_PORT} &",
+                    "a web server in netns1, on host-b", False))
+    return {"overlay": tuple(out)}

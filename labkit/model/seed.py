@@ -120,7 +120,17 @@ STEPS: dict[str, tuple[Step, ...]] = {
 }
 """Each stage's steps, from the state of the stage before it (see `practice`)."""
 
-NEW_NAMESPACES = {"veth": ("netns0",), "two-veths": ("netns1",), "bridge": ("netns0", "netns1")}
+def _beyond() -> None:
+    """The chapters beyond the seed: their steps are labkit's own (model.six, model.overlay)."""
+    from . import overlay, six
+    STEPS.update(six.steps())
+    STEPS.update(overlay.steps())
+
+
+_beyond()
+
+NEW_NAMESPACES = {"veth": ("netns0",), "two-veths": ("netns1",), "bridge": ("netns0", "netns1"),
+                  "overlay": ("netns0", "netns1")}
 """The namespaces a person creates in each stage (the bridge stage deletes and re-adds both)."""
 
 

@@ -67,3 +67,47 @@ def extend(bp, n: int, routed: bool) -> None:
         bp.route("world", BRIDGE_NET6, via=HOST_ADDRESS6)
     bp.server("world", PUBLIC_SERVER6, 80, kind="whoami")
     bp.server(plan.container(0), container_address6(0), PUBLISHED_PORT)
+    if routed:  # a port of netns0 that is not published: the routed mode keeps it closed
+        bp.server(plan.container(0), container_address6(0), UNPUBLISHED_PORT)
+
+
+def steps() -> dict:
+    """The commands a person types for each IPv6 stage (labkit.model.seed.Step), from the
+    stage before it: labkit's own (seed=False), the seed has no IPv6."""
+    from .seed import Step
+    from ..nat.six import MASQUERADE6, PUBLISH6, ROUTED_FILTER
+
+    def host(command, does, rule=None):
+        return Step("host", command, does, False, rule.command("nft") if rule else "")
+
+    def on(role):
+        return tuple(Step(role, f"{'sudo ' if role == 'host' else ''}sysctl -w {k}={v}",
+                          "IPv6 on (labkit's lab starts with it off)", False) for k, v in IPV6_ON)
+
+    inside = ()
+    for k in range(2):
+        ns, a = plan.container(k), container_address6(k)
+        inside += on(ns) + (
+            Step(ns, f"ip addr add {a}/64 dev ceth{k} nodad", f"{ns}'s IPv6 address, usable at once", False),
+            Step(ns, f"ip -6 route add default via {BRIDGE_ADDRESS6}", "IPv6 out through the host", False))
+    nat = (
+        *on("host"),
+        host(f"sudo ip addr add {HOST_ADDRESS6}/64 dev {plan.HOST_UPLINK} nodad", "the host's IPv6 address"),
+        host(f"sudo ip -6 route add default via {WORLD_ADDRESS6}", "the host's IPv6 default route"),
+        host(f"sudo ip addr add {BRIDGE_ADDRESS6}/64 dev br0 nodad", "the containers' IPv6 gateway"),
+        host(f"sudo sysctl -w {FORWARDING6}=1", "the host forwards IPv6 packets"),
+        host(MASQUERADE6.command(), MASQUERADE6.does, MASQUERADE6),
+        *(host(r.command(), r.does, r) for r in PUBLISH6),
+    ) + inside + (
+        Step("netns0", f"python3 -m http.server --bind {container_address6(0)} {PUBLISHED_PORT} &",
+             "netns0's web server on its IPv6 address", False),)
+    routed = (
+        host(MASQUERADE6.command().replace(" -A ", " -D "), "no NAT66: the containers' own "
+             "addresses go out"),
+        *(host(r.command().replace(" -A ", " -D "), "no DNAT: the world reaches netns0 directly")
+          for r in PUBLISH6),
+        *(host(r.command(), r.does, r) for r in ROUTED_FILTER),
+        Step("world", f"ip -6 route add {BRIDGE_NET6} via {HOST_ADDRESS6}",
+             "the world (the upstream router) routes the containers' prefix to the host", False),
+    )
+    return {"ipv6": nat, ROUTED: routed}

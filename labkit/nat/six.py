@@ -197,7 +197,8 @@ def _drop_if_empty(ns: str, table: str) -> None:
 
 def listing(kernel_name: str) -> list[str]:
     """Every IPv6 rule line in namespace `kernel_name`, either tool's: `ip6tables -S` of tables
-    nat and filter (prefixed "nat " / "filter "), and nft's ip6 and inet tables' rules."""
+    nat and filter ("nat -A POSTROUTING ..."), and the rules of nft's ip6 and inet tables
+    with their chain's hook ("nft postrouting ip6 saddr ... masquerade")."""
     lines = []
     if tool.installed("ip6tables"):
         for table in ("nat", "filter"):
@@ -205,11 +206,14 @@ def listing(kernel_name: str) -> list[str]:
             lines += [f"{table} {line}" for line in out.splitlines() if line.startswith("-A ")]
     if tool.installed("nft"):
         out = run_tool(kernel_name, ["nft", "list", "ruleset"], check=False).stdout
-        family = None
+        family = hook = None
         for line in out.splitlines():
             words = line.split()
             if words[:1] == ["table"] and len(words) > 1:
-                family = words[1]
-            elif family in ("ip6", "inet") and words and words[0] not in ("chain", "type", "}", "policy"):
-                lines.append(f"nft {line.strip()}")
+                family, hook = words[1], None
+            elif words[:1] == ["type"] and "hook" in words:
+                hook = words[words.index("hook") + 1]
+            elif family in ("ip6", "inet") and hook and words and \
+                    words[0] not in ("chain", "}", "policy", "type"):
+                lines.append(f"nft {hook} {line.strip()}")
     return lines
