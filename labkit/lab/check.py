@@ -129,11 +129,12 @@ def _link_items(ns: Namespace, itf: Interface, have: Namespace, live: Topology, 
 
 def _make_link(ns: Namespace, itf: Interface, live: Topology, w: Words) -> str:
     """The seed's commands that make a missing link."""
+    home = ns.role if ns.kind == "host" else itf.peer[0] if itf.peer else "host"  # overlay: host-a
     if itf.kind == "bridge":
-        return f"{w.where('host')}: ip link add {itf.name} type bridge; ip link set {itf.name} up"
+        return f"{w.where(home)}: ip link add {itf.name} type bridge; ip link set {itf.name} up"
     if itf.kind == "veth" and itf.peer:
-        host_end, other = (itf.name, itf.peer) if ns.role == "host" else (itf.peer[1], (ns.role, itf.name))
-        return (f"{w.where('host')}: ip link add {host_end} type veth peer name {other[1]}; "
+        host_end, other = (itf.name, itf.peer) if ns.role == home else (itf.peer[1], (ns.role, itf.name))
+        return (f"{w.where(home)}: ip link add {host_end} type veth peer name {other[1]}; "
                 f"ip link set {other[1]} netns {w.ns(other[0])}")
     return ""
 

@@ -32,6 +32,15 @@ def items(lab, stage: str, w: Words) -> list[Item]:
     """The state items of an IPv6 stage (its traffic is in reach.PROBES and `source_seen`)."""
     host = w.ns("host")
     found = []
+    key, on = six.IPV6_ON[0]
+    for role in lab.roles():
+        if role == "world" or plan.container_index(role) is None and role != "host":
+            continue                    # the world's IPv6 is the scene
+        now = sysctl.read(w.ns(role), key)
+        where = "the host" if role == "host" else role
+        found.append(Item(now == on, f"IPv6 is {'on' if now == on else 'off'} in {where} ({key} "
+                          f"is {now})", "addresses", w.look(role, f"sysctl {key}"),
+                          f"{w.where(role)}: sysctl -w {key}={on}"))
     now = sysctl.read(host, six.FORWARDING6)
     found.append(Item(now == "1", "the host " + ("forwards IPv6 packets" if now == "1" else
                       f"does not forward IPv6 packets ({six.FORWARDING6} is {now})"), "forwarding",
@@ -63,9 +72,9 @@ def source_seen(lab, stage: str, w: Words) -> Item:
     fix = (f"{w.where('host')}: ip6tables -t nat -D POSTROUTING -s {six.BRIDGE_NET6} ! -o br0 -j MASQUERADE"
            if routed else f"{w.where('host')}: {nat6.MASQUERADE6.command().removeprefix('sudo ')}")
     if answered and seen == want:
-        return Item(True, f"the public server sees netns0's IPv6 packets coming from {seen}", "traffic")
+        return Item(True, f"the public server sees the source of netns0's IPv6 packets as {seen}", "traffic")
     if answered:
-        return Item(False, f"the public server sees netns0's IPv6 packets coming from {seen}, not "
+        return Item(False, f"the public server sees the source of netns0's IPv6 packets as {seen}, not "
                     f"from {want}" + (" (routed: no NAT66)" if routed else " (the host's, by NAT66)"),
                     "traffic", look, fix)
     return Item(False, f"netns0 gets no answer from the public server over IPv6, so the source it "

@@ -22,6 +22,12 @@ def items(want: Topology, live: Topology, w: Words) -> list[Item]:
             got = have.interface(itf.name)
             if got is None:
                 continue
+            if ns.kind == "host" and (itf.master or got.master):  # check's own: role "host" only
+                ok = got.master == itf.master
+                found.append(Item(ok, f"{itf.name} in {ns.role} is " + (f"a port of {itf.master}" if ok
+                                  else f"not a port of {itf.master}"), "links",
+                                  w.look(ns.role, "bridge link"),
+                                  f"{w.where(ns.role)}: ip link set {itf.name} master {itf.master}"))
             if itf.vxlan is not None and got.vxlan is not None:
                 found += _tunnel_items(ns.role, itf, got, w)
             if itf.mtu is not None:

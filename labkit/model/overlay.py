@@ -68,17 +68,21 @@ def blueprint(bp) -> None:
         bp.mtu(role, f"ceth{k}", MTU)
     for host in HOSTS:
         bp.mtu(host, VXLAN, MTU)
-    bp.server("netns1", plan.container_address(1), HTTP_PORT)
+    bp.server("netns1", "0.0.0.0", HTTP_PORT)   # the scene's, serving big.txt (BIG_BYTES)
 
 
 def start(target):
     """Where practising the overlay starts: the world's underlay and the two hosts on it, with
-    their underlay addresses and nothing else (no bridge, VXLAN device or container)."""
+    their underlay addresses, and the containers' namespaces holding only lo (made, as a
+    container runtime makes them before its network plugin wires them); no bridge, VXLAN
+    device or veth; netns1's web server (on 0.0.0.0:8000, the scene's). (A shell in host-a is `ip netns exec`'s, whose `ip netns add` would not
+    be seen outside it: the namespaces are there already.)"""
     import dataclasses
     kept = tuple(dataclasses.replace(ns, interfaces=tuple(
-        i for i in ns.interfaces if i.kind in ("loopback",) or i.name == UPLINK or ns.role == "world"))
-        for ns in target.namespaces if ns.role not in CONTAINERS)
-    return dataclasses.replace(target, namespaces=kept, services=())
+        dataclasses.replace(i, up=ns.role not in CONTAINERS) for i in ns.interfaces
+        if i.kind == "loopback" or i.name == UPLINK or ns.role == "world"))   # a new namespace's lo is down
+        for ns in target.namespaces)
+    return dataclasses.replace(target, namespaces=kept)
 
 
 def steps() -> dict:
@@ -103,7 +107,6 @@ def steps() -> dict:
             h(f"ip link set {VXLAN} up", "the tunnel up"),
             h(f"bridge fdb append 00:00:00:00:00:00 dev {VXLAN} dst {UNDERLAY[other(host)]}",
               "flood broadcast and unknown frames to the other host"),
-            h(f"ip netns add {role}", f"container {k}, on {host}"),
             h(f"ip link add {veth} type veth peer name {ceth}", "its veth pair"),
             h(f"ip link set {ceth} netns {role}", f"one end into {role}"),
             h(f"ip link set {veth} master br0", f"{veth} becomes a port of the bridge"),
@@ -114,6 +117,4 @@ def steps() -> dict:
             Step(role, f"ip addr add {plan.container_address(k)}/16 dev {ceth}",
                  "the container's address in the one /16", False),
         ]
-    out.append(Step("netns1", f"python3 -m http.server --bind {plan.container_address(1)} {HTTP_PORT} &",
-                    "a web server in netns1, on host-b", False))
     return {"overlay": tuple(out)}

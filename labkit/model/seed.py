@@ -129,8 +129,7 @@ def _beyond() -> None:
 
 _beyond()
 
-NEW_NAMESPACES = {"veth": ("netns0",), "two-veths": ("netns1",), "bridge": ("netns0", "netns1"),
-                  "overlay": ("netns0", "netns1")}
+NEW_NAMESPACES = {"veth": ("netns0",), "two-veths": ("netns1",), "bridge": ("netns0", "netns1")}
 """The namespaces a person creates in each stage (the bridge stage deletes and re-adds both)."""
 
 

@@ -6,9 +6,11 @@ Docker 27.0 and later; before it, NAT66 came with `ip6tables: true`, from 20.10)
 - "nat" (Docker's default): containers' packets leave with the host's 2001:db8:2::15 (a
   MASQUERADE in ip6 nat POSTROUTING) and [2001:db8:2::15]:5000 is DNATed to
   [fd00:172:18::10]:5000, from outside (PREROUTING) and from the host itself (OUTPUT);
-- "routed": no NAT at all; the world routes fd00:172:18::/64 via the host (a route in the
-  plan), and the host's FORWARD lets in, from ens18 to br0, only replies and new
-  connections to the published port of netns0 ([fd00:172:18::10]:5000), dropping the rest.
+- "routed": no NAT of the containers' own connections; the world routes fd00:172:18::/64
+  via the host (a route in the plan) and reaches [fd00:172:18::10]:5000 directly, and the
+  host's FORWARD lets in, from ens18 to br0, only replies and new connections to that
+  published port, dropping the rest. labkit keeps the DNAT of [2001:db8:2::15]:5000 here too
+  (Docker's routed mode maps no host port: its -p opens the container's port only).
 
 nftables: the lab's own table `ip6 labkit6`, replaced in one transaction, removed by deleting
 it. iptables: `ip6tables` (the flavour the system's alternatives choose), each rule checked
@@ -93,8 +95,11 @@ ROUTED_FILTER = (
 
 
 def mode_of(stage: str | None) -> str | None:
-    """The gateway mode of a stage: "nat" for ipv6, "routed" for ipv6-routed, else None."""
+    """The gateway mode of a stage: "nat" for ipv6, "routed" for ipv6-routed, else None; for
+    the start of a practice ("before-ipv6-routed"), the mode of the stage it starts from."""
     from ..model import stages
+    if stage and stages.practised(stage) in stages.STAGES:
+        stage = stages.previous(stages.practised(stage))
     if stage not in stages.STAGES or not stages.includes(stage, "ipv6"):
         return None
     return "routed" if stages.includes(stage, six.ROUTED) else "nat"
@@ -106,7 +111,7 @@ def rules(mode: str | None) -> tuple[Rule6, ...]:
         return ()
     if mode not in MODES:
         raise KernelError(f"IPv6 gateway mode {mode!r} is not known: use nat or routed")
-    return (MASQUERADE6,) + PUBLISH6 if mode == "nat" else ROUTED_FILTER
+    return (MASQUERADE6,) + PUBLISH6 if mode == "nat" else PUBLISH6 + ROUTED_FILTER
 
 
 # -- nft --------------------------------------------------------------------------------------
