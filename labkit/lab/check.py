@@ -47,7 +47,7 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
         items += dualstack.items(lab, stage, words)
     if stage == "overlay":                     # two hosts over VXLAN (labkit.lab.tunnel)
         from . import tunnel
-        items += tunnel.items(want, live, words)
+        items += tunnel.items(want, live, words) + tunnel.underlay_items(lab, words)
     items += strays.items(lab, stage, want, live, words, rules)
     state_ok = all(i.ok for i in items)
     # where the state is wrong the stage is not done whatever the traffic does: the probes only

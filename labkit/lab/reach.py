@@ -33,6 +33,7 @@ class Probe:
     why: str = ""            # what a wrong answer means, in the seed's words
     fix: str = ""            # the command that makes it work, when no state item names one
     look: str = ""           # where else to look
+    via: str = "host"        # the namespace that routes or bridges it (the overlay's: host-a)
 
     @property
     def command(self) -> str:
@@ -148,10 +149,13 @@ PROBES: dict[str, tuple[Probe, ...]] = {
                     Probe("world", "http://[fd00:172:18::10]:8080/", False, "an unpublished port "
                           "must stay closed to the world: the FORWARD filter's DROP"),
                     Probe("netns0", plan.PUBLIC_SERVER)),
-    "overlay": (Probe("netns0", _c(1), why="one network across two hosts: the VXLAN tunnel"),
-                Probe("netns1", _c(0)),
+    "overlay": (Probe("netns0", _c(1), why="one network across two hosts: the VXLAN tunnel",
+                      look="bridge fdb show dev vxlan42; tcpdump -ni eth0 udp port 4789",
+                      via="host-a"),
+                Probe("netns1", _c(0), via="host-b", look="ip -d link show vxlan42"),
                 Probe("netns0", f"http://{_c(1)}:8000/big.txt", why="a 1,400-byte response: "
-                      "full-size segments must fit the tunnel (MTU 1450)")),
+                      "full-size segments must fit the tunnel (MTU 1450)", via="host-a",
+                      look="ip link show vxlan42; ip netns exec netns0 ip link show ceth0")),
 }
 
 
@@ -180,11 +184,11 @@ def _item(p: Probe, got: bool, w: Words) -> Item:
         return Item(True, said, "traffic")
     extra = f" ({p.why})" if p.why else ""
     look = w.look(p.source, p.command)
-    if p.expect and p.source != "host":
-        look += f"; then {w.look('host', 'ip route get ' + _address(p.target))}"
+    if p.expect and p.source != p.via:
+        look += f"; then {w.look(p.via, 'ip route get ' + _address(p.target))}"
     if p.look:
-        look += f"; in host: {p.look}"
-    fix = f"{w.where('host')}: {p.fix}" if p.fix else ""
+        look += f"; in {p.via}: {p.look}"
+    fix = f"{w.where(p.via)}: {p.fix}" if p.fix else ""
     return Item(False, said + (" but should not" if got else "") + extra, "traffic", look, fix)
 
 

@@ -41,6 +41,27 @@ def items(want: Topology, live: Topology, w: Words) -> list[Item]:
     return found
 
 
+def underlay_items(lab, w: Words) -> list[Item]:
+    """Nothing in either host drops the tunnel's UDP port (a firewall on the underlay path),
+    read from both tools' rules."""
+    from ..kernel import netns
+    found = []
+    port = str(overlay.VXLAN_PORT)
+    for host in overlay.HOSTS:
+        lines = []
+        for argv in (["iptables-save"], ["nft", "list", "ruleset"]):
+            out = netns.run(w.ns(host), argv, check=False).stdout or ""
+            lines += [line.strip() for line in out.splitlines()
+                      if port in line and any(v in line for v in ("DROP", "REJECT", " drop", " reject"))]
+        rule = next((line for line in lines if line.startswith("-A ")), lines[0] if lines else "")
+        fix = (f"{w.where(host)}: iptables -D {rule[3:]}" if rule.startswith("-A ") else
+               f"{w.where(host)}: nft -a list ruleset, then nft delete rule ... handle N")
+        found.append(Item(not lines, f"{host} " + ("lets in" if not lines else f"drops ({rule})")
+                          + f" the tunnel's UDP port {port}", "links",
+                          w.look(host, f"iptables -S; nft list ruleset | grep {port}"), fix))
+    return found
+
+
 def _tunnel_items(role: str, itf, got, w: Words) -> list[Item]:
     t, g = itf.vxlan, got.vxlan
     where = f"{itf.name} in {role}"
