@@ -67,7 +67,9 @@ def _namespace(t: Topology, role: str, **changes) -> Topology:
 
 
 def _no_default_route(t: Topology) -> Topology:
-    return _namespace(t, "netns0", routes=())
+    """netns0 without its IPv4 default route (an IPv6 one, in the ipv6 stages, stays)."""
+    return _namespace(t, "netns0", routes=tuple(r for r in t.namespace("netns0").routes
+                                                if ":" in (r.gateway or "")))
 
 
 def _no_forwarding(t: Topology) -> Topology:
