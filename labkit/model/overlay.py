@@ -85,10 +85,14 @@ def start(target):
     return dataclasses.replace(target, namespaces=kept)
 
 
+def _step(where: str, command: str, does: str, seed: bool = True, nft: str = "") -> tuple:
+    return (where, command, does, seed, nft)
+
+
 def steps() -> dict:
     """The commands a person types to build the overlay from its start (labkit's own: the
     seed has one host), in the style of the seed's."""
-    from .seed import Step
+    Step = _step  # noqa: N806 (seed.Step's fields, as a tuple: seed wraps them)
     out = []
     for host in HOSTS:
         role = next(r for r, h in CONTAINERS.items() if h == host)

@@ -123,8 +123,8 @@ STEPS: dict[str, tuple[Step, ...]] = {
 def _beyond() -> None:
     """The chapters beyond the seed: their steps are labkit's own (model.six, model.overlay)."""
     from . import overlay, six
-    STEPS.update(six.steps())
-    STEPS.update(overlay.steps())
+    for chapter in (six.steps(), overlay.steps()):
+        STEPS.update({stage: tuple(Step(*fields) for fields in steps) for stage, steps in chapter.items()})
 
 
 _beyond()

@@ -18,6 +18,9 @@ earlier stage converges.
 """
 from __future__ import annotations
 
+import shlex
+from dataclasses import dataclass
+
 from . import plan
 
 BRIDGE_NET6 = "fd00:172:18::/64"
@@ -43,6 +46,68 @@ def container_address6(k: int) -> str:
 def url(address: str, port: int | None = None) -> str:
     """An HTTP URL of an IPv6 address ("http://[2001:db8:2::15]:5000/")."""
     return f"http://[{address}]" + (f":{port}" if port else "") + "/"
+
+
+# -- the host's IPv6 rules, as data (labkit.nat.six makes them with either tool) -----------
+_CHAINS = {("nat", "PREROUTING"): ("prerouting", "nat", "prerouting", "dstnat"),
+           ("nat", "OUTPUT"): ("output", "nat", "output", "-100"),
+           ("nat", "POSTROUTING"): ("postrouting", "nat", "postrouting", "srcnat"),
+           ("filter", "FORWARD"): ("forward", "filter", "forward", "filter")}
+
+
+@dataclass(frozen=True)
+class Rule6:
+    """One IPv6 rule: its table and chain, its ip6tables words after `-A CHAIN`, its nft
+    words, and what it does (in the seed's manner)."""
+    table: str
+    chain: str
+    iptables: str
+    nft: str
+    does: str
+
+    def argv(self) -> list[str]:
+        """ip6tables arguments that append it (-t TABLE -A CHAIN ...)."""
+        return ["-t", self.table, "-A", self.chain, *shlex.split(self.iptables)]
+
+    def command(self, tool_name: str = "iptables") -> str:
+        """What a person types to add it (`sudo ip6tables ...` or the nft lines)."""
+        if tool_name == "nft":
+            name, kind, hook, prio = _CHAINS[(self.table, self.chain)]
+            return (f"sudo nft add table ip6 {self.table}\n"
+                    f"sudo nft 'add chain ip6 {self.table} {name} {{ type {kind} hook {hook} "
+                    f"priority {prio}; }}'\n"
+                    f"sudo nft 'add rule ip6 {self.table} {name} {self.nft}'")
+        return f"sudo ip6tables -t {self.table} -A {self.chain} {self.iptables}"
+
+
+_DNAT = (f"-p tcp -m tcp --dport {PUBLISHED_PORT} -j DNAT --to-destination "
+         f"[{container_address6(0)}]:{PUBLISHED_PORT}")
+_NFT_DNAT = (f"tcp dport {PUBLISHED_PORT} counter dnat to "
+             f"[{container_address6(0)}]:{PUBLISHED_PORT}")
+MASQUERADE6 = Rule6("nat", "POSTROUTING", f"-s {BRIDGE_NET6} ! -o br0 -j MASQUERADE",
+                    f'ip6 saddr {BRIDGE_NET6} oifname != "br0" counter masquerade',
+                    "packets from the containers leave with the host's IPv6 address (NAT66)")
+PUBLISH6 = (
+    Rule6("nat", "PREROUTING", f"-d {HOST_ADDRESS6}/128 {_DNAT}",
+          f"ip6 daddr {HOST_ADDRESS6} {_NFT_DNAT}",
+          f"packets from outside to [{HOST_ADDRESS6}]:5000 go to netns0"),
+    Rule6("nat", "OUTPUT", f"-d {HOST_ADDRESS6}/128 {_DNAT}",
+          f"ip6 daddr {HOST_ADDRESS6} {_NFT_DNAT}",
+          f"the host's own packets to [{HOST_ADDRESS6}]:5000 go to netns0"),
+)
+ROUTED_FILTER = (
+    Rule6("filter", "FORWARD", "-o br0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+          'oifname "br0" ct state established,related counter accept',
+          "replies to the containers' own connections come in"),
+    Rule6("filter", "FORWARD", f"-d {container_address6(0)}/128 -i {plan.HOST_UPLINK} -o br0 "
+          f"-p tcp -m tcp --dport {PUBLISHED_PORT} -j ACCEPT",
+          f'iifname "{plan.HOST_UPLINK}" oifname "br0" ip6 daddr {container_address6(0)} '
+          f'tcp dport {PUBLISHED_PORT} counter accept',
+          "new connections from outside to netns0's published port come in"),
+    Rule6("filter", "FORWARD", f"-i {plan.HOST_UPLINK} -o br0 -j DROP",
+          f'iifname "{plan.HOST_UPLINK}" oifname "br0" counter drop',
+          "everything else from outside to the containers is dropped"),
+)
 
 
 def extend(bp, n: int, routed: bool) -> None:
@@ -71,11 +136,14 @@ def extend(bp, n: int, routed: bool) -> None:
         bp.server(plan.container(0), container_address6(0), UNPUBLISHED_PORT)
 
 
+def _step(where: str, command: str, does: str, seed: bool = True, nft: str = "") -> tuple:
+    return (where, command, does, seed, nft)
+
+
 def steps() -> dict:
-    """The commands a person types for each IPv6 stage (labkit.model.seed.Step), from the
+    """The commands a person types for each IPv6 stage (labkit.model.seed.Step fields), from the
     stage before it: labkit's own (seed=False), the seed has no IPv6."""
-    from .seed import Step
-    from ..nat.six import MASQUERADE6, PUBLISH6, ROUTED_FILTER
+    Step = _step  # noqa: N806 (seed.Step's fields, as a tuple: seed wraps them)
 
     def host(command, does, rule=None):
         return Step("host", command, does, False, rule.command("nft") if rule else "")

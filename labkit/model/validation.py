@@ -298,6 +298,10 @@ def _check_routes(ns, links: dict) -> None:
         if route.dev is not None and route.dev not in links:
             raise UnknownName(f"{text}: {ns.role} has no interface {route.dev!r}: name one of "
                               f"{', '.join(links)}")
+        if route.gateway is not None and dst != "default" and \
+                (":" in dst) != (":" in route.gateway):
+            raise BadAddress(f"{text}: the gateway {route.gateway} is not of the destination's "
+                             f"family (IPv{6 if ':' in dst else 4}): choose a gateway of that family")
         if route.gateway is not None:
             via = _gateway(route.gateway)
             on_link = [name for nets in networks.values() for iface, name in nets

@@ -20,12 +20,10 @@ the mode's rules (mode None: none), so going back to an IPv4 stage leaves none.
 """
 from __future__ import annotations
 
-import shlex
-from dataclasses import dataclass
-
 from ..errors import KernelError
 from ..kernel import netns
 from ..model import plan, six
+from ..model.six import _CHAINS, MASQUERADE6, PUBLISH6, ROUTED_FILTER, Rule6  # noqa: F401 (the rules, as data)
 from . import tool
 from .tool import run_tool
 
@@ -33,65 +31,6 @@ TABLE = "labkit6"
 FAMILY = "ip6"
 JOURNAL_KEY = "six"
 MODES = ("nat", "routed")
-_CHAINS = {("nat", "PREROUTING"): ("prerouting", "nat", "prerouting", "dstnat"),
-           ("nat", "OUTPUT"): ("output", "nat", "output", "-100"),
-           ("nat", "POSTROUTING"): ("postrouting", "nat", "postrouting", "srcnat"),
-           ("filter", "FORWARD"): ("forward", "filter", "forward", "filter")}
-
-
-@dataclass(frozen=True)
-class Rule6:
-    """One IPv6 rule: its table and chain, its ip6tables words after `-A CHAIN`, its nft
-    words, and what it does (in the seed's manner)."""
-    table: str
-    chain: str
-    iptables: str
-    nft: str
-    does: str
-
-    def argv(self) -> list[str]:
-        """ip6tables arguments that append it (-t TABLE -A CHAIN ...)."""
-        return ["-t", self.table, "-A", self.chain, *shlex.split(self.iptables)]
-
-    def command(self, tool_name: str = "iptables") -> str:
-        """What a person types to add it (`sudo ip6tables ...` or the nft lines)."""
-        if tool_name == "nft":
-            name, kind, hook, prio = _CHAINS[(self.table, self.chain)]
-            return (f"sudo nft add table ip6 {self.table}\n"
-                    f"sudo nft 'add chain ip6 {self.table} {name} {{ type {kind} hook {hook} "
-                    f"priority {prio}; }}'\n"
-                    f"sudo nft 'add rule ip6 {self.table} {name} {self.nft}'")
-        return f"sudo ip6tables -t {self.table} -A {self.chain} {self.iptables}"
-
-
-_DNAT = (f"-p tcp -m tcp --dport {six.PUBLISHED_PORT} -j DNAT --to-destination "
-         f"[{six.container_address6(0)}]:{six.PUBLISHED_PORT}")
-_NFT_DNAT = (f"tcp dport {six.PUBLISHED_PORT} counter dnat to "
-             f"[{six.container_address6(0)}]:{six.PUBLISHED_PORT}")
-MASQUERADE6 = Rule6("nat", "POSTROUTING", f"-s {six.BRIDGE_NET6} ! -o br0 -j MASQUERADE",
-                    f'ip6 saddr {six.BRIDGE_NET6} oifname != "br0" counter masquerade',
-                    "packets from the containers leave with the host's IPv6 address (NAT66)")
-PUBLISH6 = (
-    Rule6("nat", "PREROUTING", f"-d {six.HOST_ADDRESS6}/128 {_DNAT}",
-          f"ip6 daddr {six.HOST_ADDRESS6} {_NFT_DNAT}",
-          f"packets from outside to [{six.HOST_ADDRESS6}]:5000 go to netns0"),
-    Rule6("nat", "OUTPUT", f"-d {six.HOST_ADDRESS6}/128 {_DNAT}",
-          f"ip6 daddr {six.HOST_ADDRESS6} {_NFT_DNAT}",
-          f"the host's own packets to [{six.HOST_ADDRESS6}]:5000 go to netns0"),
-)
-ROUTED_FILTER = (
-    Rule6("filter", "FORWARD", "-o br0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-          'oifname "br0" ct state established,related counter accept',
-          "replies to the containers' own connections come in"),
-    Rule6("filter", "FORWARD", f"-d {six.container_address6(0)}/128 -i {plan.HOST_UPLINK} -o br0 "
-          f"-p tcp -m tcp --dport {six.PUBLISHED_PORT} -j ACCEPT",
-          f'iifname "{plan.HOST_UPLINK}" oifname "br0" ip6 daddr {six.container_address6(0)} '
-          f'tcp dport {six.PUBLISHED_PORT} counter accept',
-          "new connections from outside to netns0's published port come in"),
-    Rule6("filter", "FORWARD", f"-i {plan.HOST_UPLINK} -o br0 -j DROP",
-          f'iifname "{plan.HOST_UPLINK}" oifname "br0" counter drop',
-          "everything else from outside to the containers is dropped"),
-)
 
 
 def mode_of(stage: str | None) -> str | None:
