@@ -37,6 +37,18 @@ FIXES = {
     "dnat-wrong-port": ("host", "iptables -t nat -D PREROUTING -d 10.0.2.15/32 -p tcp -m tcp --dport 5000 "
                                 "-j DNAT --to-destination 172.18.0.10:5001; iptables -t nat -A PREROUTING "
                                 "-d 10.0.2.15 -p tcp --dport 5000 -j DNAT --to-destination 172.18.0.10:5000"),
+    # beyond the seed: IPv6 and the overlay
+    "no-forwarding6": ("host", "sysctl -w net.ipv6.conf.all.forwarding=1"),
+    "no-nat66": ("host", "ip6tables -t nat -A POSTROUTING -s fd00:172:18::/64 ! -o br0 -j MASQUERADE"),
+    "no-default-route6": ("netns0", "ip -6 route add default via fd00:172:18::1"),
+    "no-return-route": ("world", "ip -6 route add fd00:172:18::/64 via 2001:db8:2::15"),
+    "mtu-1500": [("netns0", "ip link set ceth0 mtu 1450"), ("netns1", "ip link set ceth1 mtu 1450")],
+    "no-flood-entry": ("host-a", "bridge fdb append 00:00:00:00:00:00 dev vxlan42 dst 10.0.3.2"),
+    "wrong-vni": ("host-b", "ip link del vxlan42; ip link add vxlan42 type vxlan id 42 dstport 4789 "
+                            "local 10.0.3.2 nolearning; ip link set vxlan42 mtu 1450; ip link set "
+                            "vxlan42 master br0; ip link set vxlan42 up; bridge fdb append "
+                            "00:00:00:00:00:00 dev vxlan42 dst 10.0.3.1"),
+    "vxlan-port-dropped": ("host-b", "iptables -D INPUT -p udp --dport 4789 -j DROP"),
 }
 DOUBLES = [name for name in faults.FAULTS if "+" in name]
 for _double in DOUBLES:                 # a double fault: the fixes of its two parts

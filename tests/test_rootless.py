@@ -209,6 +209,7 @@ def test_a_user_runs_every_stage_in_a_world_that_ends_with_the_last_lab(user1):
         user1.ok("up", stage)
         result = user1.labkit("check", stage)
         assert result.returncode == 0, (stage, result.stdout, result.stderr)
+    user1.ok("up", "hairpin")     # back to the seed's shape (the overlay's has two hosts)
     listing = user1.ok("shell", "--", "ip", "netns", "list")
     assert {"host", "world", "netns0", "netns1"} <= {line.split()[0] for line in listing.splitlines()}
     page = user1.ok("shell", "--", "ip", "netns", "exec", "world", "curl", "-s", "-m", "5",
@@ -644,3 +645,31 @@ c.stop_channels(); km.shutdown_kernel(now=True)
     for u in (user1, user2):
         u.ok("clean")
         assert u.world() is None
+
+
+def test_a_user_has_ipv6_with_both_tools_and_an_overlay_of_two_hosts(user1):
+    """Issue 24 without root: NAT66 and IPv6 publishing with ip6tables and with nft, the routed
+    mode, and VXLAN between two hosts, each checked; the world reaches the published port over
+    IPv6 and the overlay carries 1,400 bytes across."""
+    for backend in ("iptables", "nftables"):
+        user1.ok("up", "ipv6", "--backend", backend)
+        result = user1.labkit("check", "ipv6")
+        assert result.returncode == 0, (backend, result.stdout, result.stderr)
+        page = user1.ok("shell", "--", "ip", "netns", "exec", "world", "curl", "-s", "-m", "5",
+                        "http://[2001:db8:2::15]:5000/")
+        assert "netns0" in page, page
+        seen = user1.ok("shell", "--", "ip", "netns", "exec", "netns0", "curl", "-s", "-m", "5",
+                        "http://[2001:db8:80::80]/")
+        assert seen.strip() == "2001:db8:2::15", seen
+    user1.ok("up", "ipv6-routed")
+    assert user1.labkit("check", "ipv6-routed").returncode == 0
+    user1.ok("up", "overlay")
+    result = user1.labkit("check", "overlay")
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    fdb = user1.ok("shell", "--", "ip", "netns", "exec", "host-a", "bridge", "fdb", "show", "dev", "vxlan42")
+    assert "dst 10.0.3.2" in fdb, fdb
+    user1.ok("up", "overlay", "--fault", "mtu-1500")
+    result = user1.labkit("check", "overlay")
+    assert result.returncode == 1 and "MTU 1500" in result.stdout, result.stdout
+    user1.ok("down")
+    assert user1.world() is None

@@ -10,18 +10,18 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from pyroute2.netlink import (NETLINK_EXT_ACK, NLM_F_ACK, NLM_F_CAPPED,
+from pyroute2.netlink import (NETLINK_EXT_ACK, NLM_F_ACK, NLM_F_APPEND, NLM_F_CAPPED,
                               NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_MULTI,
                               NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, SOL_NETLINK,
                               nlmsg, nlmsgerr)
-from pyroute2.netlink.rtnl import (RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE, RTM_GETADDR,
+from pyroute2.netlink.rtnl import (RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_GETADDR,
                                    RTM_GETLINK, RTM_GETNEIGH, RTM_GETNSID, RTM_GETROUTE,
-                                   RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, rt_proto, rt_scope,
+                                   RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH, RTM_NEWROUTE, rt_proto, rt_scope,
                                    rt_type)
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-from pyroute2.netlink.rtnl.ndmsg import NUD_NOARP, NUD_PERMANENT, NUD_VALUES, ndmsg
+from pyroute2.netlink.rtnl.ndmsg import NTF_SELF, NUD_NOARP, NUD_PERMANENT, NUD_VALUES, ndmsg
 from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
@@ -31,14 +31,16 @@ RTEXT_FILTER_SKIP_STATS = 1 << 3      # IFLA_EXT_MASK bit: dumps without the cou
 RTPROT_KERNEL, RTPROT_STATIC = rt_proto["kernel"], rt_proto["static"]
 
 __all__ = [  # pyroute2's numbers that Netlink uses, then this module's own names
-    "NETLINK_EXT_ACK", "NLM_F_ACK", "NLM_F_CREATE", "NLM_F_DUMP", "NLM_F_ECHO", "NLM_F_EXCL",
+    "NETLINK_EXT_ACK", "NLM_F_ACK", "NLM_F_APPEND", "NLM_F_CREATE", "NLM_F_DUMP", "NLM_F_ECHO", "NLM_F_EXCL",
     "NLM_F_MULTI", "NLM_F_REQUEST", "NLMSG_DONE", "NLMSG_ERROR", "NLMSG_NOOP", "SOL_NETLINK",
     "RTM_DELADDR", "RTM_DELLINK", "RTM_DELROUTE", "RTM_GETADDR", "RTM_GETLINK", "RTM_GETNEIGH",
-    "RTM_GETNSID", "RTM_GETROUTE", "RTM_NEWADDR", "RTM_NEWLINK", "RTM_NEWROUTE",
+    "RTM_GETNSID", "RTM_GETROUTE", "RTM_NEWADDR", "RTM_NEWLINK", "RTM_NEWROUTE", "RTM_NEWNEIGH",
+    "RTM_DELNEIGH",
     "NETLINK_CAP_ACK", "RT_TABLE_MAIN", "RTPROT_KERNEL", "RTPROT_STATIC", "Ack", "Replies",
     "error", "noop", "link_request", "link_query", "new_link", "veth_peer", "set_link", "link",
     "nsid_query", "nsid", "address_query", "address_request", "address", "route_query",
     "route_request", "route", "neighbour_query", "state_names", "neighbour", "fdb_entry",
+    "family_of", "vxlan_data", "fdb_request", "set_mtu",
 ]
 
 
@@ -154,16 +156,38 @@ class Link:
     master: int | None = None
     link: int | None = None
     link_netnsid: int | None = None
+    mtu: int | None = None
+    vxlan: tuple | None = None        # a VXLAN device's (VNI, UDP port, local address, learning)
 
 
 def link(msg: ifinfmsg) -> Link:
     """A link as `Netlink.links()` gives it."""
     a = _attrs(msg)
     info = _value(a, "IFLA_LINKINFO")
-    return Link(msg["index"], _value(a, "IFLA_IFNAME"),
-                info.get_attr("IFLA_INFO_KIND") if info is not None else None,
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    vxlan = None
+    if kind == "vxlan":
+        data = info.get_attr("IFLA_INFO_DATA")
+        if data is not None:
+            vxlan = (data.get_attr("IFLA_VXLAN_ID"), data.get_attr("IFLA_VXLAN_PORT"),
+                     data.get_attr("IFLA_VXLAN_LOCAL"), bool(data.get_attr("IFLA_VXLAN_LEARNING")))
+    return Link(msg["index"], _value(a, "IFLA_IFNAME"), kind,
                 _value(a, "IFLA_ADDRESS"), bool(msg["flags"] & IFF_UP), _value(a, "IFLA_MASTER"),
-                _value(a, "IFLA_LINK"), _value(a, "IFLA_LINK_NETNSID"))
+                _value(a, "IFLA_LINK"), _value(a, "IFLA_LINK_NETNSID"), _value(a, "IFLA_MTU"), vxlan)
+
+
+def vxlan_data(vni: int, port: int, local: str | None, learning: bool = False) -> dict:
+    """IFLA_INFO_DATA of a VXLAN device: its VNI, UDP port, local underlay address, learning."""
+    attrs = [("IFLA_VXLAN_ID", vni), ("IFLA_VXLAN_PORT", port),
+             ("IFLA_VXLAN_LEARNING", 1 if learning else 0)]
+    if local:
+        attrs.append(("IFLA_VXLAN_LOCAL", local))
+    return {"attrs": attrs}
+
+
+def set_mtu(index: int, mtu: int) -> ifinfmsg:
+    """RTM_NEWLINK body setting link `index`'s MTU."""
+    return link_request(index, attrs=[("IFLA_MTU", mtu)])
 
 
 def nsid_query(netns_fd: int) -> nsidmsg:
@@ -180,24 +204,41 @@ def nsid(msg: nsidmsg) -> int | None:
 
 
 # -- addresses -----------------------------------------------------------------------------
+def family_of(*addresses: str | None) -> int:
+    """AF_INET6 if any of `addresses` (CIDRs or bare, None skipped) is IPv6, else AF_INET."""
+    return socket.AF_INET6 if any(a and ":" in a for a in addresses) else socket.AF_INET
+
+
 def address_query() -> ifaddrmsg:
+    """RTM_GETADDR body: addresses of both families (a dump)."""
     msg = ifaddrmsg()
-    msg["family"] = socket.AF_INET
+    msg["family"] = socket.AF_UNSPEC
     return msg
 
 
 def address_request(index: int, cidr: str) -> ifaddrmsg:
-    """RTM_NEWADDR / RTM_DELADDR body for IPv4 `cidr` on link `index`."""
+    """RTM_NEWADDR / RTM_DELADDR body for `cidr` (IPv4, or IPv6 without duplicate address
+    detection: usable at once) on link `index`."""
     addr, length = cidr.split("/")
+    family = family_of(addr)
     msg = ifaddrmsg()
     msg["family"], msg["prefixlen"], msg["scope"], msg["index"] = (
-        socket.AF_INET, int(length), rt_scope["universe"], index)
-    msg["attrs"] = [("IFA_LOCAL", addr), ("IFA_ADDRESS", addr)]
+        family, int(length), rt_scope["universe"], index)
+    if family == socket.AF_INET6:
+        msg["flags"] = IFA_F_NODAD
+        msg["attrs"] = [("IFA_ADDRESS", addr)]
+    else:
+        msg["attrs"] = [("IFA_LOCAL", addr), ("IFA_ADDRESS", addr)]
     return msg
 
 
 def address(msg: ifaddrmsg) -> tuple[int, str] | None:
-    """(link index, "a.b.c.d/len") of an IPv4 address; None for another family."""
+    """(link index, "a.b.c.d/len" or "fd00::10/64") of an IPv4 address or a global IPv6 one;
+    None for others (IPv6 link-local and loopback addresses are the kernel's own)."""
+    if msg["family"] == socket.AF_INET6:
+        if msg["scope"] != rt_scope["universe"]:
+            return None
+        return msg["index"], f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"
     if msg["family"] != socket.AF_INET:
         return None
     a = _attrs(msg)
@@ -205,17 +246,20 @@ def address(msg: ifaddrmsg) -> tuple[int, str] | None:
 
 
 # -- routes --------------------------------------------------------------------------------
-def route_query() -> rtmsg:
+def route_query(family: int = socket.AF_INET) -> rtmsg:
     msg = rtmsg()
-    msg["family"] = socket.AF_INET
+    msg["family"] = family
     return msg
 
 
-def route_request(dst: str, gateway: str | None, oif: int | None, creating: bool) -> rtmsg:
-    """RTM_NEWROUTE (`creating`: static, universe, unicast) or RTM_DELROUTE body, main table."""
+def route_request(dst: str, gateway: str | None, oif: int | None, creating: bool,
+                  family: int | None = None) -> rtmsg:
+    """RTM_NEWROUTE (`creating`: static, universe, unicast) or RTM_DELROUTE body, main table;
+    the family is the addresses' (IPv4 for a "default" via a device unless `family` says)."""
+    family = family or family_of(dst if dst != "default" else None, gateway)
     addr, length = ("0.0.0.0", "0") if dst == "default" else dst.split("/")
     msg = rtmsg()
-    msg["family"], msg["dst_len"], msg["table"] = socket.AF_INET, int(length), RT_TABLE_MAIN
+    msg["family"], msg["dst_len"], msg["table"] = family, int(length), RT_TABLE_MAIN
     if creating:
         msg["proto"], msg["scope"], msg["type"] = RTPROT_STATIC, rt_scope["universe"], rt_type["unicast"]
     else:
@@ -232,9 +276,14 @@ def route_request(dst: str, gateway: str | None, oif: int | None, creating: bool
 
 
 def route(msg: rtmsg) -> dict | None:
-    """An IPv4 route of the main table as `Netlink.routes()` gives it; None for others."""
+    """A unicast route of the main table (IPv4, or IPv6 but not link-local) as
+    `Netlink.routes()` gives it (with its "family"); None for others."""
     a = _attrs(msg)
-    if msg["family"] != socket.AF_INET or (_value(a, "RTA_TABLE") or msg["table"]) != RT_TABLE_MAIN:
+    if msg["family"] not in (socket.AF_INET, socket.AF_INET6) \
+            or (_value(a, "RTA_TABLE") or msg["table"]) != RT_TABLE_MAIN:
+        return None
+    if msg["family"] == socket.AF_INET6 and (msg["type"] != rt_type["unicast"] or str(
+            _value(a, "RTA_DST") or "").startswith("fe80:")):
         return None
     dst = _value(a, "RTA_DST")
     return {
@@ -243,6 +292,7 @@ def route(msg: rtmsg) -> dict | None:
         "dev": _value(a, "RTA_OIF"),
         "proto": msg["proto"],
         "src": _value(a, "RTA_PREFSRC"),
+        "family": msg["family"],
     }
 
 
@@ -261,7 +311,7 @@ def state_names(state: int) -> str:
 
 
 def neighbour(msg: ndmsg) -> dict:
-    """An ARP table entry: ifindex, ip, mac (None until resolved), state (e.g. "REACHABLE")."""
+    """An ARP (or NDP) table entry: ifindex, ip, mac (None until resolved), state (e.g. "REACHABLE")."""
     a = _attrs(msg)
     return {"ifindex": msg["ifindex"], "ip": _value(a, "NDA_DST"),
             "mac": _value(a, "NDA_LLADDR"), "state": state_names(msg["state"])}
@@ -274,4 +324,13 @@ def fdb_entry(msg: ndmsg) -> dict:
     return {"ifindex": msg["ifindex"], "master": _value(a, "NDA_MASTER"),
             "mac": _value(a, "NDA_LLADDR"),
             "permanent": bool(msg["state"] & (NUD_PERMANENT | NUD_NOARP)),
-            "vlan": _value(a, "NDA_VLAN")}
+            "vlan": _value(a, "NDA_VLAN"), "dst": _value(a, "NDA_DST")}
+
+
+def fdb_request(index: int, mac: str, dst: str) -> ndmsg:
+    """RTM_NEWNEIGH / RTM_DELNEIGH body of a VXLAN device's own FDB entry: frames for `mac`
+    (00:00:00:00:00:00: every frame to flood) go to remote VTEP `dst` (bridge fdb ... self)."""
+    msg = ndmsg()
+    msg["family"], msg["ifindex"], msg["state"], msg["flags"] = socket.AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF
+    msg["attrs"] = [("NDA_LLADDR", mac), ("NDA_DST", dst)]
+    return msg

@@ -341,7 +341,7 @@ class Netlink:
 
     # -- addresses -------------------------------------------------------------------------
     def addresses(self) -> list[tuple[int, str]]:
-        """Every IPv4 address as (interface index, "a.b.c.d/len")."""
+        """Every IPv4 address and global IPv6 address as (interface index, "a.b.c.d/len")."""
         found = map(m.address, self._dump("listing addresses", m.RTM_GETADDR, m.address_query()))
         return [a for a in found if a is not None]
 
@@ -360,8 +360,10 @@ class Netlink:
 
     # -- routes ----------------------------------------------------------------------------
     def routes(self, static_only: bool = False) -> list[dict]:
-        """IPv4 routes of the main table: dst ("default" or CIDR), gateway, dev (index), proto, src."""
-        found = map(m.route, self._dump("listing routes", m.RTM_GETROUTE, m.route_query()))
+        """Routes of the main table, IPv4 then IPv6 (not link-local): dst ("default" or CIDR),
+        gateway, dev (index), proto, src, family."""
+        found = [r for family in (socket.AF_INET, socket.AF_INET6)
+                 for r in map(m.route, self._dump("listing routes", m.RTM_GETROUTE, m.route_query(family)))]
         return [r for r in found
                 if r is not None and not (static_only and r["proto"] == m.RTPROT_KERNEL)]
 
@@ -371,10 +373,11 @@ class Netlink:
         self._do(f"adding route {dst}", m.RTM_NEWROUTE, m.NLM_F_CREATE | m.NLM_F_EXCL, msg,
                  ok=(errno.EEXIST,))
 
-    def del_route(self, dst: str, gateway: str | None = None, dev: int | None = None) -> None:
-        """Delete a route (dev as an index); no-op if it is gone."""
+    def del_route(self, dst: str, gateway: str | None = None, dev: int | None = None,
+                  family: int | None = None) -> None:
+        """Delete a route (dev as an index; `family` as routes() gives it); no-op if it is gone."""
         self._do(f"deleting route {dst}", m.RTM_DELROUTE, 0,
-                 m.route_request(dst, gateway, dev, creating=False), ok=(errno.ESRCH,))
+                 m.route_request(dst, gateway, dev, creating=False, family=family), ok=(errno.ESRCH,))
 
     # -- neighbours ------------------------------------------------------------------------
     def neighbours(self) -> list[dict]:
@@ -382,6 +385,11 @@ class Netlink:
         ("REACHABLE", "STALE", "DELAY", "PROBE", "INCOMPLETE", "FAILED", "PERMANENT", "NOARP")."""
         return [m.neighbour(r) for r in self._dump("listing neighbours", m.RTM_GETNEIGH,
                                                    m.neighbour_query(socket.AF_INET))]
+
+    def neighbours6(self) -> list[dict]:
+        """The IPv6 neighbour (NDP) table, as `neighbours()` gives the ARP table."""
+        return [m.neighbour(r) for r in self._dump("listing IPv6 neighbours", m.RTM_GETNEIGH,
+                                                   m.neighbour_query(socket.AF_INET6))]
 
     def fdb(self) -> list[dict]:
         """The bridges' forwarding database: ifindex (the port), master (the bridge's index;

@@ -42,6 +42,12 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
         items.append(_masquerade_item(words, rules, seen))
     elif stage == "hairpin":
         items += _hairpin_items(lab, words, rules, seen)
+    if stages.includes(stage, "ipv6"):       # beyond the seed: IPv6 (labkit.lab.dualstack)
+        from . import dualstack
+        items += dualstack.items(lab, stage, words)
+    if stage == "overlay":                     # two hosts over VXLAN (labkit.lab.tunnel)
+        from . import tunnel
+        items += tunnel.items(want, live, words) + tunnel.underlay_items(lab, words)
     items += strays.items(lab, stage, want, live, words, rules)
     state_ok = all(i.ok for i in items)
     # where the state is wrong the stage is not done whatever the traffic does: the probes only
@@ -51,6 +57,9 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
         traffic, symptoms = _symptoms(lab, stage, words, patience)
     else:
         traffic, symptoms = reach.items(lab, stage, words, patience), ()
+    if stages.includes(stage, "ipv6") and not mystery:
+        from . import dualstack
+        traffic.append(dualstack.source_seen(lab, stage, words))
     if not state_ok:
         traffic = [dataclasses.replace(i, fix="") for i in traffic]
     traffic = seen.traffic(traffic, stage)
@@ -149,11 +158,12 @@ def _link_items(ns: Namespace, itf: Interface, have: Namespace, live: Topology, 
 
 def _make_link(ns: Namespace, itf: Interface, live: Topology, w: Words) -> str:
     """The seed's commands that make a missing link."""
+    home = ns.role if ns.kind == "host" else itf.peer[0] if itf.peer else "host"  # overlay: host-a
     if itf.kind == "bridge":
-        return f"{w.where('host')}: ip link add {itf.name} type bridge; ip link set {itf.name} up"
+        return f"{w.where(home)}: ip link add {itf.name} type bridge; ip link set {itf.name} up"
     if itf.kind == "veth" and itf.peer:
-        host_end, other = (itf.name, itf.peer) if ns.role == "host" else (itf.peer[1], (ns.role, itf.name))
-        return (f"{w.where('host')}: ip link add {host_end} type veth peer name {other[1]}; "
+        host_end, other = (itf.name, itf.peer) if ns.role == home else (itf.peer[1], (ns.role, itf.name))
+        return (f"{w.where(home)}: ip link add {host_end} type veth peer name {other[1]}; "
                 f"ip link set {other[1]} netns {w.ns(other[0])}")
     return ""
 

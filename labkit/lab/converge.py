@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 from ..kernel import netns
 from ..model import plan
-from ..kernel import sysctl
+from ..kernel import sysctl, vxlan
 from ..errors import KernelError
 from .journal import Journal
 from ..model.topology import Namespace, Topology
@@ -150,6 +150,9 @@ class _Run:
                     self.delete(name, itf.name)
                 self.nl(name).add_bridge(itf.name, itf.mac, up=itf.up)
                 self.made_here.add(name)
+        for itf in ns.interfaces:  # VXLAN devices: made again if their tunnel differs
+            if itf.kind == "vxlan":
+                self._make_vxlan(name, itf)
         pairs = [itf for itf in ns.interfaces if itf.kind == "veth" and itf.peer
                  and self.order[plan.namespace_name(self.lab, itf.peer[0])] >= self.order[name]]
         if not pairs:
@@ -162,6 +165,20 @@ class _Run:
             echo = created.get(peer["by"])
             if echo is not None and echo.link_netnsid is not None:
                 peer["index"] = echo.link
+
+    def _make_vxlan(self, name: str, itf) -> None:
+        """Make VXLAN device `itf` (its VNI, port, local address; learning off) unless it is there."""
+        have = self.links(name).get(itf.name)
+        t = itf.vxlan
+        if have is not None and have.kind == "vxlan" and have.vxlan is not None \
+                and tuple(have.vxlan) == (t.vni, t.port, t.local, False):
+            return
+        if have is not None:
+            self.delete(name, itf.name)
+        master = itf.master if itf.master and self._is_bridge(name, itf.master) else None
+        vxlan.add_vxlan(self.nl(name), itf.name, itf.mac, t.vni, t.port, t.local, master=master,
+                                up=itf.up, mtu=itf.mtu)
+        self.made_here.add(name)
 
     def _make_pair(self, name: str, itf) -> None:
         """Make veth `itf` and its peer (in a later namespace) unless the pair is there."""
@@ -218,6 +235,11 @@ class _Run:
             for link in links.values():
                 nl.remember(link.name, link.index)
         by_index = {link.index: link.name for link in links.values()}
+        done = dict(self.sysctls_set.get(name, {}))
+        for key, value in ns.sysctls:  # IPv6 on before its addresses (the kernel refuses them)
+            if key.endswith(".disable_ipv6") and value == "0" and done.get(key) != value:
+                sysctl.write(name, key, value)
+                done[key] = value
         with nl.batch():
             for itf in ns.interfaces:
                 link = links.get(itf.name)
@@ -234,6 +256,8 @@ class _Run:
                     changes["up"] = itf.up
                 if changes:
                     nl.set_link(itf.name, **changes)
+                if itf.mtu and link.mtu != itf.mtu:
+                    vxlan.set_mtu(nl, itf.name, itf.mtu)
             have_addrs: dict[str, set[str]] = {}
             for index, cidr in ([] if fresh else nl.addresses()):
                 if not cidr.startswith("127."):
@@ -252,11 +276,25 @@ class _Run:
                 if key in wanted_routes:
                     wanted_routes.discard(key)
                 else:
-                    nl.del_route(r["dst"], r["gateway"], r["dev"])
+                    nl.del_route(r["dst"], r["gateway"], r["dev"], family=r.get("family"))
             for dst, gateway, dev in sorted(wanted_routes, key=str):
                 nl.add_route(dst, gateway, dev)
+        self._converge_floods(name, ns, nl)
         self.drop(name)
-        done = self.sysctls_set.get(name, {})
         for key, value in ns.sysctls:
             if done.get(key) != value:
                 sysctl.write(name, key, value)
+
+    def _converge_floods(self, name: str, ns: Namespace, nl: Netlink) -> None:
+        """Each VXLAN device's flood entries (00:00:00:00:00:00 dst REMOTE) as its tunnel lists."""
+        devices = [itf for itf in ns.interfaces if itf.kind == "vxlan"]
+        if not devices:
+            return
+        have = {itf.name: set(vxlan.floods(nl, itf.name)) for itf in devices}
+        with nl.batch():
+            for itf in devices:
+                want = set(itf.vxlan.remotes)
+                for dst in sorted(have[itf.name] - want):
+                    vxlan.del_flood(nl, itf.name, dst)
+                for dst in sorted(want - have[itf.name]):
+                    vxlan.add_flood(nl, itf.name, dst)

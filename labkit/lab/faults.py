@@ -67,7 +67,9 @@ def _namespace(t: Topology, role: str, **changes) -> Topology:
 
 
 def _no_default_route(t: Topology) -> Topology:
-    return _namespace(t, "netns0", routes=())
+    """netns0 without its IPv4 default route (an IPv6 one, in the ipv6 stages, stays)."""
+    return _namespace(t, "netns0", routes=tuple(r for r in t.namespace("netns0").routes
+                                                if ":" in (r.gateway or "")))
 
 
 def _no_forwarding(t: Topology) -> Topology:
@@ -259,3 +261,60 @@ def listing() -> list[str]:
     """One line per fault: name, stages, symptom (what `labkit faults` prints)."""
     width = max(len(n) for n in FAULTS)
     return [f"{f.name:<{width}}  {f.stage:<9} {f.symptom}" for f in FAULTS.values()]
+
+
+# -- beyond the seed: IPv6 (labkit.model.six) and the overlay (labkit.model.overlay) -----------------
+def _no_forwarding6(t: Topology) -> Topology:
+    from ..model import six
+    host = t.namespace("host")
+    return _namespace(t, "host", sysctls=tuple((k, "0" if k == six.FORWARDING6 else v)
+                                               for k, v in host.sysctls))
+
+
+def _no_return_route(t: Topology) -> Topology:
+    from ..model import six
+    return _namespace(t, "world", routes=tuple(r for r in t.namespace("world").routes
+                                               if r.dst != six.BRIDGE_NET6))
+
+
+def _no_default_route6(t: Topology) -> Topology:
+    return _namespace(t, "netns0", routes=tuple(r for r in t.namespace("netns0").routes
+                                                if ":" not in (r.gateway or "")))
+
+
+def _mtu_1500(t: Topology) -> Topology:
+    return _interface("netns1", "ceth1", mtu=1500)(_interface("netns0", "ceth0", mtu=1500)(t))
+
+
+def _tunnel(host: str, **changes):
+    def change(t: Topology) -> Topology:
+        itf = t.namespace(host).interface("vxlan42")
+        return _interface(host, "vxlan42", vxlan=dataclasses.replace(itf.vxlan, **changes))(t)
+    return change
+
+
+_NAT66 = ("host", tuple("ip6tables -t nat -D POSTROUTING -s fd00:172:18::/64 ! -o br0 -j MASQUERADE".split()))
+_VXLAN_DROP = "INPUT -p udp -m udp --dport 4789 -j DROP"
+
+FAULTS.update({f.name: f for f in (
+    Fault("no-forwarding6", ("ipv6", "ipv6-routed"), "no container reaches the world's IPv6 "
+          "server http://[2001:db8:80::80]/; over IPv4 they reach 203.0.113.80", "forwarding",
+          _no_forwarding6),
+    Fault("no-nat66", ("ipv6",), "the containers get no answer from http://[2001:db8:80::80]/; "
+          "the host does, and IPv4 works", "nat", after=(_NAT66,)),
+    Fault("no-default-route6", ("ipv6", "ipv6-routed"), "netns0 cannot reach the world over IPv6; "
+          "netns1 can, and netns0 can over IPv4", "routes", _no_default_route6),
+    Fault("no-return-route", ("ipv6-routed",), "netns0 gets no answer from "
+          "http://[2001:db8:80::80]/ and the world cannot open http://[fd00:172:18::10]:5000/; "
+          "the host reaches both", "routes", _no_return_route),
+    Fault("mtu-1500", ("overlay",), "netns0 pings netns1, and gets its small page, but "
+          "http://172.18.0.20:8000/big.txt (1,400 bytes) never arrives", "links", _mtu_1500),
+    Fault("no-flood-entry", ("overlay",), "netns0 and netns1 do not reach each other; each host's "
+          "underlay address reaches the other's", "links", _tunnel("host-a", remotes=())),
+    Fault("wrong-vni", ("overlay",), "netns0 and netns1 do not reach each other, though the "
+          "tunnel's UDP datagrams reach the other host", "links", _tunnel("host-b", vni=43)),
+    Fault("vxlan-port-dropped", ("overlay",), "netns0 and netns1 do not reach each other; the "
+          "hosts ping each other on the underlay", "filter",
+          after=(("host-b", ("iptables", "-A", *_VXLAN_DROP.split())),),
+          undo=(("host-b", ("iptables", "-D", *_VXLAN_DROP.split())),)),
+)})

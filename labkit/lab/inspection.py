@@ -11,8 +11,8 @@ import dataclasses
 from ..errors import LabkitError
 from ..kernel import netns
 from ..model import plan
-from ..kernel import sysctl
-from ..model.topology import Interface, Namespace, Route, Topology, route_text
+from ..kernel import sysctl, vxlan
+from ..model.topology import Interface, Namespace, Route, Topology, Vxlan, route_text
 from ..kernel.netlink import Netlink
 from ..model.stages import SYSCTLS_TOUCHED
 
@@ -60,7 +60,8 @@ def read_namespace(role: str, kernel_name: str, nl: Netlink, nsid_to_role: dict[
         master = by_index[link.master].name if link.master in by_index else None
         interfaces.append(Interface(link.name, link_kind, tuple(sorted(addrs.get(link.index, []))),
                                     None if link_kind == "loopback" else link.mac, peer, master,
-                                    link.up))
+                                    link.up, None if link_kind == "loopback" else link.mtu,
+                                    _tunnel(link, nl)))
     routes = []
     for r in nl.routes(static_only=True):
         dev = by_index[r["dev"]].name if r["dev"] in by_index else None
@@ -70,6 +71,19 @@ def read_namespace(role: str, kernel_name: str, nl: Netlink, nsid_to_role: dict[
     namespace = Namespace(role, kind or kind_of_role(role), tuple(interfaces), tuple(routes),
                           tuple((k, v) for k, v in values if v is not None))
     return namespace, {index: link.name for index, link in by_index.items()}
+
+
+def _tunnel(link, nl: Netlink) -> Vxlan | None:
+    """A VXLAN device's tunnel as the kernel holds it (its flood entries read from its FDB)."""
+    if link.kind != "vxlan" or link.vxlan is None:
+        return None
+    vni, port, local, _learning = link.vxlan
+    return Vxlan(vni, port, local, tuple(vxlan.floods(nl, link.name)))
+
+
+def _tunnel_text(t: Vxlan) -> str:
+    return (f"VNI {t.vni} port {t.port} local {t.local} flooding to "
+            f"{', '.join(sorted(t.remotes)) or 'nothing'}")
 
 
 def _read_proc(key: str) -> str | None:
@@ -162,10 +176,15 @@ def differences(want: Topology, have: Topology) -> list[str]:
             if got is None:
                 lines.append(f"{ns.role}: {itf.name} missing")
                 continue
-            for attr in ("kind", "mac", "peer", "master", "up"):
+            for attr in ("kind", "mac", "peer", "master", "up", "mtu"):
                 a, b = getattr(itf, attr), getattr(got, attr)
                 if a is not None and a != b:
                     lines.append(f"{ns.role}: {itf.name} {attr} is {b!r}, the stage wants {a!r}")
+            if itf.vxlan is not None and got.vxlan is not None and \
+                    (itf.vxlan.vni, itf.vxlan.port, itf.vxlan.local, tuple(sorted(itf.vxlan.remotes))) \
+                    != (got.vxlan.vni, got.vxlan.port, got.vxlan.local, got.vxlan.remotes):
+                lines.append(f"{ns.role}: {itf.name} tunnel is {_tunnel_text(got.vxlan)}, the "
+                             f"stage wants {_tunnel_text(itf.vxlan)}")
             for cidr in sorted(set(got.addresses) - set(itf.addresses)):
                 lines.append(f"{ns.role}: {itf.name} addresses: {cidr} is not part of the stage")
             for cidr in sorted(set(itf.addresses) - set(got.addresses)):

@@ -198,6 +198,9 @@ class Lab:
         service.write_resolver(want, journal)
         if has_nat_home:
             nat.apply(self.name, want.nat, backend, journal=journal)
+        if has_nat_home or journal.get("six"):  # the IPv6 rules (labkit.nat.six)
+            from ..nat import six as nat6
+            nat6.converge(self.name, nat6.mode_of(want.stage) if want.stage else None, backend, journal)
         service.converge(want, journal)
         for role, argv in broken.after if broken else ():
             netns.run(plan.namespace_name(self.name, role), list(argv))

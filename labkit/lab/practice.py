@@ -114,6 +114,17 @@ def before(stage: str, lab: str = "") -> Topology:
             for n in target.namespaces if n.kind != "container"), nat=(), services=())
     else:
         start = stages.build(earlier, lab)
+    if stage == "overlay":                 # a lab of its own shape: the underlay and two hosts
+        from ..model import overlay
+        start = overlay.start(target)
+    if stages.includes(stage, "ipv6") and not stages.includes(earlier, "ipv6"):
+        start = dataclasses.replace(start, namespaces=tuple(   # the world's IPv6 is the scene
+            target.namespace("world") if n.role == "world" else n for n in start.namespaces))
+    if stages.includes(stage, "ipv6"):
+        from ..model import six
+        closed = tuple(s for s in target.services if s.port == six.UNPUBLISHED_PORT and s not in start.services)
+        if closed:                         # the unpublished server too: the scene of the routed mode
+            start = dataclasses.replace(start, stage=stages.before_name(stage), services=start.services + closed)
     world = tuple(s for s in target.services if s.namespace == "world" and s not in start.services)
     if world or earlier is None:
         start = dataclasses.replace(start, stage=stages.before_name(stage), services=start.services + world)

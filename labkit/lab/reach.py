@@ -33,6 +33,7 @@ class Probe:
     why: str = ""            # what a wrong answer means, in the seed's words
     fix: str = ""            # the command that makes it work, when no state item names one
     look: str = ""           # where else to look
+    via: str = "host"        # the namespace that routes or bridges it (the overlay's: host-a)
 
     @property
     def command(self) -> str:
@@ -132,6 +133,29 @@ PROBES: dict[str, tuple[Probe, ...]] = {
                       fix=_HAIRPIN),
                 Probe("netns1", PUBLISHED, why="another container reaching the published port",
                       fix=_HAIRPIN)),
+    "ipv6": (Probe("world", PUBLISHED), Probe("host", PUBLISHED),
+             Probe("netns0", plan.PUBLIC_SERVER),
+             Probe("netns0", "http://[2001:db8:80::80]/", why="IPv6 out: a default route, "
+                   "forwarding and NAT66"),
+             Probe("netns1", "http://[2001:db8:80::80]/"),
+             Probe("world", "http://[2001:db8:2::15]:5000/", why="from outside over IPv6: the "
+                   "ip6 PREROUTING DNAT"),
+             Probe("host", "http://[2001:db8:2::15]:5000/", why="from the host over IPv6: the "
+                   "ip6 OUTPUT DNAT")),
+    "ipv6-routed": (Probe("netns0", "http://[2001:db8:80::80]/", why="IPv6 out without NAT66: "
+                          "the world needs its route back to fd00:172:18::/64"),
+                    Probe("world", "http://[fd00:172:18::10]:5000/", why="the published port, "
+                          "reached directly (routed: no DNAT)"),
+                    Probe("world", "http://[fd00:172:18::10]:8080/", False, "an unpublished port "
+                          "must stay closed to the world: the FORWARD filter's DROP"),
+                    Probe("netns0", plan.PUBLIC_SERVER)),
+    "overlay": (Probe("netns0", _c(1), why="one network across two hosts: the VXLAN tunnel",
+                      look="bridge fdb show dev vxlan42; tcpdump -ni eth0 udp port 4789",
+                      via="host-a"),
+                Probe("netns1", _c(0), via="host-b", look="ip -d link show vxlan42"),
+                Probe("netns0", f"http://{_c(1)}:8000/big.txt", why="a 1,400-byte response: "
+                      "full-size segments must fit the tunnel (MTU 1450)", via="host-a",
+                      look="ip link show vxlan42; ip netns exec netns0 ip link show ceth0")),
 }
 
 
@@ -166,15 +190,17 @@ def _item(p: Probe, got: bool, w: Words) -> Item:
         return Item(True, said, "traffic")
     extra = f" ({p.why})" if p.why else ""
     look = w.look(p.source, p.command)
-    if p.expect and p.source != "host":
-        look += f"; then {w.look('host', 'ip route get ' + _address(p.target))}"
+    if p.expect and p.source != p.via:
+        look += f"; then {w.look(p.via, 'ip route get ' + _address(p.target))}"
     if p.look:
-        look += f"; in host: {p.look}"
-    fix = f"{w.where('host')}: {p.fix}" if p.fix else ""
+        look += f"; in {p.via}: {p.look}"
+    fix = f"{w.where(p.via)}: {p.fix}" if p.fix else ""
     return Item(False, said + (" but should not" if got else "") + extra, "traffic", look, fix)
 
 
 def _address(target: str) -> str:
+    if "//[" in target:  # an IPv6 URL: http://[ADDRESS]:PORT/
+        return target.split("[")[1].split("]")[0]
     return target.split("//")[-1].split(":")[0].rstrip("/") if "//" in target else target
 
 

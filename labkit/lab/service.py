@@ -49,10 +49,17 @@ def hosts_text(topology: Topology) -> str:
     own name (namespaces share it: sudo, typed in a lab namespace, resolves it)."""
     lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{socket.gethostname()}"]  # sudo looks it up
     for address, (role, _itf) in sorted(topology.addresses().items(),
-                                         key=lambda kv: socket.inet_aton(kv[0])):
-        name = "public-server" if address == plan.PUBLIC_SERVER else role
+                                         key=lambda kv: _address_key(kv[0])):
+        name = "public-server" if address in (plan.PUBLIC_SERVER, _PUBLIC_SERVER6) else role
         lines.append(f"{address}\t{name}")
     return "\n".join(lines) + "\n"
+
+
+_PUBLIC_SERVER6 = "2001:db8:80::80"   # labkit.model.six.PUBLIC_SERVER6
+
+
+def _address_key(address: str) -> tuple[bool, bytes]:  # IPv4 in numeric order, then IPv6
+    return ":" in address, socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
 
 
 RESOLV_CONF = ("# labkit: no DNS server in this lab; names come from /etc/hosts (this namespace's)\n"
@@ -152,24 +159,30 @@ def tidy_etc_dir() -> None:
 # -- listening sockets ---------------------------------------------------------------------------
 
 def listening(ns: str) -> set[tuple[str, int]]:
-    """(address, port) of every listening TCP socket in namespace `ns`."""
-    found = set()
+    """(address, port) of every listening TCP socket in namespace `ns`, IPv4 and IPv6."""
+    found, tables = set(), {}
     with netns.entered(ns):
-        with open("/proc/thread-self/net/tcp") as f:
-            rows = f.read().splitlines()[1:]
-    for row in rows:
-        cols = row.split()
-        if len(cols) > 3 and cols[3] == "0A":
-            hexaddr, hexport = cols[1].split(":")
-            addr = socket.inet_ntoa(int(hexaddr, 16).to_bytes(4, sys.byteorder))
-            found.add((addr, int(hexport, 16)))
+        for name in ("tcp", "tcp6"):
+            with contextlib.suppress(FileNotFoundError):  # tcp6: none while IPv6 is off
+                with open(f"/proc/thread-self/net/{name}") as f:
+                    tables[name] = f.read().splitlines()[1:]
+    for name, rows in tables.items():
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 3 and cols[3] == "0A":
+                hexaddr, hexport = cols[1].split(":")
+                raw = b"".join(int(hexaddr[i:i + 8], 16).to_bytes(4, sys.byteorder)
+                               for i in range(0, len(hexaddr), 8))
+                found.add((socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw),
+                           int(hexport, 16)))
     return found
 
 
 def is_listening(ns: str, address: str, port: int) -> bool:
     """True if something in `ns` listens on address:port (or on 0.0.0.0:port)."""
     have = listening(ns)
-    return (address, port) in have or ("0.0.0.0", port) in have
+    return (address, port) in have or ("0.0.0.0", port) in have or \
+        (":" in address and ("::", port) in have)
 
 
 def wait_listening(ns: str, address: str, port: int, proc: subprocess.Popen | None = None,
@@ -200,6 +213,10 @@ def _tail(log: str | None) -> str:
 
 # -- processes -----------------------------------------------------------------------------------
 
+BIG_PAGE = "big.txt"      # every http server's directory has it: BIG_BYTES of text
+BIG_BYTES = 1400
+
+
 def services_dir(lab: str) -> str:
     """Per-lab directory for the servers' pages and logs, beside the journal."""
     return os.path.join(run_dir(), f"{lab or 'default'}.services")
@@ -225,11 +242,13 @@ def start(lab: str, service: Service, journal) -> int:
     kernel = plan.namespace_name(lab, service.namespace)
     base = services_dir(lab)
     journal.add_path(base)
-    tag = f"{service.namespace}-{service.port}"
+    tag = f"{service.namespace}-{service.port}" + ("-6" if ":" in (service.address or "") else "")
     cwd = os.path.join(base, tag)
     os.makedirs(cwd, exist_ok=True)
     with open(os.path.join(cwd, "index.html"), "w") as f:
         f.write(_page(service))
+    with open(os.path.join(cwd, BIG_PAGE), "w") as f:  # a response larger than one small packet
+        f.write(("x" * 69 + "\n") * (BIG_BYTES // 70))
     log = os.path.join(base, f"{tag}.log")
     env = dict(os.environ)
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -374,6 +393,7 @@ def serve_whoami(address: str, port: int) -> None:
     class Server(http.server.ThreadingHTTPServer):
         allow_reuse_address = True
         daemon_threads = True
+        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
 
         def server_bind(self):  # no reverse lookup of our own name (HTTPServer does one)
             socketserver.TCPServer.server_bind(self)

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from . import plan, validation
 from ..errors import BadAddress, BadName, BadValue, LabkitError, UnknownName
 from .expectation import Expectation, make as _expectation
-from .topology import Interface, Masquerade, Namespace, PortMapping, Route, Service, Topology
+from .topology import Interface, Masquerade, Namespace, PortMapping, Route, Service, Topology, Vxlan
 
 SECTIONS = (("namespaces", "namespace"), ("veths", "veth"), ("bridges", "bridge"),
             ("addresses", "address"), ("routes", "route"), ("sysctls", "sysctl"),
             ("masquerade", "masquerade"), ("publish", "publish"), ("servers", "server"),
-            ("expects", "expect"))
+            ("vxlans", "vxlan"), ("mtus", "mtu"), ("expects", "expect"))
 SERVERS = {"http": ("python3", "-m", "http.server", "--bind"),
            "whoami": ("python3", "-m", "labkit.lab.service", "whoami")}
 
@@ -48,6 +48,8 @@ class _Link:
     addresses: list[str] = field(default_factory=list)
     peer: tuple[str, str] | None = None
     master: str | None = None
+    mtu: int | None = None
+    vxlan: Vxlan | None = None
 
 
 class Blueprint:
@@ -145,7 +147,7 @@ class Blueprint:
         if (via is None) == (dev is None):
             raise BadValue(f"{namespace}: route {dst}: give either via (a gateway address) or dev "
                            f"(an interface), one of them")
-        gateway = str(plan.parse_address(via)) if via is not None else None
+        gateway = str(plan.parse_any_address(via)) if via is not None else None
         if dev is not None:
             validation.check_name(dev)
         self._routes[namespace].append(Route(target, gateway, dev))
@@ -198,7 +200,7 @@ class Blueprint:
         validation.check_port(port)
         if kind not in SERVERS:
             raise BadValue(f"server kind {kind!r} is not known: use {' or '.join(SERVERS)}")
-        address = str(plan.parse_address(address))
+        address = str(plan.parse_any_address(address))
         self._services.append(Service(namespace, SERVERS[kind] + (address, str(port)), address, port))
         return self._record("servers", namespace=namespace, address=address, port=port,
                             kind=None if kind == "http" else kind)
@@ -214,6 +216,38 @@ class Blueprint:
     def expectations(self) -> tuple[Expectation, ...]:
         """The expectations declared with `expect`, in call order."""
         return tuple(self._expects)
+
+    def vxlan(self, namespace: str, name: str, vni: int, *, local: str, remotes: list[str] | str = (),
+              port: int = 4789, master: str | None = None) -> Blueprint:
+        """A VXLAN device `name` in `namespace` (`ip link add NAME type vxlan id VNI dstport
+        PORT local LOCAL nolearning`), a port of bridge `master` if given, flooding to each of
+        `remotes` (`bridge fdb append 00:00:00:00:00:00 dev NAME dst REMOTE`). `local` is an
+        underlay address the namespace holds (checked by `build`)."""
+        self._namespace(namespace, f"vxlan {name!r}")
+        remotes = [remotes] if isinstance(remotes, str) else list(remotes)
+        local = str(plan.parse_address(local))
+        tunnel = Vxlan(vni, validation.check_port(port, "VXLAN UDP port"), local,
+                       tuple(str(plan.parse_address(r)) for r in remotes))
+        if master is not None:
+            validation.check_name(master, "bridge")
+        self._free(namespace, name)
+        self._links[namespace][name] = _Link("vxlan", master=master, vxlan=tunnel)
+        return self._record("vxlans", namespace=namespace, name=name, vni=vni, local=local,
+                            remotes=list(tunnel.remotes) or None,
+                            port=None if port == 4789 else port, master=master)
+
+    def mtu(self, namespace: str, interface: str, mtu: int) -> Blueprint:
+        """Set the MTU of an interface already declared (`ip link set IFACE mtu MTU`)."""
+        self._namespace(namespace, f"mtu {mtu}")
+        link = self._links[namespace].get(interface)
+        if link is None:
+            raise UnknownName(f"mtu {mtu}: {namespace} has no interface {interface!r}: declare it "
+                              f"first, or name one of {', '.join(self._links[namespace])}")
+        if isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535:
+            raise BadValue(f"{namespace}:{interface}: mtu {mtu!r} is out of range: use a whole "
+                           f"number from 68 to 65535")
+        link.mtu = mtu
+        return self._record("mtus", namespace=namespace, interface=interface, mtu=mtu)
 
     # -- the whole -----------------------------------------------------------------------------
     def build(self, lab: str = "") -> Topology:
@@ -300,13 +334,15 @@ class Blueprint:
     def _build_namespace(self, name: str) -> Namespace:
         links = self._links[name]
         order = ["lo"] + [n for n, link in links.items() if link.kind == "veth"] \
-            + [n for n, link in links.items() if link.kind == "bridge"]
+            + [n for n, link in links.items() if link.kind == "bridge"] \
+            + [n for n, link in links.items() if link.kind == "vxlan"]
         interfaces = []
         for n in order:
             link = links[n]
             mac = None if link.kind == "loopback" else \
                 plan.mac_for(link.addresses[0] if link.addresses else None, name, n)
-            interfaces.append(Interface(n, link.kind, tuple(link.addresses), mac, link.peer, link.master))
+            interfaces.append(Interface(n, link.kind, tuple(link.addresses), mac, link.peer, link.master,
+                                        mtu=link.mtu, vxlan=link.vxlan))
         return Namespace(name, self._kinds[name], tuple(interfaces), tuple(self._routes[name]),
                          tuple(self._sysctls[name].items()))
 

@@ -108,6 +108,32 @@ def parse_address(text: str) -> ipaddress.IPv4Address:
         raise BadAddress(f"{text!r} is not an IPv4 address; write it like 172.18.0.10") from None
 
 
+def parse_cidr6(text: str) -> ipaddress.IPv6Interface:
+    """Parse an IPv6 address with prefix length ("fd00:172:18::10/64"), else raise BadAddress."""
+    try:
+        if "/" not in str(text):
+            raise ValueError("no prefix length")
+        return ipaddress.IPv6Interface(text)
+    except (ValueError, TypeError) as e:
+        raise BadAddress(f"{text!r} is not an IPv6 address with prefix length ({e}); "
+                         f"write it like fd00:172:18::10/64") from None
+
+
+def parse_any_cidr(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """An IPv4 or IPv6 address with prefix length (IPv6 if it holds ':'), else BadAddress."""
+    return parse_cidr6(text) if isinstance(text, str) and ":" in text else parse_cidr(text)
+
+
+def parse_any_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A bare IPv4 or IPv6 address (IPv6 if it holds ':'), else BadAddress."""
+    if isinstance(text, str) and ":" in text:
+        try:
+            return ipaddress.IPv6Address(text)
+        except ValueError:
+            raise BadAddress(f"{text!r} is not an IPv6 address; write it like fd00:172:18::10") from None
+    return parse_address(text)
+
+
 def namespace_name(lab: str, role: str) -> str:
     """Kernel name of namespace `role` in lab `lab` ("t1", "netns0" -> "t1-netns0")."""
     name = f"{lab}-{role}" if lab else role

@@ -120,6 +120,15 @@ STEPS: dict[str, tuple[Step, ...]] = {
 }
 """Each stage's steps, from the state of the stage before it (see `practice`)."""
 
+def _beyond() -> None:
+    """The chapters beyond the seed: their steps are labkit's own (model.six, model.overlay)."""
+    from . import overlay, six
+    for chapter in (six.steps(), overlay.steps()):
+        STEPS.update({stage: tuple(Step(*fields) for fields in steps) for stage, steps in chapter.items()})
+
+
+_beyond()
+
 NEW_NAMESPACES = {"veth": ("netns0",), "two-veths": ("netns1",), "bridge": ("netns0", "netns1")}
 """The namespaces a person creates in each stage (the bridge stage deletes and re-adds both)."""
 

@@ -2,7 +2,9 @@
 
 Each stage is a whole state, not a step: `up STAGE` converges the kernel to `build(STAGE)`
 from whatever is there. The seed's order: veth, two-veths, bridge, outside, publish; then
-hairpin (publishing on the host's 127.0.0.1 and a container reaching its own published port).
+hairpin (publishing on the host's 127.0.0.1 and a container reaching its own published port);
+ipv6 (from publish: dual stack, NAT66) and ipv6-routed (from ipv6: Docker's routed gateway
+mode); overlay (a lab of its own shape: two hosts joined by VXLAN, labkit.model.overlay).
 Each is written with the public builder (`blueprint(stage)`), as a lab of one's own would be.
 """
 from __future__ import annotations
@@ -12,10 +14,13 @@ from ..errors import UnknownName
 from .blueprint import Blueprint
 from .topology import Topology
 
-STAGES = ("veth", "two-veths", "bridge", "outside", "publish", "hairpin")
+STAGES = ("veth", "two-veths", "bridge", "outside", "publish", "hairpin", "ipv6", "ipv6-routed",
+          "overlay")
 # the stage each one is built from (the seed's stages form a line; later chapters branch off it)
 PREVIOUS = {"two-veths": "veth", "bridge": "two-veths", "outside": "bridge", "publish": "outside",
-            "hairpin": "publish"}
+            "hairpin": "publish", "ipv6": "publish", "ipv6-routed": "ipv6"}
+# overlay has none: it is a lab of another shape (two hosts on an underlay), started from its
+# own beginning (the world's underlay and two empty hosts: labkit.lab.practice.before)
 DEFAULT_CONTAINERS = {"veth": 1}
 PUBLISHED_PORT = 5000
 IPV6_OFF = plan.IPV6_OFF
@@ -31,6 +36,12 @@ DESCRIPTIONS = {
     "outside": "default routes, ip_forward and MASQUERADE: containers reach the world",
     "publish": "an HTTP server in netns0 published on 10.0.2.15:5000 by DNAT",
     "hairpin": "publishing on 127.0.0.1 and a container reaching its own published port",
+    "ipv6": "dual stack: fd00:172:18::/64 on br0, NAT66 out of 2001:db8:2::15, publishing on "
+            "[2001:db8:2::15]:5000",
+    "ipv6-routed": "IPv6 without NAT: the world routes fd00:172:18::/64 via the host, which "
+                   "lets in only the published port",
+    "overlay": "two hosts, one network: netns0 on host-a and netns1 on host-b joined by "
+               "VXLAN (VNI 42, UDP 4789) over an underlay",
 }
 
 
@@ -94,6 +105,11 @@ def blueprint(stage: str, containers: int | None = None) -> Blueprint:
     """`stage` written with the builder (a start for a lab of one's own: `topology_file.dump`)."""
     check_stage(stage)
     n = plan.check_containers(default_containers(stage) if containers is None else containers)
+    if stage == "overlay":
+        from . import overlay
+        bp = Blueprint(stage)
+        overlay.blueprint(bp)
+        return bp
     bridged, routed = includes(stage, "bridge"), includes(stage, "outside")
     prefix = plan.BRIDGE_NET.split("/")[1]
     bp = Blueprint(stage)
@@ -125,4 +141,7 @@ def blueprint(stage: str, containers: int | None = None) -> Blueprint:
         bp.server(plan.container(0), target, PUBLISHED_PORT)
     if includes(stage, "hairpin"):
         bp.publish("127.0.0.1", PUBLISHED_PORT, plan.container_address(0))
+    if includes(stage, "ipv6"):
+        from . import six
+        six.extend(bp, n, routed=includes(stage, "ipv6-routed"))
     return bp

@@ -14,15 +14,27 @@ from ..errors import BadValue
 
 
 @dataclass(frozen=True)
+class Vxlan:
+    """A VXLAN device's tunnel: VNI, UDP port, the local underlay address (the VTEP), and the
+    remote VTEPs it floods to (static FDB entries 00:00:00:00:00:00 dst REMOTE; no learning)."""
+    vni: int
+    port: int = 4789
+    local: str | None = None
+    remotes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Interface:
     """A network interface inside one namespace."""
     name: str
-    kind: str                                # "veth" | "bridge" | "loopback" | what the kernel says
-    addresses: tuple[str, ...] = ()          # CIDRs, e.g. "172.18.0.10/16"
+    kind: str                                # "veth" | "bridge" | "vxlan" | "loopback" | what the kernel says
+    addresses: tuple[str, ...] = ()          # CIDRs, e.g. "172.18.0.10/16", "fd00:172:18::10/64"
     mac: str | None = None
     peer: tuple[str, str] | None = None      # (namespace role, interface) at the other end of a veth
     master: str | None = None                # bridge this interface is a port of
     up: bool = True
+    mtu: int | None = None                   # None: left as the kernel makes it (1500)
+    vxlan: Vxlan | None = None               # a VXLAN device's tunnel
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,7 @@ class Topology:
 def _namespace(data: dict) -> Namespace:
     interfaces = tuple(Interface(i["name"], i["kind"], tuple(i.get("addresses", ())), i.get("mac"),
                                  tuple(i["peer"]) if i.get("peer") else None, i.get("master"),
-                                 i.get("up", True))
+                                 i.get("up", True), i.get("mtu"), _vxlan(i.get("vxlan")))
                        for i in data.get("interfaces", ()))
     routes = tuple(Route(r["dst"], r.get("gateway"), r.get("dev")) for r in data.get("routes", ()))
     sysctls = tuple((k, v) for k, v in data.get("sysctls", ()))
@@ -145,6 +157,12 @@ def _namespace(data: dict) -> Namespace:
     else:  # written before the rename: "name" held the role, "role" the kind
         role, kind = data["name"], data["role"]
     return Namespace(role, kind, interfaces, routes, sysctls)
+
+
+def _vxlan(data: dict | None) -> Vxlan | None:
+    if not data:
+        return None
+    return Vxlan(data["vni"], data.get("port", 4789), data.get("local"), tuple(data.get("remotes", ())))
 
 
 def _nat_entry(data: dict) -> Masquerade | PortMapping:

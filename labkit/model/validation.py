@@ -18,7 +18,8 @@ from ..errors import BadAddress, BadName, BadValue, UnknownName
 from .topology import Masquerade, PortMapping, Topology, route_text
 
 NAMESPACE_KINDS = ("host", "world", "container")
-INTERFACE_KINDS = ("veth", "bridge", "loopback")
+INTERFACE_KINDS = ("veth", "bridge", "loopback", "vxlan")
+PORT_KINDS = ("veth", "vxlan")  # what can be a bridge's port
 PROTOCOLS = ("tcp", "udp")
 NAT_NAMESPACE = "host"  # where labkit.nat puts a lab's NAT rules
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -90,7 +91,23 @@ def _plain_address(cidr) -> str | None:
     return cidr
 
 
+def _check_address6(cidr, where: str) -> str:
+    at = f"{where}: " if where else ""
+    try:
+        iface = plan.parse_cidr6(cidr)
+    except BadAddress as e:
+        raise BadAddress(f"{at}{e}") from None
+    ip = iface.ip
+    if ip.is_loopback or ip.is_unspecified or ip.is_multicast or ip.is_link_local:
+        raise BadAddress(f"{at}{cidr} cannot be given to an interface by labkit (loopback, "
+                         f"unspecified, multicast and link-local addresses are the kernel's): "
+                         f"choose a global or unique local address such as fd00:172:18::2/64")
+    return str(iface)
+
+
 def _check_address(cidr, where: str) -> str:
+    if isinstance(cidr, str) and ":" in cidr:
+        return _check_address6(cidr, where)
     at = f"{where}: " if where else ""
     try:
         iface = plan.parse_cidr(cidr)
@@ -111,20 +128,21 @@ def _check_address(cidr, where: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _interface(cidr: str) -> ipaddress.IPv4Interface:
-    return ipaddress.IPv4Interface(cidr)
+def _interface(cidr: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    return ipaddress.ip_interface(cidr)
 
 
 @functools.lru_cache(maxsize=256)
-def _gateway(text: str) -> ipaddress.IPv4Address:
-    return plan.parse_address(text)
+def _gateway(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return plan.parse_any_address(text)
 
 
 def check_network(text, what: str) -> str:
-    """A network in CIDR form without host bits ("172.18.0.0/16"); "default" stays as it is."""
+    """A network in CIDR form without host bits ("172.18.0.0/16", "fd00:172:18::/64");
+    "default" stays as it is (either family's: the gateway says which)."""
     if text == "default":
         return text
-    iface = plan.parse_cidr(text)
+    iface = plan.parse_any_cidr(text)
     if iface.ip != iface.network.network_address:
         raise BadAddress(f"{what} {text} has host bits set: write the network, {iface.network}")
     return "default" if iface.network.prefixlen == 0 else str(iface.network)
@@ -221,8 +239,36 @@ def _check_links(ns: str, itf, links: dict, by_name: dict[str, dict]) -> None:
             raise UnknownName(f"{where}: master {itf.master!r} is not a bridge in namespace {ns!r} "
                               f"(its bridges: {', '.join(bridges) or 'none'}): declare the bridge "
                               f"there, or name one of its bridges")
-        if itf.kind != "veth":
-            raise BadValue(f"{where}: only a veth can be a bridge port here, not a {itf.kind}")
+        if itf.kind not in PORT_KINDS:
+            raise BadValue(f"{where}: only a veth or a VXLAN device can be a bridge port here, "
+                           f"not a {itf.kind}")
+    if (itf.kind == "vxlan") != (itf.vxlan is not None):
+        raise BadValue(f"{where}: a VXLAN device needs its tunnel (vni, local, remotes), and only "
+                       f"a VXLAN device has one: declare it with Blueprint.vxlan")
+    if itf.vxlan is not None:
+        _check_vxlan(where, itf.vxlan, links)
+    if itf.mtu is not None and (isinstance(itf.mtu, bool) or not isinstance(itf.mtu, int)
+                                or not 68 <= itf.mtu <= 65535):
+        raise BadValue(f"{where}: mtu {itf.mtu!r} is out of range: use a whole number from 68 "
+                       f"(IPv4's least) to 65535")
+
+
+def _check_vxlan(where: str, tunnel, links: dict) -> None:
+    """A VNI of 24 bits, a UDP port, a local address the namespace holds, remotes that are not it."""
+    if isinstance(tunnel.vni, bool) or not isinstance(tunnel.vni, int) or not 1 <= tunnel.vni < 1 << 24:
+        raise BadValue(f"{where}: VNI {tunnel.vni!r} is out of range: a VXLAN network identifier "
+                       f"is a whole number from 1 to {(1 << 24) - 1}")
+    check_port(tunnel.port, f"{where}: VXLAN UDP port")
+    own = {cidr.split("/")[0] for itf in links.values() for cidr in itf.addresses}
+    if tunnel.local is not None and tunnel.local not in own:
+        raise BadAddress(f"{where}: local {tunnel.local} is not an address of this namespace "
+                         f"(it holds {', '.join(sorted(own)) or 'none'}): give the underlay "
+                         f"address of the host the device is on")
+    for remote in tunnel.remotes:
+        plan.parse_address(remote)
+        if remote == tunnel.local:
+            raise BadAddress(f"{where}: remote {remote} is the device's own local address: "
+                             f"flood to the other hosts' underlay addresses")
 
 
 def _check_routes(ns, links: dict) -> None:
@@ -238,9 +284,10 @@ def _check_routes(ns, links: dict) -> None:
         dst = check_network(route.dst, "route destination")
         if dst != route.dst:
             raise BadAddress(f"{text}: write the destination as {dst}")
-        if dst in seen:
+        family = 6 if ":" in (route.gateway or "") + (dst if dst != "default" else "") else 4
+        if (family, dst) in seen:
             raise BadValue(f"{text}: {ns.role} has a route to {dst} already: keep one")
-        seen.add(dst)
+        seen.add((family, dst))
         if dst in networks and dst != "default":
             iface, name = networks[dst][0]
             raise BadValue(f"{text}: the kernel makes that route itself, from {iface} on {name}: "
@@ -251,10 +298,14 @@ def _check_routes(ns, links: dict) -> None:
         if route.dev is not None and route.dev not in links:
             raise UnknownName(f"{text}: {ns.role} has no interface {route.dev!r}: name one of "
                               f"{', '.join(links)}")
+        if route.gateway is not None and dst != "default" and \
+                (":" in dst) != (":" in route.gateway):
+            raise BadAddress(f"{text}: the gateway {route.gateway} is not of the destination's "
+                             f"family (IPv{6 if ':' in dst else 4}): choose a gateway of that family")
         if route.gateway is not None:
             via = _gateway(route.gateway)
             on_link = [name for nets in networks.values() for iface, name in nets
-                       if via in iface.network and via != iface.ip]
+                       if iface.version == via.version and via in iface.network and via != iface.ip]
             if not on_link:
                 raise BadAddress(f"{text}: no interface of {ns.role} has an address in a network "
                                  f"that holds {via}, so the kernel cannot reach the gateway: add "
@@ -315,14 +366,15 @@ def _check_services(topology: Topology, by_name: dict[str, dict]) -> None:
         if service.address is None or service.port is None:
             continue
         check_port(service.port)
-        address = str(plan.parse_address(service.address))
+        address = str(plan.parse_any_address(service.address))
         own = {cidr.split("/")[0] for itf in by_name[service.namespace].values()
                for cidr in itf.addresses}
-        if address not in own | {"127.0.0.1", "0.0.0.0"}:
+        if address not in own | {"127.0.0.1", "0.0.0.0", "::1", "::"}:
             raise BadAddress(f"server on {address}:{service.port}: {service.namespace} does not hold "
                              f"{address}: serve on one of its addresses "
                              f"({', '.join(sorted(own)) or 'it has none'}), or 127.0.0.1")
-        if (service.namespace, service.port) in seen:
+        family = 6 if ":" in address else 4   # an IPv4 and an IPv6 server may share a port
+        if (service.namespace, service.port, family) in seen:
             raise BadValue(f"two servers on port {service.port} in {service.namespace}: give each "
                            f"its own port")
-        seen.add((service.namespace, service.port))
+        seen.add((service.namespace, service.port, family))

@@ -135,10 +135,11 @@ def test_each_stage_is_built_from_the_one_before_it_and_the_first_from_nothing()
     assert stages.previous("veth") is None
     assert stages.lineage("publish") == ("veth", "two-veths", "bridge", "outside", "publish")
     assert stages.includes("hairpin", "outside") and not stages.includes("outside", "publish")
-    assert stages.later("publish") == ("publish", "hairpin")
-    for stage in stages.STAGES:          # every chain ends at the first stage, in course order
+    assert stages.later("publish") == ("publish", "hairpin", "ipv6", "ipv6-routed")
+    assert stages.previous("overlay") is None  # a lab of its own shape (two hosts), its own root
+    for stage in stages.STAGES:          # every chain ends at a first stage, in course order
         line = stages.lineage(stage)
-        assert line[0] == "veth" and line[-1] == stage
+        assert line[0] in ("veth", "overlay") and line[-1] == stage
         assert list(line) == sorted(line, key=stages.STAGES.index)
 
 
