@@ -237,7 +237,9 @@ def kill_points(rng: random.Random, lab: str, run_dir: str, build_time: float) -
     triggered = list(observables(lab, run_dir).items())
     rng.shuffle(triggered)
     points: list[tuple[str, object]] = [(f"when {name} appears", check) for name, check in triggered]
-    points += [(f"{d * 1000:.0f} ms in", d) for d in (rng.uniform(0, build_time) for _ in range(40))]
+    # more than enough delays: the loop stops once KILL_POINTS kills landed mid-build (the one
+    # timed build may have been slower than later ones, whose end some delays then miss)
+    points += [(f"{d * 1000:.0f} ms in", d) for d in (rng.uniform(0, build_time) for _ in range(100))]
     return points
 
 

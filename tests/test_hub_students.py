@@ -316,7 +316,7 @@ def test_a_student_logs_in_opens_03_in_jupyterlab_and_sees_the_task(hub, tmp_pat
     with open(target, "w") as f:
         json.dump(nb, f)
     os.chown(target, entry.pw_uid, entry.pw_gid)
-    practice = next(i for i, c in enumerate(cells) if 'lab.practice("bridge")' in "".join(c["source"]))
+    practice = next(i for i, c in enumerate(cells) if 'lab.practice("bridge"' in "".join(c["source"]))
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
@@ -336,13 +336,16 @@ def test_a_student_logs_in_opens_03_in_jupyterlab_and_sees_the_task(hub, tmp_pat
                 page.locator(".lm-MenuBar-item", has_text="Run").first.click()
                 page.locator('.lm-Menu li[data-command="notebook:run-all-above"]').click()
                 output = cell.nth(practice).locator(".jp-OutputArea-output")
-                sync_api.expect(output.first).to_contain_text("Your turn: build stage 'bridge'", timeout=60_000)
+                sync_api.expect(output.first).to_contain_text("Your turn, as a challenge: build stage 'bridge'",
+                                                              timeout=60_000)
                 sync_api.expect(status).to_contain_text("Python (labkit lab) | Idle", timeout=60_000)
                 output.first.scroll_into_view_if_needed()
                 page.screenshot(path=str(tmp_path / "student-03.png"))
                 said = output.all_inner_texts()
                 text = "\n".join(said)
-                assert "ip link add br0 type bridge" in text and "Traceback" not in text, text
+                assert "Check will test" in text and "Traceback" not in text, text
+                assert "ip link add br0 type bridge" not in text, text        # a challenge: no command
+                assert output.locator("img").count() >= 1                       # the goal, drawn
                 first = "\n".join(cell.nth(1).locator(".jp-OutputArea-output").all_inner_texts())
                 assert "labkit is ready" in first, first
                 world = User(name, hub.python, hub.python_env).world()   # the lab, in the student's world

@@ -10,6 +10,7 @@
                                                 a capture while something happens, as packet
                                                 paths in text and as a ladder diagram
     lesson.check("two-veths-route", answer, lab)  an exercise: right, or a hint aimed at the mistake
+    lesson.example("two-networks.toml")         the path of one of labkit's examples/
 
 Everything a helper prints is deterministic on purpose (nbval compares stored outputs): no
 timestamps, no ICMP ids or TCP sequence numbers, one line per distinct packet path (a repeated
@@ -32,8 +33,9 @@ from .seed import Commands, seed
 from .shell import PROXY_VARIABLES, Shell, settle, sh
 from .trace import Trace, describe, distinct
 from .traffic import flush_neighbours, neighbour_syn, watch
+from ..replay.course import example
 
-__all__ = ["PROXY_VARIABLES", "Commands", "Probe", "Reachability", "Said", "Shell",
+__all__ = ["PROXY_VARIABLES", "Commands", "Probe", "Reachability", "Said", "Shell", "example",
            "Trace", "Verdict", "check", "describe", "distinct", "draw", "flush_neighbours",
            "gone", "neighbour_syn", "probe", "reachability", "seed", "settle", "sh", "watch"]
 

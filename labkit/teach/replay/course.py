@@ -8,6 +8,7 @@
            (a source tree, an editable install), else the copy shipped inside the package
            (labkit/teach/replay/notebooks/, package data of an installed labkit).
     notebooks(given=None)   its numbered notebooks (NN-name.ipynb), in the order of their names
+    example(name)           examples/NAME beside the course's notebooks (08 reads one)
 
 A directory "holds the course" when one of its notebooks starts the way every course notebook
 does (`labkit.teach.notebook.setup()` in its first code cell, SETUP_MARK). A directory named
@@ -62,3 +63,14 @@ def notebooks(given: str | None = None) -> list[str]:
         raise BadValue(f"no notebooks in {where}: name a directory with --notebooks DIR "
                        f"or ${ENVIRONMENT}")
     return found
+
+
+def example(name: str) -> str:
+    """The path of examples/`name` beside the course's notebooks (the checkout's examples/,
+    wherever the notebook itself was copied to); BadValue naming where it looked if missing."""
+    for where in (directory(), CHECKOUT):
+        path = os.path.join(os.path.dirname(where), "examples", name)
+        if os.path.isfile(path):
+            return path
+    raise BadValue(f"no example {name!r} beside the course's notebooks ({directory()}): run the "
+                   f"notebook from labkit's checkout, or set ${ENVIRONMENT} to its notebooks/")
