@@ -64,6 +64,25 @@ LOOK: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 """For each stage: (where, command, what to look for) to see what the stage made."""
+LOOK.update({       # IPv6 and the overlay (labkit.model.six, labkit.model.overlay)
+    "ipv6": (
+        ("host", "ip -6 addr show dev br0", "fd00:172:18::1/64, and a link-local fe80::/64"),
+        ("netns0", "ip -6 neigh", "fd00:172:18::1 and fe80:: neighbours, found by NDP"),
+        ("host", "ip6tables -t nat -S", "MASQUERADE of fd00:172:18::/64; DNAT of port 5000"),
+        ("netns0", "curl http://[2001:db8:80::80]/", "the page: the world sees 2001:db8:2::15"),
+    ),
+    "ipv6-routed": (
+        ("world", "ip -6 route", "fd00:172:18::/64 via 2001:db8:2::15: no NAT66"),
+        ("host", "ip6tables -S FORWARD", "only netns0's port 5000 let in from outside"),
+        ("world", "curl -m 2 http://[fd00:172:18::10]:8080/", "no answer: that port is not let in"),
+    ),
+    "overlay": (
+        ("host-a", "ip -d link show vxlan42", "vxlan id 42, local 10.0.3.1, dstport 4789, nolearning"),
+        ("host-a", "bridge fdb show dev vxlan42", "00:00:00:00:00:00 dst 10.0.3.2: the flood entry"),
+        ("netns0", "ip link show ceth0", "mtu 1450: room for the 50 bytes of VXLAN"),
+        ("world", "tcpdump -ni br-under udp port 4789", "10.0.3.1 > 10.0.3.2, VXLAN vni 42, inner frame"),
+    ),
+})
 
 
 def _code(text: str) -> str:
