@@ -199,6 +199,8 @@ class Lab:
         if has_nat_home:
             nat.apply(self.name, want.nat, backend, journal=journal)
         service.converge(want, journal)
+        from . import names
+        names.converge(want, journal, backend)
         for role, argv in broken.after if broken else ():
             netns.run(plan.namespace_name(self.name, role), list(argv))
         journal.update({"nat_backend": backend, "stage": want.stage, "fault": fault,

@@ -66,16 +66,20 @@ def write_resolver(topology: Topology, journal) -> list[str]:
     lacks. Returns the files written."""
     if netns.netns_dir() != "/run/netns":
         return []  # nsenter, not `ip netns exec`: /etc/netns is not used
-    files = {"hosts": hosts_text(topology), "resolv.conf": RESOLV_CONF}
+    from .names import files as names_files
+    lab_files = {"hosts": hosts_text(topology), "resolv.conf": RESOLV_CONF}
+    files = {}                 # path -> its text: the lab's, or a namespace's own (labkit.lab.names)
     directories, paths, journaled = [], [], []
     for ns in topology.namespaces:
         directory = os.path.join(etc_dir(), plan.namespace_name(topology.lab, ns.role))
+        own = names_files(topology, ns, lab_files["hosts"], lab_files["resolv.conf"])
+        files.update({os.path.join(directory, fname): text for fname, text in own.items()})
         ours = directory in journal.data["paths"]
         if not os.path.isdir(directory):
             directories.append(directory)
             journaled.append(directory)
             ours = True
-        for fname in files:
+        for fname in lab_files:
             path = os.path.join(directory, fname)
             if ours:
                 paths.append(path)  # goes with its directory
@@ -87,15 +91,19 @@ def write_resolver(topology: Topology, journal) -> list[str]:
         _make_etc_dir()
     for directory in directories:
         os.makedirs(directory, exist_ok=True)
-    first: dict[str, str] = {}
+    first: dict[tuple[str, str], str] = {}
     for path in paths:
-        fname = os.path.basename(path)
-        if fname in first and not os.path.lexists(path):
-            os.link(first[fname], path)  # one copy per lab; `ip netns exec` bind-mounts it
+        key = (os.path.basename(path), files[path])
+        if key in first and key[0] == "hosts" and not os.path.lexists(path):
+            os.link(first[key], path)  # one copy per lab and text; `ip netns exec` bind-mounts it
             continue
+        if (key not in first or key[0] != "hosts") and os.path.lexists(path) \
+                and os.stat(path).st_nlink > 1:
+            os.unlink(path)            # linked to another namespace's: a copy of its own now
+                                       # (resolv.conf always: a person may edit one container's)
         with open(path, "w") as f:
-            f.write(files[fname])
-        first.setdefault(fname, path)
+            f.write(files[path])
+        first.setdefault(key, path)
     return paths
 
 

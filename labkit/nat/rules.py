@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from ..errors import BadAddress, BadValue
 from ..model import plan
-from ..model.topology import Masquerade, PortMapping
+from ..model.topology import Filter, Masquerade, PortMapping
 
 BRIDGE = "br0"
 LOOPBACK_NET = "127.0.0.0/8"
@@ -45,7 +45,15 @@ NFT_CHAINS = {
     ("nat", "PREROUTING"): ("prerouting", "nat", "prerouting", -100, "dstnat"),
     ("nat", "OUTPUT"): ("output", "nat", "output", -100, "-100"),
     ("nat", "POSTROUTING"): ("postrouting", "nat", "postrouting", 100, "srcnat"),
+    # the filter table (labkit.nat.filter): a base chain, and regular chains (no hook)
+    ("filter", "FORWARD"): ("forward", "filter", "forward", 0, "filter"),
+    ("filter", "DOCKER-USER"): ("docker-user", None, None, None, None),
+    ("filter", "DOCKER"): ("docker", None, None, None, None),
+    ("filter", "DOCKER-ISOLATION-STAGE-1"): ("docker-isolation-stage-1", None, None, None, None),
+    ("filter", "DOCKER-ISOLATION-STAGE-2"): ("docker-isolation-stage-2", None, None, None, None),
 }
+BUILTIN_CHAINS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+VERDICTS = {"MASQUERADE": "masquerade", "DROP": "drop", "ACCEPT": "accept", "RETURN": "return"}
 
 
 def shell_words(argv) -> str:
@@ -57,8 +65,11 @@ def shell_words(argv) -> str:
 class Rule:
     """One kernel rule, in neither tool's words. Interfaces may be negated: "!br0".
 
-    table "nat" | "raw"; chain "PREROUTING" | "OUTPUT" | "POSTROUTING"; action
-    "MASQUERADE" | "DNAT" | "DROP"; `to` is "address:port" for DNAT.
+    table "nat" | "raw" | "filter"; chain "PREROUTING" | "OUTPUT" | "POSTROUTING" | "FORWARD"
+    or a chain of the filter table's own (DOCKER-USER, ...); action "MASQUERADE" | "DNAT" |
+    "DROP" | "ACCEPT" | "RETURN" or a chain to jump to; `to` is "address:port" for DNAT.
+    `ctstate` matches conntrack states ("RELATED,ESTABLISHED"); `policy` True: not a rule
+    but the chain's policy (`action` is ACCEPT or DROP).
     """
     table: str
     chain: str
@@ -72,9 +83,13 @@ class Rule:
     ct_dnat: bool = False
     to: str | None = None
     why: str = field(default="", compare=False)
+    ctstate: str | None = None
+    policy: bool = False
 
     def iptables(self) -> list[str]:
         """The iptables arguments that append this rule (the seed's order and spelling)."""
+        if self.policy:
+            return ["-t", self.table, "-P", self.chain, self.action]
         argv = ["-t", self.table, "-A", self.chain]
         if self.saddr:
             argv += ["-s", self.saddr]
@@ -89,6 +104,8 @@ class Rule:
                 argv += ["-m", self.proto, "--dport", str(self.dport)]
         if self.ct_dnat:
             argv += ["-m", "conntrack", "--ctstate", "DNAT"]
+        if self.ctstate:
+            argv += ["-m", "conntrack", "--ctstate", self.ctstate]
         argv += ["-j", self.action]
         if self.to:
             argv += ["--to-destination", self.to]
@@ -109,9 +126,11 @@ class Rule:
                          else f"ip protocol {self.proto}")
         if self.ct_dnat:
             words.append("ct status dnat")
+        if self.ctstate:
+            words.append(f"ct state {nft_states(self.ctstate)}")
         words.append("counter")                      # nft counts only where a rule says so
-        words.append({"MASQUERADE": "masquerade", "DROP": "drop"}.get(self.action)
-                     or f"dnat to {self.to}")
+        words.append(VERDICTS.get(self.action) or (f"dnat to {self.to}" if self.action == "DNAT"
+                                                    else f"jump {nft_chain(self.table, self.action)}"))
         return " ".join(words)
 
     def iptables_command(self) -> str:
@@ -119,8 +138,40 @@ class Rule:
         return "iptables " + shell_words(self.iptables())
 
     def nft_command(self) -> str:
-        """`nft add rule ip labkit CHAIN ...` (the table and chain must exist)."""
+        """`nft add rule ip labkit CHAIN ...` (the table and chain must exist); a policy:
+        the base chain with it."""
+        if self.policy:
+            return f"nft {chain_command(self.table, self.chain, self.action)}"
         return f"nft add rule {NFT_FAMILY} {NFT_TABLE} {NFT_CHAINS[(self.table, self.chain)][0]} {self.nft()}"
+
+
+def nft_states(ctstate: str) -> str:
+    """iptables' conntrack states ("RELATED,ESTABLISHED") in nft's words ("established,related")."""
+    return ",".join(sorted(s.lower() for s in ctstate.split(",")))
+
+
+def ct_states(words) -> str:
+    """nft's states (a list, or one) in iptables' words, in the order iptables-save prints them."""
+    order = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
+    found = {w.upper() for w in ([words] if isinstance(words, str) else words)}
+    return ",".join(s for s in order if s in found)
+
+
+def nft_chain(table: str, chain: str) -> str:
+    """The nft name of iptables' chain `chain` of `table` (a chain labkit does not know: lower case)."""
+    spec = NFT_CHAINS.get((table, chain))
+    return spec[0] if spec else chain.lower()
+
+
+def chain_command(table: str, chain: str, policy: str | None = None) -> str:
+    """`add chain ip labkit NAME ...`: a base chain with its type, hook, priority (and policy),
+    or a regular chain, as nft's arguments (quoted for a shell)."""
+    name, kind, hook, _, prio_name = NFT_CHAINS[(table, chain)]
+    if hook is None:
+        return f"add chain {NFT_FAMILY} {NFT_TABLE} {name}"
+    extra = f" policy {policy.lower()};" if policy else ""
+    return (f"add chain {NFT_FAMILY} {NFT_TABLE} {name} "
+            f"'{{ type {kind} hook {hook} priority {prio_name};{extra} }}'")
 
 
 # -- checking entries ----------------------------------------------------------------------------
@@ -172,7 +223,10 @@ def check_entry(entry):
             raise BadAddress(f"cannot forward to {target}: name a container's address "
                              f"(e.g. {plan.container_address(0)})")
         return entry
-    raise BadValue(f"{entry!r} is not a NAT entry (Masquerade or PortMapping)")
+    if isinstance(entry, Filter):
+        from .filter import check_filter
+        return check_filter(entry)
+    raise BadValue(f"{entry!r} is not a NAT entry (Masquerade, PortMapping or Filter)")
 
 
 # -- entries -> rules, and back -------------------------------------------------------------------
@@ -187,6 +241,8 @@ def rules_for(entries) -> list[Rule]:
 
     for e in entries:
         check_entry(e)
+        if isinstance(e, Filter):
+            continue                                 # its rules come last (labkit.nat.filter)
         if isinstance(e, Masquerade):
             add(Rule("nat", "POSTROUTING", "MASQUERADE", saddr=e.source,
                      out_if=f"!{e.not_out}" if e.not_out else None,
@@ -206,6 +262,10 @@ def rules_for(entries) -> list[Rule]:
                      why="localhost publishing: 127.0.0.1 may not leave the host as a source"))
             add(Rule("raw", "PREROUTING", "DROP", daddr=LOOPBACK_NET, in_if="!lo",
                      why="drop packets to 127.0.0.0/8 that did not come from lo (moby#41872)"))
+    if any(isinstance(e, Filter) for e in entries):
+        from .filter import filter_rules
+        for rule in filter_rules(entries):
+            add(rule)
     return out
 
 
@@ -248,6 +308,9 @@ def from_record(data: dict):
     """The entry a `to_record` dict describes."""
     data = dict(data)
     kind = data.pop("kind")
+    if kind == "Filter":
+        return Filter(tuple(tuple(n) for n in data["networks"]), data.get("icc", True),
+                      data.get("namespace", "host"))
     return {"Masquerade": Masquerade, "PortMapping": PortMapping}[kind](**data)
 
 
@@ -257,13 +320,29 @@ def nft_commands(rules) -> list[str]:
     """The nft commands that build table ip labkit by hand: table, chains, then rules."""
     lines = [f"nft add table {NFT_FAMILY} {NFT_TABLE}"]
     made = []
-    for rule in rules:
-        name, kind, hook, _, prio_name = NFT_CHAINS[(rule.table, rule.chain)]
+    policies = {(r.table, r.chain): r.action for r in rules if r.policy}
+    for key in chains_of(rules):
+        name = NFT_CHAINS[key][0]
         if name not in made:
             made.append(name)
-            lines.append(f"nft add chain {NFT_FAMILY} {NFT_TABLE} {name} "
-                         f"'{{ type {kind} hook {hook} priority {prio_name}; }}'")
-    return lines + [r.nft_command() for r in rules]
+            lines.append(f"nft {chain_command(*key, policies.get(key))}")
+    return lines + [r.nft_command() for r in rules if not r.policy]
+
+
+def chains_of(rules) -> list[tuple[str, str]]:
+    """(table, chain) of every chain `rules` use, in order of first use: those that hold
+    rules, and those jumped to."""
+    found = []
+    for r in rules:
+        for key in ((r.table, r.chain),) + (((r.table, r.action),) if jumps(r) else ()):
+            if key not in found:
+                found.append(key)
+    return found
+
+
+def jumps(rule: Rule) -> bool:
+    """True if `rule` jumps to a chain (its action is no verdict of its own)."""
+    return not rule.policy and rule.action not in VERDICTS and rule.action not in ("DNAT", "SNAT", "REJECT")
 
 
 def commands(entries, tool: str = "both", namespace: str | None = None) -> list[str]:
