@@ -18,7 +18,8 @@ import shutil
 
 from ..errors import KernelError
 from . import tool
-from .rules import BUILTIN_CHAINS, HOOKS, Counted, Rule, chains_of, iptables_priority, shell_words
+from .rules import HOOKS, Counted, Rule, iptables_priority, shell_words
+from .words import BUILTIN_CHAINS, chains_of
 from .tool import run_tool
 
 TOOL = "iptables"

@@ -14,7 +14,7 @@ import re
 from ..errors import KernelError
 from . import tool
 from .rules import HOOKS, NFT_CHAINS as CHAINS, NFT_FAMILY as FAMILY, NFT_TABLE as TABLE, Counted, Rule
-from .rules import chains_of, ct_states, jumps, nft_chain, nft_states
+from .words import chains_of, ct_states, jumps, nft_chain, nft_states
 from .tool import run_tool
 
 TOOL = "nft"

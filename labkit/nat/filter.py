@@ -34,7 +34,7 @@ import ipaddress
 from ..errors import BadAddress, BadValue
 from ..model import plan
 from ..model.topology import Filter, PortMapping
-from .rules import Rule
+from .rules import EXPANDERS, Rule
 
 USER = "DOCKER-USER"
 PUBLISHED = "DOCKER"
@@ -103,3 +103,6 @@ def filter_rules(entries) -> list[Rule]:
         out.append(Rule("filter", STAGE_2, "RETURN", why="the rest: back to FORWARD"))
     out.append(Rule("filter", USER, "RETURN", why="no rules of the user's yet: back to FORWARD"))
     return out
+
+
+EXPANDERS[Filter] = (check_filter, filter_rules)

@@ -36,24 +36,7 @@ LOOPBACK_NET = "127.0.0.0/8"
 PROTOCOLS = ("tcp", "udp")
 BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
 
-# nftables' words: the lab's own table, and per (iptables table, chain) the nft chain
-# (name, type, hook, priority, priority's name)
-NFT_FAMILY = "ip"
-NFT_TABLE = "labkit"
-NFT_CHAINS = {
-    ("raw", "PREROUTING"): ("raw_prerouting", "filter", "prerouting", -300, "raw"),
-    ("nat", "PREROUTING"): ("prerouting", "nat", "prerouting", -100, "dstnat"),
-    ("nat", "OUTPUT"): ("output", "nat", "output", -100, "-100"),
-    ("nat", "POSTROUTING"): ("postrouting", "nat", "postrouting", 100, "srcnat"),
-    # the filter table (labkit.nat.filter): a base chain, and regular chains (no hook)
-    ("filter", "FORWARD"): ("forward", "filter", "forward", 0, "filter"),
-    ("filter", "DOCKER-USER"): ("docker-user", None, None, None, None),
-    ("filter", "DOCKER"): ("docker", None, None, None, None),
-    ("filter", "DOCKER-ISOLATION-STAGE-1"): ("docker-isolation-stage-1", None, None, None, None),
-    ("filter", "DOCKER-ISOLATION-STAGE-2"): ("docker-isolation-stage-2", None, None, None, None),
-}
-BUILTIN_CHAINS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
-VERDICTS = {"MASQUERADE": "masquerade", "DROP": "drop", "ACCEPT": "accept", "RETURN": "return"}
+from .words import NFT_CHAINS, NFT_FAMILY, NFT_TABLE, VERDICTS, chain_command, chains_of, nft_chain, nft_states
 
 
 def shell_words(argv) -> str:
@@ -145,33 +128,9 @@ class Rule:
         return f"nft add rule {NFT_FAMILY} {NFT_TABLE} {NFT_CHAINS[(self.table, self.chain)][0]} {self.nft()}"
 
 
-def nft_states(ctstate: str) -> str:
-    """iptables' conntrack states ("RELATED,ESTABLISHED") in nft's words ("established,related")."""
-    return ",".join(sorted(s.lower() for s in ctstate.split(",")))
-
-
-def ct_states(words) -> str:
-    """nft's states (a list, or one) in iptables' words, in the order iptables-save prints them."""
-    order = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")
-    found = {w.upper() for w in ([words] if isinstance(words, str) else words)}
-    return ",".join(s for s in order if s in found)
-
-
-def nft_chain(table: str, chain: str) -> str:
-    """The nft name of iptables' chain `chain` of `table` (a chain labkit does not know: lower case)."""
-    spec = NFT_CHAINS.get((table, chain))
-    return spec[0] if spec else chain.lower()
-
-
-def chain_command(table: str, chain: str, policy: str | None = None) -> str:
-    """`add chain ip labkit NAME ...`: a base chain with its type, hook, priority (and policy),
-    or a regular chain, as nft's arguments (quoted for a shell)."""
-    name, kind, hook, _, prio_name = NFT_CHAINS[(table, chain)]
-    if hook is None:
-        return f"add chain {NFT_FAMILY} {NFT_TABLE} {name}"
-    extra = f" policy {policy.lower()};" if policy else ""
-    return (f"add chain {NFT_FAMILY} {NFT_TABLE} {name} "
-            f"'{{ type {kind} hook {hook} priority {prio_name};{extra} }}'")
+# entries whose rules another module writes: type -> (check(entry), rules(all entries)); their
+# rules follow the NAT rules (labkit.nat.filter registers Filter when labkit.nat is imported)
+EXPANDERS: dict = {}
 
 
 # -- checking entries ----------------------------------------------------------------------------
@@ -223,9 +182,8 @@ def check_entry(entry):
             raise BadAddress(f"cannot forward to {target}: name a container's address "
                              f"(e.g. {plan.container_address(0)})")
         return entry
-    if isinstance(entry, Filter):
-        from .filter import check_filter
-        return check_filter(entry)
+    if type(entry) in EXPANDERS:
+        return EXPANDERS[type(entry)][0](entry)
     raise BadValue(f"{entry!r} is not a NAT entry (Masquerade, PortMapping or Filter)")
 
 
@@ -241,8 +199,8 @@ def rules_for(entries) -> list[Rule]:
 
     for e in entries:
         check_entry(e)
-        if isinstance(e, Filter):
-            continue                                 # its rules come last (labkit.nat.filter)
+        if type(e) in EXPANDERS:
+            continue                                 # their rules come last
         if isinstance(e, Masquerade):
             add(Rule("nat", "POSTROUTING", "MASQUERADE", saddr=e.source,
                      out_if=f"!{e.not_out}" if e.not_out else None,
@@ -262,10 +220,10 @@ def rules_for(entries) -> list[Rule]:
                      why="localhost publishing: 127.0.0.1 may not leave the host as a source"))
             add(Rule("raw", "PREROUTING", "DROP", daddr=LOOPBACK_NET, in_if="!lo",
                      why="drop packets to 127.0.0.0/8 that did not come from lo (moby#41872)"))
-    if any(isinstance(e, Filter) for e in entries):
-        from .filter import filter_rules
-        for rule in filter_rules(entries):
-            add(rule)
+    for kind, (_, expand) in EXPANDERS.items():
+        if any(isinstance(e, kind) for e in entries):
+            for rule in expand(entries):
+                add(rule)
     return out
 
 
@@ -327,22 +285,6 @@ def nft_commands(rules) -> list[str]:
             made.append(name)
             lines.append(f"nft {chain_command(*key, policies.get(key))}")
     return lines + [r.nft_command() for r in rules if not r.policy]
-
-
-def chains_of(rules) -> list[tuple[str, str]]:
-    """(table, chain) of every chain `rules` use, in order of first use: those that hold
-    rules, and those jumped to."""
-    found = []
-    for r in rules:
-        for key in ((r.table, r.chain),) + (((r.table, r.action),) if jumps(r) else ()):
-            if key not in found:
-                found.append(key)
-    return found
-
-
-def jumps(rule: Rule) -> bool:
-    """True if `rule` jumps to a chain (its action is no verdict of its own)."""
-    return not rule.policy and rule.action not in VERDICTS and rule.action not in ("DNAT", "SNAT", "REJECT")
 
 
 def commands(entries, tool: str = "both", namespace: str | None = None) -> list[str]:

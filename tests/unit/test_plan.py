@@ -135,7 +135,7 @@ def test_each_stage_is_built_from_the_one_before_it_and_the_first_from_nothing()
     assert stages.previous("veth") is None
     assert stages.lineage("publish") == ("veth", "two-veths", "bridge", "outside", "publish")
     assert stages.includes("hairpin", "outside") and not stages.includes("outside", "publish")
-    assert stages.later("publish") == ("publish", "hairpin")
+    assert stages.later("publish")[:2] == ("publish", "hairpin") and "names" not in stages.later("publish")
     for stage in stages.STAGES:          # every chain ends at the first stage, in course order
         line = stages.lineage(stage)
         assert line[0] == "veth" and line[-1] == stage
