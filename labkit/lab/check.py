@@ -20,7 +20,7 @@ from ..errors import UnknownName
 from ..kernel import privilege, sysctl
 from ..model import plan, seed, stages
 from ..model.topology import Interface, Namespace, Topology, route_text
-from . import misplaced, reach, service, strays
+from . import firewall, misplaced, reach, service, strays
 from .verdict import Item, Result, Words
 
 
@@ -42,6 +42,8 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
         items.append(_masquerade_item(words, rules, seen))
     elif stage == "hairpin":
         items += _hairpin_items(lab, words, rules, seen)
+    if stages.includes(stage, "firewall") or stages.includes(stage, "names"):
+        items += firewall.items(lab, stage, want, words)
     items += strays.items(lab, stage, want, live, words, rules)
     state_ok = all(i.ok for i in items)
     # where the state is wrong the stage is not done whatever the traffic does: the probes only
@@ -266,7 +268,11 @@ def _symptom_probes(stage: str, lab) -> list[reach.Probe]:
               for p in reach.PROBES.get(s, ())]
     containers = [r for r in lab.roles() if plan.container_index(r) is not None] or \
         [r for r in ("netns0", "netns1")[:stages.default_containers(stage)]]
+    second = stages.includes(stage, "isolated")
     for role in sorted(containers, key=plan.container_index):
+        if second and plan.container_index(role) == stages.SECOND_CONTAINER:   # on br1
+            chosen += [reach.Probe(role, stages.SECOND_ADDRESS), reach.Probe(role, stages.SECOND_GATEWAY)]
+            continue
         chosen.append(reach.Probe(role, plan.container_address(plan.container_index(role))))
         if bridged:
             chosen.append(reach.Probe(role, plan.BRIDGE_ADDRESS))
