@@ -299,7 +299,7 @@ def _symptoms(lab, stage: str, w: Words, patience: float) -> tuple[list[Item], t
         got = reach._works(lab, p, deadline)
         items.append(reach._item(p, got, w))
         (right if got == p.expect else wrong).append(_said(p, got))
-    if stage == "outside" and "netns0" in roles:
+    if (stage == "outside" or stages.includes(stage, "firewall")) and "netns0" in roles:
         items.append(reach._source_seen(lab, w))
     return items, tuple([f"wrong: {line}" for line in wrong] + [f"right: {line}" for line in right])
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..model import plan, seed
+from ..model import plan, seed, stages
 from .verdict import Item, Words
 
 CURL = ("curl", "-sS", "-f", "--noproxy", "*", "--connect-timeout", "1", "-m", "3",
@@ -155,7 +155,7 @@ PROBES.update({
                  Probe("world", f"http://{_c(0)}:5000/", False, _DIRECT)),
     "isolated": (Probe("netns0", plan.PUBLIC_SERVER), Probe("netns2", plan.PUBLIC_SERVER,
                  why="the second network reaches the world too (its own masquerade)"),
-                 Probe("netns0", _c(1)), Probe("world", PUBLISHED),
+                 Probe("netns0", _c(1)), Probe("world", PUBLISHED), Probe("host", PUBLISHED),
                  Probe("netns0", _C2, False, _APART), Probe("netns2", _c(0), False, _APART),
                  Probe("netns1", _C2, False, _APART)),
     "names": (Probe("netns0", f"{NAME}netns1={_c(1)}", why="the container's resolver answers its names"),
@@ -178,8 +178,8 @@ def items(lab, stage: str, words: Words, patience: float = PATIENCE) -> list[Ite
                               "traffic", "ip netns list"))
             continue
         found.append(_item(p, _works(lab, p, deadline), words))
-    if stage == "outside" and "netns0" in roles:
-        found.append(_source_seen(lab, words))
+    if (stage == "outside" or stages.includes(stage, "firewall")) and "netns0" in roles:
+        found.append(_source_seen(lab, words))   # firewall on: the world routes to the containers
     return found
 
 
