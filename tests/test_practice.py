@@ -19,7 +19,7 @@ from seedtyping import run_line, type_steps
 
 pytestmark = pytest.mark.kernel
 
-NAT_STAGES = ("outside", "publish", "hairpin")
+NAT_STAGES = ("outside", "publish", "hairpin", "firewall", "names")   # nft words for each NAT step
 
 
 @pytest.mark.parametrize("stage,tool", [(s, "iptables") for s in stages.STAGES]
@@ -40,14 +40,16 @@ def test_the_seeds_commands_typed_by_hand_make_check_pass(lab, stage, tool):
 
 def expected_words(step: seed.Step) -> set[str]:
     """Words of a step that the check must name when the step is left out."""
-    words = set(re.findall(r"\b(?:netns\d+|veth\d+|ceth\d+|br0|lo)\b", step.command))
+    words = set(re.findall(r"\b(?:netns\d+|veth\d+|ceth\d+|br[01]|lo)\b", step.command))
+    words |= set(re.findall(r"\bDOCKER[-A-Z0-9]*", step.command))     # the filter table's chains
     words |= {a.split("/")[0] for a in re.findall(r"\d+\.\d+\.\d+\.\d+(?:/\d+)?", step.command)}
     for k in re.findall(r"netns delete netns(\d+)", step.command):   # its veth pair goes with it
         words |= {f"veth{k}", f"ceth{k}"}
     for key, said in (("ip_forward", "forward"), ("MASQUERADE", "source"), ("PREROUTING", "PREROUTING"),
                       ("OUTPUT", "OUTPUT"), ("http.server", "listens"),
                       ("route_localnet", "route_localnet"), ("-t raw", "moby#41872"),
-                      ("127.0.0.0/8 -o br0", "masquerade of 127")):
+                      ("127.0.0.0/8 -o br0", "masquerade of 127"), ("-P FORWARD DROP", "policy"),
+                      ("dnsmasq", "listens"), ("resolv.conf", "resolv.conf")):
         if key in step.command:
             words.add(said)
     return words
