@@ -15,7 +15,8 @@ from ..model import stages
 from ..model.topology import Topology
 from ..nat import _iptables, _nftables
 from ..nat.filter import filter_rules
-from ..nat.rules import Rule
+from ..model.topology import Masquerade
+from ..nat.rules import Rule, rules_for
 from ..nat.words import BUILTIN_CHAINS
 from . import names
 from .verdict import Item, Words
@@ -51,6 +52,8 @@ def items(lab, stage: str, want: Topology, w: Words) -> list[Item]:
         have = present(w.ns("host"))
         found += [_rule_item(rule, rule in have, "host", w) for rule in filter_rules(want.nat)]
         found.append(_user_first(lab, w))
+        second = [e for e in want.nat if isinstance(e, Masquerade) and e.source == stages.SECOND_NET]
+        found += [_rule_item(rule, rule in have, "host", w) for rule in rules_for(second)]
     for role, port in names.resolvers(want).items() if stages.includes(stage, "names") else ():
         if role not in lab.roles():
             continue
