@@ -36,9 +36,11 @@ SECTIONS = (("namespaces", "namespace"), ("veths", "veth"), ("bridges", "bridge"
             ("firewall", "firewall"), ("dns", "dns"))
 # a DNS server that reads no file of the machine's (no /etc/dnsmasq.conf, resolv.conf or
 # hosts), stays in the foreground as root (no other user in a rootless world), writes no
-# pid file and logs each query to its own output (the lab's log, not the machine's syslog)
+# pid file, keeps no cache (each query is forwarded, and its log shows it) and logs each
+# query to its own output (the lab's log, not the machine's syslog)
 DNSMASQ = ("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-           "--user=root", "--pid-file=", "--log-facility=-", "--log-queries", "--bind-interfaces")
+           "--user=root", "--pid-file=", "--log-facility=-", "--log-queries", "--cache-size=0",
+           "--bind-interfaces")
 SERVERS = {"http": ("python3", "-m", "http.server", "--bind"),
            "whoami": ("python3", "-m", "labkit.lab.service", "whoami")}
 

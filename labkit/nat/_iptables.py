@@ -126,9 +126,9 @@ def apply(ns: str, rules, book) -> None:
     _made_chains(ns, mine, keep=set(chains_of(rules)))
     added = []
     try:
-        for argv in wanted:
+        for rule, argv in zip(rules, wanted):
             if not present(ns, argv):
-                run_tool(ns, [TOOL, *argv])
+                run_tool(ns, [TOOL, *_placed(ns, rule, rules, argv)])
                 added.append(argv)
     except KernelError:
         for argv in reversed(added):
@@ -143,6 +143,19 @@ def apply(ns: str, rules, book) -> None:
         _drop_if_empty(ns, table)
         mine["created_tables"].remove(table)
     book.put(mine)
+
+
+def _placed(ns: str, rule: Rule, rules, argv: list[str]) -> list[str]:
+    """`argv` as it goes in: appended (-A), except in the filter table, where the order of a
+    chain's rules is what they mean: inserted (-I CHAIN N) right after the last rule before
+    it in `rules` that the chain holds now (first, if none), whoever added the others."""
+    if rule.table != "filter":
+        return argv
+    earlier = [r for r in rules[:list(rules).index(rule)] if r.chain == rule.chain and not r.policy]
+    listed = [parse(rule.table, shlex.split(line)) for line in run_tool(
+        ns, [TOOL, "-t", rule.table, "-S", rule.chain]).stdout.splitlines() if line.startswith("-A ")]
+    at = max((k + 1 for k, have in enumerate(listed) if have in earlier), default=0)
+    return [*argv[:2], "-I", rule.chain, str(at + 1), *argv[4:]]
 
 
 def remove(ns: str, book) -> None:
