@@ -34,6 +34,28 @@ def stray_icmp(lab, source: str = "world", target: str = plan.container_address(
                 f"{plan.WORLD_ADDRESS}:2222, a packet {target} never sent")
 
 
+def udp_refused(lab, source: str, address: str, port: int) -> Said:
+    """One UDP datagram from namespace `source` to `address`:`port` (a connected socket), and
+    whether an ICMP port unreachable came back within 2 s (the socket says so)."""
+    privilege.require()
+    with netns.entered(lab.ns(source)):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.connect((address, port))
+        sock.send(b"x")
+        sock.settimeout(2)
+        try:
+            sock.recv(1)
+            said = "an answer came back"
+        except ConnectionRefusedError:
+            said = "ConnectionRefusedError: an ICMP port unreachable came back"
+        except socket.timeout:
+            said = "no answer, no ICMP error: timed out"
+    finally:
+        sock.close()
+    return Said(f"{source} sent one UDP datagram to {address}:{port}; {said}")
+
+
 def _log(lab, role: str, port: int) -> str:
     from ...lab.service import services_dir
     return os.path.join(services_dir(lab.name), f"{role}-{port}.log")
