@@ -64,7 +64,7 @@ def send(lab, source: str, target: str, timeout: float = 1.0) -> Answer:
     the answer), or a GET of a URL ("://" in it)."""
     if target.startswith(NAME):         # name:NAME=ADDRESS, looked up as the namespace does
         name, _, want = target[len(NAME):].partition("=")
-        result = lab.exec(source, ["getent", "hosts", name], timeout=15)
+        result = lab.exec(source, ["getent", "ahostsv4", name], timeout=15)   # one question: A
         got = (result.stdout.split() or [""])[0]
         return Answer(result.returncode == 0 and got == want,
                       f"{name} is {got}" if got else f"{name} is not found", result.stdout)
