@@ -40,7 +40,7 @@ FIXES = {
                                     "-m conntrack --ctstate DNAT -j ACCEPT"),
     "forward-accept": ("host", "iptables -P FORWARD DROP"),
     "no-isolation": ("host", "iptables -I FORWARD 2 -j DOCKER-ISOLATION-STAGE-1"),
-    "resolver-down": ("netns0", "dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --user=root --pid-file= "
+    "resolver-down": ("netns0", "dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --user=root --group= --pid-file= "
                                 "--bind-interfaces --listen-address=127.0.0.11 --port=10053 --server=10.0.2.2 "
                                 "--host-record=netns0,172.18.0.10 --host-record=netns1,172.18.0.20"),
     "resolv-conf-elsewhere": ("netns0", "echo nameserver 127.0.0.11 > /etc/resolv.conf"),

@@ -153,7 +153,7 @@ def _network(b: str) -> tuple[Step, ...]:
     )
 
 
-_RESOLVER = ("dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --user=root --pid-file= --cache-size=0 "
+_RESOLVER = ("dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --user=root --group= --pid-file= --cache-size=0 "
              "--bind-interfaces --listen-address=127.0.0.11 --port=10053 --server=10.0.2.2 "
              "--host-record=netns0,172.18.0.10 --host-record=netns1,172.18.0.20")
 
