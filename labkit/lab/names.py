@@ -76,18 +76,18 @@ def files(topology: Topology, ns: Namespace, hosts: str, resolv: str) -> dict[st
     return {"hosts": hosts, "resolv.conf": resolv}
 
 
-def unpointed(topology: Topology, etc_dir: str) -> None:
-    """Give each container with a resolver the lab's resolv.conf (127.0.0.1: nothing listens)
-    again, as before the stage: what a person practising it changes (the files are journaled)."""
+def unpointed(topology: Topology, etc_dir: str, resolv: str) -> None:
+    """Give each container with a resolver the lab's resolv.conf `resolv` (labkit.lab.service's:
+    127.0.0.1, where nothing listens) again, as before the stage: what a person practising it
+    changes (the files are journaled)."""
     import os
-    from .service import RESOLV_CONF
     if netns.netns_dir() != "/run/netns":
         return
     for role in resolvers(topology):
         path = os.path.join(etc_dir, plan.namespace_name(topology.lab, role), "resolv.conf")
         if os.path.exists(path):
             with open(path, "w") as f:
-                f.write(RESOLV_CONF)
+                f.write(resolv)
 
 
 # -- the rules in each container -----------------------------------------------------------------

@@ -102,7 +102,7 @@ def _practice(lab, stage: str, backend: str | None) -> Task:
     journal.expect_namespaces(names)
     service.write_resolver(stages.build(stage, lab.name), journal)
     if stages.includes(stage, "names"):        # the person points each container at 127.0.0.11
-        resolvers.unpointed(stages.build(stage, lab.name), lab.places.etc_dir)
+        resolvers.unpointed(stages.build(stage, lab.name), lab.places.etc_dir, service.RESOLV_CONF)
     records = {"practice": stage, "fault": None}
     if journal.get(misplaced.MACHINE_RECORD) is None:   # the first practice's: slips stay slips
         records[misplaced.MACHINE_RECORD] = misplaced.snapshot(
