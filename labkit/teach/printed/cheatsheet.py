@@ -64,6 +64,28 @@ LOOK: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 """For each stage: (where, command, what to look for) to see what the stage made."""
+LOOK.update({
+    "firewall": (
+        ("host", "iptables -S FORWARD", "-P FORWARD DROP, then -j DOCKER-USER first"),
+        ("host", "iptables -L -v -n -x", "each rule's counter: replies by RELATED,ESTABLISHED"),
+        ("world", f"curl http://{HOST}:{PORT}/", "the page: DNATed, then accepted by DOCKER"),
+        ("world", f"curl -m 2 http://{C0}:{PORT}/", "no answer: the direct route is refused"),
+        ("host", "conntrack -L", "each connection and its state"),
+    ),
+    "isolated": (
+        ("host", "iptables -S DOCKER-ISOLATION-STAGE-2", "-o br0 -j DROP, -o br1 -j DROP"),
+        ("netns0", "ping -c1 172.19.0.10", "no answer: the networks are apart"),
+    ),
+    "names": (
+        ("netns0", "cat /etc/resolv.conf", "nameserver 127.0.0.11"),
+        ("netns0", "iptables -t nat -L OUTPUT -v -n", "127.0.0.11:53 DNATed to port 10053"),
+        ("netns0", "getent hosts netns1", f"{C1}: answered by netns0's resolver"),
+        ("netns0", "getent hosts public.example", f"{SERVER}: forwarded to the world"),
+    ),
+})
+
+
+LONG = 22            # steps beyond which a sheet is set smaller, to stay one page
 
 
 def _code(text: str) -> str:
@@ -81,7 +103,8 @@ def sheet(stage: str) -> str:
     build = [(s.where, s.command, s.does + ("" if s.seed else " (labkit's; not in the seed)"))
              for s in steps]
     where = sorted({s.where for s in steps} | {w for w, _, _ in LOOK[stage]})
-    return (f'<section class="lk-sheet" id="sheet-{stage}"><h1>Stage {html.escape(stage)}: cheat sheet</h1>'
+    long = " lk-long" if len(build) > LONG else ""      # a stage of many steps, in smaller type
+    return (f'<section class="lk-sheet{long}" id="sheet-{stage}"><h1>Stage {html.escape(stage)}: cheat sheet</h1>'
             f"<p>{html.escape(DESCRIPTIONS[stage])}.</p>"
             f"<p>Start where the stage starts: {_code(f'sudo labkit practice {stage}')}; "
             f"see what is missing: {_code(f'sudo labkit check {stage}')}; the whole stage at "
