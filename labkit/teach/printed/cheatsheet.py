@@ -85,9 +85,6 @@ LOOK.update({
 })
 
 
-LONG = 22            # steps beyond which a sheet is set smaller, to stay one page
-
-
 def _code(text: str) -> str:
     return f"<code>{html.escape(text)}</code>"
 
@@ -103,8 +100,7 @@ def sheet(stage: str) -> str:
     build = [(s.where, s.command, s.does + ("" if s.seed else " (labkit's; not in the seed)"))
              for s in steps]
     where = sorted({s.where for s in steps} | {w for w, _, _ in LOOK[stage]})
-    long = " lk-long" if len(build) > LONG else ""      # a stage of many steps, in smaller type
-    return (f'<section class="lk-sheet{long}" id="sheet-{stage}"><h1>Stage {html.escape(stage)}: cheat sheet</h1>'
+    return (f'<section class="lk-sheet" id="sheet-{stage}"><h1>Stage {html.escape(stage)}: cheat sheet</h1>'
             f"<p>{html.escape(DESCRIPTIONS[stage])}.</p>"
             f"<p>Start where the stage starts: {_code(f'sudo labkit practice {stage}')}; "
             f"see what is missing: {_code(f'sudo labkit check {stage}')}; the whole stage at "

@@ -105,9 +105,6 @@ img, svg {{ max-width: 100%; height: auto; }}
 .lk-sheet table {{ width: 100%; }}
 .lk-sheet td code {{ display: block; padding-left: 1.5em; text-indent: -1.5em; }}
 .lk-sheet td.lk-where {{ font-family: {MONO}; white-space: nowrap; }}
-.lk-sheet.lk-long table, .lk-sheet.lk-long p {{ font-size: {BODY_PT - 2}pt; }}
-.lk-sheet.lk-long td code {{ font-size: {CODE_PT - 1.5}pt; }}
-.lk-sheet.lk-long td {{ padding-top: 0; padding-bottom: 0; }}
 """
 
 PYGMENTS_STYLE = "default"
