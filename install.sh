@@ -22,7 +22,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "install.sh needs root (it installs Debian packages): run it with sudo" >&2
   exit 1
 fi
-PACKAGES="iproute2 nftables iptables iputils-ping curl libpcap0.8 tcpdump tshark procps sudo
+PACKAGES="iproute2 nftables iptables iputils-ping curl libpcap0.8 tcpdump tshark procps sudo dnsmasq-base
           python3 python3-venv python3-pip"
 [ "$IMAGE" = yes ] || PACKAGES="$PACKAGES chromium poppler-utils fonts-dejavu-core"   # handouts, browser tests
 if [ "$CLASSROOM" = yes ]; then   # a machine with NodeSource's nodejs has npm with it

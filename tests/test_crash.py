@@ -24,7 +24,7 @@ import pytest
 from labkit.kernel import process
 from labkit.kernel import netns
 from labkit.model import plan
-from labkit.lab import service
+from labkit.lab import etcfiles, service
 from labkit.pytest_plugin import unique_lab_name
 
 from harness import labkit_env
@@ -129,8 +129,8 @@ def leftovers(lab: str, run_dir: str, inodes, rules_before: str) -> list[str]:
     found = [f"namespace file {n}" for n in os.listdir(netns.netns_dir()) if n.startswith(lab + "-")]
     if os.path.isdir(run_dir):
         found += [f"journal dir entry {e}" for e in os.listdir(run_dir)]
-    if os.path.isdir(service.etc_dir()):
-        found += [f"{service.etc_dir()}/{n}" for n in os.listdir(service.etc_dir())
+    if os.path.isdir(etcfiles.etc_dir()):
+        found += [f"{etcfiles.etc_dir()}/{n}" for n in os.listdir(etcfiles.etc_dir())
                   if n.startswith(lab + "-")]
     found += lab_processes(inodes, run_dir)
     if root_rules() != rules_before:
@@ -174,7 +174,7 @@ def observables(lab: str, run_dir: str) -> dict[str, callable]:
         "uplink ens18": lambda: _has_link(ns("host"), "ens18"),
         "veth1": lambda: _has_link(ns("host"), "veth1"),
         "bridge br0": lambda: _has_link(ns("host"), "br0"),
-        "resolver files": lambda: os.path.exists(os.path.join(service.etc_dir(), ns("netns1"),
+        "resolver files": lambda: os.path.exists(os.path.join(etcfiles.etc_dir(), ns("netns1"),
                                                               "resolv.conf")),
         "NAT journaled": lambda: bool(_journal(run_dir, lab).get("records", {}).get("nat")),
         "NAT applied": lambda: "nat_backend" in _journal(run_dir, lab).get("records", {}),

@@ -34,6 +34,18 @@ FIXES = {
     "stray-route": ("host", "ip route del 172.18.0.20/32 dev veth0"),
     "wrong-neighbour": ("host", "ip neigh del 172.18.0.20 dev br0"),
     "forward-drop": ("host", "iptables -D FORWARD -o br0 -j DROP"),
+    # the stages after publish and outside (issue 23)
+    "no-established": ("host", "iptables -A FORWARD -o br0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+    "no-published-accept": ("host", "iptables -A DOCKER -d 172.18.0.10 ! -i br0 -o br0 -p tcp --dport 5000 "
+                                    "-m conntrack --ctstate DNAT -j ACCEPT"),
+    "forward-accept": ("host", "iptables -P FORWARD DROP"),
+    "no-isolation": ("host", "iptables -I FORWARD 2 -j DOCKER-ISOLATION-STAGE-1"),
+    "resolver-down": ("netns0", "dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --user=root --group= --pid-file= "
+                                "--bind-interfaces --listen-address=127.0.0.11 --port=10053 --server=10.0.2.2 "
+                                "--host-record=netns0,172.18.0.10 --host-record=netns1,172.18.0.20"),
+    "resolv-conf-elsewhere": ("netns0", "echo nameserver 127.0.0.11 > /etc/resolv.conf"),
+    "no-resolver-dnat": ("netns0", "iptables -t nat -A OUTPUT -d 127.0.0.11 -p udp --dport 53 -j DNAT "
+                                   "--to-destination 127.0.0.11:10053"),
     "dnat-wrong-port": ("host", "iptables -t nat -D PREROUTING -d 10.0.2.15/32 -p tcp -m tcp --dport 5000 "
                                 "-j DNAT --to-destination 172.18.0.10:5001; iptables -t nat -A PREROUTING "
                                 "-d 10.0.2.15 -p tcp --dport 5000 -j DNAT --to-destination 172.18.0.10:5000"),

@@ -20,7 +20,7 @@ from seedtyping import run_line, type_steps
 
 pytestmark = pytest.mark.kernel
 
-NAT_STAGES = ("outside", "publish", "hairpin")
+NAT_STAGES = ("outside", "publish", "hairpin", "firewall", "names")   # nft words for each NAT step
 
 
 @pytest.mark.parametrize("stage,tool", [(s, "iptables") for s in stages.STAGES]
@@ -41,7 +41,8 @@ def test_the_seeds_commands_typed_by_hand_make_check_pass(lab, stage, tool):
 
 def expected_words(step: seed.Step) -> set[str]:
     """Words of a step that the check must name when the step is left out."""
-    words = set(re.findall(r"\b(?:netns\d+|veth\d+|ceth\d+|br0|lo|vxlan\d+)\b", step.command))
+    words = set(re.findall(r"\b(?:netns\d+|veth\d+|ceth\d+|br[01]|lo|vxlan\d+)\b", step.command))
+    words |= set(re.findall(r"\bDOCKER[-A-Z0-9]*", step.command))     # the filter table's chains
     words |= {a.split("/")[0] for a in re.findall(r"\d+\.\d+\.\d+\.\d+(?:/\d+)?", step.command)}
     words |= {a.split("/")[0] for a in re.findall(r"\b[0-9a-f]{1,4}:[0-9a-f:]*::?[0-9a-f]*(?:/\d+)?", step.command)}
     for k in re.findall(r"netns delete netns(\d+)", step.command):   # its veth pair goes with it
@@ -49,7 +50,8 @@ def expected_words(step: seed.Step) -> set[str]:
     for key, said in (("ip_forward", "forward"), ("MASQUERADE", "source"), ("PREROUTING", "PREROUTING"),
                       ("OUTPUT", "OUTPUT"), ("http.server", "listens"),
                       ("route_localnet", "route_localnet"), ("-t raw", "moby#41872"),
-                      ("127.0.0.0/8 -o br0", "masquerade of 127"),
+                      ("127.0.0.0/8 -o br0", "masquerade of 127"), ("-P FORWARD DROP", "policy"),
+                      ("dnsmasq", "listens"), ("resolv.conf", "resolv.conf"),
                       # IPv6 and the overlay
                       ("disable_ipv6", "IPv6 is off"), ("conf.all.forwarding", "forward"),
                       ("RELATED,ESTABLISHED", "2001:db8:80::80"), ("-j DROP", "8080")):

@@ -281,6 +281,19 @@ def test_nat_on_both_backends_as_a_user(user1):
     user1.ok("down")
 
 
+def test_firewall_and_names_with_iptables_as_a_user(user1):
+    """The filter table and the containers' resolvers with iptables in a world (the default,
+    nftables, is what the every-stage test runs): check sends real traffic and real lookups."""
+    for stage in ("firewall", "isolated", "names"):
+        user1.ok("up", stage, "--backend", "iptables")
+        result = user1.labkit("check", stage)
+        assert result.returncode == 0, (stage, result.stdout)
+    found = user1.ok("shell", "--", "ip", "netns", "exec", "netns0", "getent", "hosts", "netns1")
+    assert found.split()[:2] == ["172.18.0.20", "netns1"], found
+    user1.ok("down")
+    assert user1.world() is None
+
+
 BURST = r"""
 import socket, sys, time
 from labkit.kernel import world

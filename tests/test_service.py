@@ -11,7 +11,7 @@ import pytest
 
 from labkit.kernel import netns
 from labkit.model import plan
-from labkit.lab import service
+from labkit.lab import etcfiles, service
 from labkit.model import stages
 from labkit.errors import KernelError
 from labkit.model import Service
@@ -22,14 +22,14 @@ CURL = ["curl", "-sS", "--noproxy", "*", "--connect-timeout", "2", "-m", "4"]
 # -- no root -------------------------------------------------------------------------------------
 
 def test_hosts_file_names_every_lab_address():
-    text = service.hosts_text(stages.build("publish", "t1"))
+    text = etcfiles.hosts_text(stages.build("publish", "t1"))
     lines = text.splitlines()
     assert lines[0] == "127.0.0.1\tlocalhost"
     assert lines[1] == f"127.0.1.1\t{socket.gethostname()}"   # sudo in a lab namespace needs it
     for line in ("10.0.2.15\thost", "172.18.0.1\thost", "10.0.2.2\tworld",
                  "203.0.113.80\tpublic-server", "172.18.0.10\tnetns0", "172.18.0.20\tnetns1"):
         assert line in lines
-    assert "nameserver 127.0.0.1" in service.RESOLV_CONF
+    assert "nameserver 127.0.0.1" in etcfiles.RESOLV_CONF
 
 
 def test_python3_runs_this_interpreter():
@@ -103,13 +103,13 @@ def test_resolver_files_are_journaled_and_removed(lab):
     lab.up("veth")
     if netns.netns_dir() != "/run/netns":
         pytest.skip("namespaces are not under /run/netns: `ip netns exec` is not used")
-    dirs = [os.path.join(service.etc_dir(), lab.ns(role)) for role in ("host", "world", "netns0")]
+    dirs = [os.path.join(etcfiles.etc_dir(), lab.ns(role)) for role in ("host", "world", "netns0")]
     for d in dirs:
         assert d in lab.journal.data["paths"]
         with open(os.path.join(d, "hosts")) as f:
             assert "172.18.0.10\tnetns0" in f.read()
     resolv = lab.exec("netns0", ["cat", "/etc/resolv.conf"]).stdout
-    assert resolv == service.RESOLV_CONF
+    assert resolv == etcfiles.RESOLV_CONF
     lab.down()
     assert not any(os.path.exists(d) for d in dirs)
 

@@ -20,7 +20,7 @@ from ..errors import UnknownName
 from ..kernel import privilege, sysctl
 from ..model import plan, seed, stages
 from ..model.topology import Interface, Namespace, Topology, route_text
-from . import misplaced, reach, service, strays
+from . import firewall, misplaced, reach, service, strays
 from .verdict import LAYERS, Item, Result, Words
 
 
@@ -48,6 +48,8 @@ def check(lab, stage: str, containers: int | None = None) -> Result:
     if stage == "overlay":                     # two hosts over VXLAN (labkit.lab.tunnel)
         from . import tunnel
         items += tunnel.items(want, live, words) + tunnel.underlay_items(lab, words)
+    if stages.includes(stage, "firewall") or stages.includes(stage, "names"):
+        items += firewall.items(lab, stage, want, words)
     items += strays.items(lab, stage, want, live, words, rules)
     state_ok = all(i.ok for i in items)
     # where the state is wrong the stage is not done whatever the traffic does: the probes only
@@ -305,7 +307,11 @@ def _symptom_probes(stage: str, lab) -> list[reach.Probe]:
               for p in reach.PROBES.get(s, ())]
     containers = [r for r in lab.roles() if plan.container_index(r) is not None] or \
         [r for r in ("netns0", "netns1")[:stages.default_containers(stage)]]
+    second = stages.includes(stage, "isolated")
     for role in sorted(containers, key=plan.container_index):
+        if second and plan.container_index(role) == stages.SECOND_CONTAINER:   # on br1
+            chosen += [reach.Probe(role, stages.SECOND_ADDRESS), reach.Probe(role, stages.SECOND_GATEWAY)]
+            continue
         chosen.append(reach.Probe(role, plan.container_address(plan.container_index(role))))
         if bridged:
             chosen.append(reach.Probe(role, plan.BRIDGE_ADDRESS))
@@ -332,7 +338,7 @@ def _symptoms(lab, stage: str, w: Words, patience: float) -> tuple[list[Item], t
         got = reach._works(lab, p, deadline)
         items.append(reach._item(p, got, w))
         (right if got == p.expect else wrong).append(_said(p, got))
-    if stage == "outside" and "netns0" in roles:
+    if (stage == "outside" or stages.includes(stage, "firewall")) and "netns0" in roles:
         items.append(reach._source_seen(lab, w))
     return items, tuple([f"wrong: {line}" for line in wrong] + [f"right: {line}" for line in right])
 

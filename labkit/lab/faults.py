@@ -46,7 +46,7 @@ class Fault:
     @property
     def backend(self) -> str | None:
         """The NAT tool it needs: iptables where it changes NAT rules (the seed's tool)."""
-        return "iptables" if "nat" in self.layer.split("+") else None
+        return "iptables" if {"nat", "filter"} & set(self.layer.split("+")) else None
 
 
 def _from(stage: str) -> tuple[str, ...]:
@@ -79,7 +79,8 @@ def _no_forwarding(t: Topology) -> Topology:
 
 
 def _no_masquerade(t: Topology) -> Topology:
-    return dataclasses.replace(t, nat=tuple(e for e in t.nat if not isinstance(e, Masquerade)))
+    return dataclasses.replace(t, nat=tuple(e for e in t.nat if not isinstance(e, Masquerade)
+                                            or e.source != plan.BRIDGE_NET))   # br0's network's
 
 
 def _no_server(t: Topology) -> Topology:
@@ -190,6 +191,48 @@ FAULTS.update({f.name: f for f in (
             "netns0 reaches both"),
     _double("server-down", "dnat-wrong-port", "nobody can open http://10.0.2.15:5000/"),
 )})
+
+# the stages after publish and outside (issue 23): Docker's filter table, and names
+_ESTABLISHED = "FORWARD -o br0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+_ACCEPT_PUBLISHED = (f"DOCKER -d {plan.container_address(0)}/32 ! -i br0 -o br0 -p tcp -m tcp --dport 5000 "
+                     f"-m conntrack --ctstate DNAT -j ACCEPT")
+_RESOLVER_DNAT = (f"OUTPUT -d {stages.RESOLVER}/32 -p udp -m udp --dport 53 -j DNAT --to-destination "
+                  f"{stages.RESOLVER}:{stages.RESOLVER_PORT}")
+
+
+# ends the dnsmasq of the namespace it runs in (found by namespace identity), as a crash would
+_END_RESOLVER = ("sh", "-c", 'me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do '
+                 '[ "$(readlink $p/ns/net 2>/dev/null)" = "$me" ] && [ "$(cat $p/comm 2>/dev/null)" = '
+                 'dnsmasq ] && kill "${p#/proc/}"; done; true')
+
+
+FAULTS.update({f.name: f for f in (
+    Fault("no-established", _from("firewall"), "the containers' pings to the public server "
+          "203.0.113.80 get no answer (the request leaves, the reply is dropped); the world still "
+          "opens http://10.0.2.15:5000/", "filter", after=_host(f"iptables -D {_ESTABLISHED}")),
+    Fault("no-published-accept", _from("firewall"), "the world cannot open "
+          "http://10.0.2.15:5000/; the host can, and the containers reach the public server",
+          "filter", after=_host(f"iptables -D {_ACCEPT_PUBLISHED}")),
+    Fault("forward-accept", _from("firewall"), "the world reaches netns0's own address "
+          "172.18.0.10 through its route, which the firewall should refuse", "filter",
+          after=_host("iptables -P FORWARD ACCEPT")),
+    Fault("no-isolation", _from("isolated"), "netns0 and netns2 reach each other across the two "
+          "networks", "filter", after=_host("iptables -D FORWARD -j DOCKER-ISOLATION-STAGE-1")),
+    Fault("resolver-down", _from("names"), "in netns0, getent hosts netns1 finds nothing, nor "
+          "public.example; netns1 finds both", "servers", after=(("netns0", _END_RESOLVER),)),
+    Fault("resolv-conf-elsewhere", _from("names"), "in netns0, getent hosts netns1 finds nothing, "
+          "though public.example is found; netns1 finds both", "names",
+          after=(("netns0", ("sh", "-c", "echo nameserver 10.0.2.2 > /etc/resolv.conf")),)),
+    Fault("no-resolver-dnat", _from("names"), "in netns0, getent hosts netns1 finds nothing; "
+          "netns1 finds it", "nat", after=(("netns0", ("iptables", "-t", "nat", "-D",
+                                                        *_RESOLVER_DNAT.split())),)),
+)})
+# lo down: the names stage's resolver cannot even bind 127.0.0.11 (up fails, nothing to diagnose)
+FAULTS["lo-down"] = dataclasses.replace(FAULTS["lo-down"], stages=tuple(
+    s for s in FAULTS["lo-down"].stages if not stages.includes(s, "names")))
+# Docker's filter table accepts bridged traffic within br0 by its own rule (-i br0 -o br0)
+FAULTS["br-netfilter-drop"] = dataclasses.replace(FAULTS["br-netfilter-drop"], stages=tuple(
+    s for s in FAULTS["br-netfilter-drop"].stages if not stages.includes(s, "firewall")))
 
 RANDOM = "random"                   # the fault name that draws one of the stage's faults
 

@@ -178,7 +178,7 @@ class Lab:
             backend = backend or broken.backend
         custom = source is not None or want.stage not in stages.STAGES
         from ..nat import api as nat
-        from . import service
+        from . import etcfiles, service
         for entry in want.nat:
             nat.check_entry(entry)
         journal = self.journal
@@ -195,13 +195,15 @@ class Lab:
                 nat.remove(self.name, journal=journal)  # while the old host, if any, is still there
         faults.undo(self.name, journal.get("fault"))
         converge(want, journal)
-        service.write_resolver(want, journal)
+        etcfiles.write_resolver(want, journal)
         if has_nat_home:
             nat.apply(self.name, want.nat, backend, journal=journal)
         if has_nat_home or journal.get("six"):  # the IPv6 rules (labkit.nat.six)
             from ..nat import six as nat6
             nat6.converge(self.name, nat6.mode_of(want.stage) if want.stage else None, backend, journal)
         service.converge(want, journal)
+        from . import names
+        names.converge(want, journal, backend)
         for role, argv in broken.after if broken else ():
             netns.run(plan.namespace_name(self.name, role), list(argv))
         journal.update({"nat_backend": backend, "stage": want.stage, "fault": fault,
@@ -275,12 +277,12 @@ class Lab:
             from . import owner
             owner.check(journal, self.name, self.take)
             from ..nat import api as nat
-            from . import service
+            from . import etcfiles, service
             with contextlib.suppress(LabkitError):
                 nat.remove(self.name, journal=journal)  # exact, though deleting the namespaces would do
             service.stop_recorded(journal)  # also those in a namespace deleted by hand
             removed = journal.undo()
-            service.tidy_etc_dir()
+            etcfiles.tidy_etc_dir()
         if journal.left:
             raise KernelError(f"{journal.left_text()} (removed the rest: {len(removed)} "
                               f"namespace(s)/file(s))")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import journal as journal_mod
-from . import lock, owner, service
+from . import etcfiles, lock, owner, service
 from ..errors import KernelError, LabkitError
 from ..kernel import privilege
 
@@ -37,7 +37,7 @@ def clean() -> dict[str, list[str]]:
         except LabkitError as e:
             problems.append(str(e))
     journal_mod.sweep()
-    service.tidy_etc_dir()
+    etcfiles.tidy_etc_dir()
     if problems:
         done = ", ".join(lab or "(default)" for lab in removed)
         raise KernelError("; ".join(problems) + (f" (cleaned the rest: {done})" if done else ""))

@@ -22,7 +22,8 @@ from ..errors import KernelError
 from ..kernel import netns
 from ..model import plan, seed, stages
 from ..model.topology import Topology
-from . import misplaced, service
+from . import etcfiles, misplaced
+from . import names as resolvers
 from .verdict import Words
 
 
@@ -161,7 +162,9 @@ def _practice(lab, stage: str, backend: str | None) -> Task:
     lab.up(start.stage if start.stage in stages.STAGES else start, backend=backend)
     journal = lab.journal
     journal.expect_namespaces(names)
-    service.write_resolver(stages.build(stage, lab.name), journal)
+    etcfiles.write_resolver(stages.build(stage, lab.name), journal)
+    if stages.includes(stage, "names"):        # the person points each container at 127.0.0.11
+        resolvers.unpointed(stages.build(stage, lab.name), lab.places.etc_dir, etcfiles.RESOLV_CONF)
     records = {"practice": stage, "fault": None}
     if journal.get(misplaced.MACHINE_RECORD) is None:   # the first practice's: slips stay slips
         records[misplaced.MACHINE_RECORD] = misplaced.snapshot(

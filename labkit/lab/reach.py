@@ -15,12 +15,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..model import plan, seed
+from ..model import plan, seed, stages
 from .verdict import Item, Words
 
 CURL = ("curl", "-sS", "-f", "--noproxy", "*", "--connect-timeout", "1", "-m", "3",
         "-w", "\n%{http_code}")      # the status on a last line of its own
 PUBLISHED = f"http://{plan.HOST_ADDRESS}:5000/"
+NAME = "name:"                     # a probe target "name:NAME=ADDRESS": NAME resolves to ADDRESS
 WHOAMI = f"http://{plan.PUBLIC_SERVER}/"
 
 
@@ -38,6 +39,8 @@ class Probe:
     @property
     def command(self) -> str:
         """The command a person types for this probe."""
+        if self.target.startswith(NAME):
+            return f"getent hosts {self.target[len(NAME):].split('=')[0]}"
         if self.target.startswith("http"):
             return f"curl {self.target}"
         return f"ping -c1 {self.target}"
@@ -60,6 +63,12 @@ class Answer:
 def send(lab, source: str, target: str, timeout: float = 1.0) -> Answer:
     """One probe from namespace `source`: a ping to an address (waiting `timeout` seconds for
     the answer), or a GET of a URL ("://" in it)."""
+    if target.startswith(NAME):         # name:NAME=ADDRESS, looked up as the namespace does
+        name, _, want = target[len(NAME):].partition("=")
+        result = lab.exec(source, ["getent", "ahostsv4", name], timeout=15)   # one question: A
+        got = (result.stdout.split() or [""])[0]
+        return Answer(result.returncode == 0 and got == want,
+                      f"{name} is {got}" if got else f"{name} is not found", result.stdout)
     if "://" not in target:
         ok = ping(lab, source, target, timeout)
         return Answer(ok, "answered" if ok else "no answer")
@@ -157,6 +166,28 @@ PROBES: dict[str, tuple[Probe, ...]] = {
                       "full-size segments must fit the tunnel (MTU 1450)", via="host-a",
                       look="ip link show vxlan42; ip netns exec netns0 ip link show ceth0")),
 }
+_DIRECT = ("the world has a route to 172.18.0.0/16 via the host, but the forward hook lets in "
+           "only what was DNATed to a published port (moby#45610)")
+_APART = "the two networks are kept apart (the isolation chains)"
+_C2 = "172.19.0.10"          # netns2, on br1 (stages.SECOND_ADDRESS)
+PROBES.update({
+    "firewall": (Probe("netns0", plan.PUBLIC_SERVER, why="its replies come back by their conntrack state"),
+                 Probe("netns1", plan.PUBLIC_SERVER), Probe("netns0", _c(1)),
+                 Probe("world", PUBLISHED, why="the published port, DNATed and then accepted"),
+                 Probe("host", PUBLISHED),
+                 Probe("world", _c(0), False, _DIRECT),
+                 Probe("world", f"http://{_c(0)}:5000/", False, _DIRECT)),
+    "isolated": (Probe("netns0", plan.PUBLIC_SERVER), Probe("netns2", plan.PUBLIC_SERVER,
+                 why="the second network reaches the world too (its own masquerade)"),
+                 Probe("netns0", _c(1)), Probe("world", PUBLISHED), Probe("host", PUBLISHED),
+                 Probe("netns0", _C2, False, _APART), Probe("netns2", _c(0), False, _APART),
+                 Probe("netns1", _C2, False, _APART)),
+    "names": (Probe("netns0", f"{NAME}netns1={_c(1)}", why="the container's resolver answers its names"),
+              Probe("netns1", f"{NAME}netns0={_c(0)}"),
+              Probe("netns0", f"{NAME}public.example={plan.PUBLIC_SERVER}",
+                    why="other names are forwarded to the world's DNS server"),
+              Probe("netns0", plan.PUBLIC_SERVER)),
+})
 
 
 def items(lab, stage: str, words: Words, patience: float = PATIENCE) -> list[Item]:
@@ -171,20 +202,25 @@ def items(lab, stage: str, words: Words, patience: float = PATIENCE) -> list[Ite
                               "traffic", "ip netns list"))
             continue
         found.append(_item(p, _works(lab, p, deadline), words))
-    if stage == "outside" and "netns0" in roles:
-        found.append(_source_seen(lab, words))
+    if (stage == "outside" or stages.includes(stage, "firewall")) and "netns0" in roles:
+        found.append(_source_seen(lab, words))   # firewall on: the world routes to the containers
     return found
 
 
 def in_words(p: Probe, got: bool | None = None) -> str:
     """What probe `p` found in words ("netns0 reaches 172.18.0.20"); `got` None: what it expects."""
     got = p.expect if got is None else got
+    if p.target.startswith(NAME):
+        name, _, want = p.target[len(NAME):].partition("=")
+        return f"{p.source} {'resolves' if got else 'does not resolve'} {name} to {want}"
     verb = "gets" if p.target.startswith("http") else "reaches"
     return (f"{p.source} {verb} {p.target}" if got else
             f"{p.source} {'gets no answer from' if verb == 'gets' else 'does not reach'} {p.target}")
 
 
 def _item(p: Probe, got: bool, w: Words) -> Item:
+    if p.target.startswith(NAME):
+        return _name_item(p, got, w)
     said = in_words(p, got)
     if got == p.expect:
         return Item(True, said, "traffic")
@@ -196,6 +232,17 @@ def _item(p: Probe, got: bool, w: Words) -> Item:
         look += f"; in {p.via}: {p.look}"
     fix = f"{w.where(p.via)}: {p.fix}" if p.fix else ""
     return Item(False, said + (" but should not" if got else "") + extra, "traffic", look, fix)
+
+
+def _name_item(p: Probe, got: bool, w: Words) -> Item:
+    name, _, want = p.target[len(NAME):].partition("=")
+    said = f"{p.source} {'resolves' if got else 'does not resolve'} {name} to {want}"
+    if got == p.expect:
+        return Item(True, said, "traffic")
+    look = (f"{w.look(p.source, p.command)}; {w.look(p.source, 'cat /etc/resolv.conf')}; "
+            f"{w.look(p.source, 'iptables -t nat -S OUTPUT')}; {w.look(p.source, 'ss -lunp')}")
+    return Item(False, said + (f" ({p.why})" if p.why else ""), "traffic", look,
+                f"{w.where(p.source)}: {p.fix}" if p.fix else "")
 
 
 def _address(target: str) -> str:

@@ -9,11 +9,7 @@ address and port is taken as it is. Waiting for a server polls the namespace's l
 sockets (/proc/net/tcp), never sleeps a fixed time. Servers end when their namespace is
 deleted (`netns.delete` ends every process in it).
 
-Names: `ip netns exec NAME` binds /etc/netns/NAME/* over /etc. labkit writes there a hosts
-file naming every lab address and a resolv.conf whose only nameserver is 127.0.0.1, where
-nothing listens: a lookup is answered from the hosts file or refused at once, never after
-http.server's ~10 s wait for an unreachable DNS server. Each file or directory is journaled
-before it is made, so `labkit down` and `labkit clean` remove it.
+Names: the files `ip netns exec` binds over /etc are labkit.lab.etcfiles's.
 
 Run as `python3 -m labkit.lab.service whoami ADDRESS PORT` it is the world's server.
 """
@@ -27,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from ..kernel import netns, places, process
+from ..kernel import netns, process
 from .journal import run_dir
 from ..model import plan
 from ..errors import KernelError
@@ -35,125 +31,6 @@ from ..model.topology import Service, Topology
 
 WAIT_SECONDS = 10.0
 _children: dict[int, subprocess.Popen] = {}
-
-
-def etc_dir() -> str:
-    """Where `ip netns exec` looks for per-namespace /etc files (LABKIT_ETC_NETNS, /etc/netns)."""
-    return places.current().etc_dir
-
-
-# -- name resolution -----------------------------------------------------------------------------
-
-def hosts_text(topology: Topology) -> str:
-    """A hosts file naming every address of `topology` by its namespace role, and the machine's
-    own name (namespaces share it: sudo, typed in a lab namespace, resolves it)."""
-    lines = ["127.0.0.1\tlocalhost", f"127.0.1.1\t{socket.gethostname()}"]  # sudo looks it up
-    for address, (role, _itf) in sorted(topology.addresses().items(),
-                                         key=lambda kv: _address_key(kv[0])):
-        name = "public-server" if address in (plan.PUBLIC_SERVER, _PUBLIC_SERVER6) else role
-        lines.append(f"{address}\t{name}")
-    return "\n".join(lines) + "\n"
-
-
-_PUBLIC_SERVER6 = "2001:db8:80::80"   # labkit.model.six.PUBLIC_SERVER6
-
-
-def _address_key(address: str) -> tuple[bool, bytes]:  # IPv4 in numeric order, then IPv6
-    return ":" in address, socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
-
-
-RESOLV_CONF = ("# labkit: no DNS server in this lab; names come from /etc/hosts (this namespace's)\n"
-               "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-
-
-def write_resolver(topology: Topology, journal) -> list[str]:
-    """Give each namespace of `topology` its own hosts and resolv.conf (journaled first).
-
-    A directory /etc/netns/NAME that labkit did not make is left alone, except for files it
-    lacks. Returns the files written."""
-    if netns.netns_dir() != "/run/netns":
-        return []  # nsenter, not `ip netns exec`: /etc/netns is not used
-    files = {"hosts": hosts_text(topology), "resolv.conf": RESOLV_CONF}
-    directories, paths, journaled = [], [], []
-    for ns in topology.namespaces:
-        directory = os.path.join(etc_dir(), plan.namespace_name(topology.lab, ns.role))
-        ours = directory in journal.data["paths"]
-        if not os.path.isdir(directory):
-            directories.append(directory)
-            journaled.append(directory)
-            ours = True
-        for fname in files:
-            path = os.path.join(directory, fname)
-            if ours:
-                paths.append(path)  # goes with its directory
-            elif not os.path.lexists(path) or path in journal.data["paths"]:
-                paths.append(path)
-                journaled.append(path)
-    journal.add_paths(journaled)  # one journal write for the whole lab, before anything is made
-    for directory in directories:
-        _make_namespace_dir(directory)
-    first: dict[str, str] = {}
-    for path in paths:
-        fname = os.path.basename(path)
-        if fname in first and not os.path.lexists(path):
-            os.link(first[fname], path)  # one copy per lab; `ip netns exec` bind-mounts it
-            continue
-        with open(path, "w") as f:
-            f.write(files[fname])
-        first.setdefault(fname, path)
-    return paths
-
-
-MADE_MARKER = ".made-by-labkit"
-"""A file in /etc/netns saying labkit made the directory (`ip netns exec` reads only the
-directories named after namespaces, so it is never bound over /etc)."""
-
-
-def _make_etc_dir() -> None:
-    """Create /etc/netns if it is missing, marked as labkit's (only then is it removed)."""
-    try:
-        os.makedirs(os.path.dirname(etc_dir()), exist_ok=True)
-        os.mkdir(etc_dir())
-    except FileExistsError:
-        return
-    with open(os.path.join(etc_dir(), MADE_MARKER), "w"):
-        pass
-
-
-def _make_namespace_dir(directory: str) -> None:
-    """Create a namespace's directory in /etc/netns, making /etc/netns (marked) first if needed.
-    Never with makedirs: another lab's tidy_etc_dir may remove /etc/netns in between, and a
-    /etc/netns made again as a side effect would have no marker and outlive every lab."""
-    for _ in range(3):
-        _make_etc_dir()
-        try:
-            os.mkdir(directory)
-            return
-        except FileExistsError:
-            return
-        except FileNotFoundError:      # removed by another lab's tidy since: make it again
-            continue
-    os.mkdir(directory)
-
-
-def tidy_etc_dir() -> None:
-    """Remove /etc/netns if labkit made it and nothing but its marker is left (every lab's
-    directories in it are gone); one that existed before labkit is left, empty or not."""
-    marker = os.path.join(etc_dir(), MADE_MARKER)
-    try:
-        if os.listdir(etc_dir()) != [MADE_MARKER]:
-            return
-    except FileNotFoundError:
-        return
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(marker)
-    try:
-        os.rmdir(etc_dir())
-    except FileNotFoundError:
-        pass
-    except OSError:  # a lab wrote its directory there meanwhile: the directory stays labkit's
-        with open(marker, "w"):
-            pass
 
 
 # -- listening sockets ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def items(lab, stage: str, want: Topology, live: Topology, w: Words, rules) -> l
         return []
     found = _same_mac_items(live, w) + _stray_route_items(want, live, w) + _neighbour_items(lab, live, w)
     if stages.includes(stage, "outside"):
-        found += _forward_drop_items(w, rules)
+        found += _forward_drop_items(w, rules, stages.includes(stage, "firewall"))
         if stages.includes(stage, "publish"):
             found += _dnat_port_items(w, rules)
     return found
@@ -112,12 +112,16 @@ def _macs_of(live: Topology, role: str, itf: Interface) -> set[str]:
     return {itf.mac} | {i.mac for i in (ns.interfaces if ns else ()) if i.mac}
 
 
-def _forward_drop_items(w: Words, rules) -> list[Item]:
+def _forward_drop_items(w: Words, rules, walled: bool = False) -> list[Item]:
     """A rule on the forward hook that drops: the containers' packets, or their answers, die
-    in the host (a policy is not read here: that is br_netfilter's lesson, told by traffic)."""
+    in the host (a policy is not read here: that is br_netfilter's lesson, told by traffic).
+    `walled` (a stage with Docker's filter table): only a drop in the FORWARD chain itself,
+    not in a chain it jumps to (the isolation chains drop by design)."""
     found = []
     for c in rules:
         if c.hook != "forward" or c.action not in ("DROP", "REJECT"):
+            continue
+        if walled and c.chain not in ("FORWARD", "forward"):
             continue
         fix = (f"iptables -t {c.table} -D {c.line[3:]}" if c.tool != "nft" else
                f"nft -a list table {c.table} (then: nft delete rule {c.table} {c.chain} handle N)")

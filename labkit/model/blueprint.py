@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 
 from . import plan, validation
 from ..errors import BadAddress, BadName, BadValue, LabkitError, UnknownName
+from .dnsmasq import DNSMASQ
 from .expectation import Expectation, make as _expectation
-from .topology import Interface, Masquerade, Namespace, PortMapping, Route, Service, Topology, Vxlan
+from .topology import Filter, Interface, Masquerade, Namespace, PortMapping, Route, Service, Topology, Vxlan
 
-SECTIONS = (("namespaces", "namespace"), ("veths", "veth"), ("bridges", "bridge"),
-            ("addresses", "address"), ("routes", "route"), ("sysctls", "sysctl"),
-            ("masquerade", "masquerade"), ("publish", "publish"), ("servers", "server"),
-            ("vxlans", "vxlan"), ("mtus", "mtu"), ("expects", "expect"))
+SECTIONS = (("namespaces", "namespace"), ("veths", "veth"), ("bridges", "bridge"), ("addresses", "address"),
+            ("routes", "route"), ("sysctls", "sysctl"), ("masquerade", "masquerade"), ("publish", "publish"),
+            ("servers", "server"), ("vxlans", "vxlan"), ("mtus", "mtu"), ("firewall", "firewall"),
+            ("dns", "dns"), ("expects", "expect"))
 SERVERS = {"http": ("python3", "-m", "http.server", "--bind"),
            "whoami": ("python3", "-m", "labkit.lab.service", "whoami")}
 
@@ -248,6 +249,39 @@ class Blueprint:
                            f"number from 68 to 65535")
         link.mtu = mtu
         return self._record("mtus", namespace=namespace, interface=interface, mtu=mtu)
+
+    def firewall(self, networks, *, icc: bool = True) -> Blueprint:
+        """Docker's filter table in the namespace named "host" (labkit.nat.filter): FORWARD
+        policy DROP, the user's chain first, replies by conntrack state, the published ports
+        open, and `networks` ([bridge, CIDR] pairs) kept apart; `icc` False drops traffic
+        between the containers of one bridge."""
+        pairs = tuple((str(b), validation.check_network(n, "firewall network")) for b, n in networks)
+        for bridge, _ in pairs:
+            validation.check_name(bridge, "bridge")
+        if not isinstance(icc, bool):
+            raise BadValue(f"firewall icc {icc!r}: give true or false")
+        if any(isinstance(e, Filter) for e in self._nat):
+            raise BadValue("a lab has one firewall: give all its networks in one call")
+        self._nat.append(Filter(pairs, icc))
+        return self._record("firewall", networks=[list(p) for p in pairs],
+                            icc=None if icc else False)
+
+    def dns(self, namespace: str, address: str, port: int, *, records=(),
+            upstream: str | None = None) -> Blueprint:
+        """A DNS server (Debian's dnsmasq) in `namespace` on `address`:`port`, started by `up`,
+        ended by `down`: it answers `records` ([name, address] pairs) and forwards every
+        other name to `upstream` (an address; none: it answers only its records)."""
+        self._namespace(namespace, f"dns {address}:{port}")
+        validation.check_port(port)
+        address = str(plan.parse_address(address))
+        pairs = [(str(name), str(plan.parse_address(addr))) for name, addr in records]
+        argv = DNSMASQ + (f"--listen-address={address}", f"--port={port}")
+        if upstream is not None:
+            argv += (f"--server={plan.parse_address(upstream)}",)
+        argv += tuple(f"--host-record={name},{addr}" for name, addr in pairs)
+        self._services.append(Service(namespace, argv, address, port))
+        return self._record("dns", namespace=namespace, address=address, port=port,
+                            records=[list(p) for p in pairs] or None, upstream=upstream)
 
     # -- the whole -----------------------------------------------------------------------------
     def build(self, lab: str = "") -> Topology:

@@ -10,18 +10,28 @@ Each is written with the public builder (`blueprint(stage)`), as a lab of one's 
 from __future__ import annotations
 
 from . import plan
-from ..errors import UnknownName
+from ..errors import BadValue, UnknownName
 from .blueprint import Blueprint
 from .topology import Topology
 
-STAGES = ("veth", "two-veths", "bridge", "outside", "publish", "hairpin", "ipv6", "ipv6-routed",
-          "overlay")
+STAGES = ("veth", "two-veths", "bridge", "outside", "publish", "hairpin", "firewall", "isolated", "names",
+          "ipv6", "ipv6-routed", "overlay")
 # the stage each one is built from (the seed's stages form a line; later chapters branch off it)
 PREVIOUS = {"two-veths": "veth", "bridge": "two-veths", "outside": "bridge", "publish": "outside",
             "hairpin": "publish", "ipv6": "publish", "ipv6-routed": "ipv6"}
+PREVIOUS.update({"firewall": "publish", "isolated": "firewall", "names": "outside"})
 # overlay has none: it is a lab of another shape (two hosts on an underlay), started from its
 # own beginning (the world's underlay and two empty hosts: labkit.lab.practice.before)
 DEFAULT_CONTAINERS = {"veth": 1}
+DEFAULT_CONTAINERS.update({"isolated": 3})   # netns2 on br1: the second network
+# the `isolated` stage's second network (Docker's second user-defined network)
+SECOND_BRIDGE, SECOND_NET, SECOND_GATEWAY, SECOND_CONTAINER = "br1", "172.19.0.0/16", "172.19.0.1", 2
+SECOND_ADDRESS = "172.19.0.10"
+# the `names` stage: each container's resolver on 127.0.0.11 (Docker's address), at a port of
+# its own that nat rules in the container send port 53 to; the world's DNS server on 10.0.2.2
+RESOLVER, RESOLVER_PORT = "127.0.0.11", 10053
+WORLD_DNS = plan.WORLD_ADDRESS
+PUBLIC_NAME = "public.example"
 PUBLISHED_PORT = 5000
 IPV6_OFF = plan.IPV6_OFF
 NAMESPACE_SYSCTLS = plan.NAMESPACE_SYSCTLS     # every lab namespace, set when it is created
@@ -36,6 +46,9 @@ DESCRIPTIONS = {
     "outside": "default routes, ip_forward and MASQUERADE: containers reach the world",
     "publish": "an HTTP server in netns0 published on 10.0.2.15:5000 by DNAT",
     "hairpin": "publishing on 127.0.0.1 and a container reaching its own published port",
+    "firewall": "Docker's filter table: FORWARD policy DROP, replies by conntrack state, the published port open",
+    "isolated": "a second network (br1, netns2) kept apart from the first; both reach the world",
+    "names": "container names resolved by a resolver at 127.0.0.11 in each container; the rest forwarded",
     "ipv6": "dual stack: fd00:172:18::/64 on br0, NAT66 out of 2001:db8:2::15, publishing on "
             "[2001:db8:2::15]:5000",
     "ipv6-routed": "IPv6 without NAT: the world routes fd00:172:18::/64 via the host, which "
@@ -110,6 +123,10 @@ def blueprint(stage: str, containers: int | None = None) -> Blueprint:
         bp = Blueprint(stage)
         overlay.blueprint(bp)
         return bp
+    second = includes(stage, "isolated")
+    if second and n <= SECOND_CONTAINER:
+        raise BadValue(f"stage {stage!r} has netns{SECOND_CONTAINER} on {SECOND_BRIDGE}: give at "
+                       f"least {SECOND_CONTAINER + 1} containers")
     bridged, routed = includes(stage, "bridge"), includes(stage, "outside")
     prefix = plan.BRIDGE_NET.split("/")[1]
     bp = Blueprint(stage)
@@ -121,15 +138,22 @@ def blueprint(stage: str, containers: int | None = None) -> Blueprint:
             peer_address=plan.WORLD_ADDRESS + uplink)
     bp.address("world", "lo", f"{plan.PUBLIC_SERVER}/32")
     for k in range(n):
+        if second and k == SECOND_CONTAINER:
+            bp.veth(f"host:veth{k}", f"{plan.container(k)}:ceth{k}", master=SECOND_BRIDGE,
+                    peer_address=f"{SECOND_ADDRESS}/{prefix}")
+            continue
         bp.veth(f"host:veth{k}", f"{plan.container(k)}:ceth{k}",
                 address=None if bridged else f"{plan.host_veth_address(k)}/{prefix}",
                 master="br0" if bridged else None,
                 peer_address=f"{plan.container_address(k)}/{prefix}")
     if bridged:
         bp.bridge("host", "br0", f"{plan.BRIDGE_ADDRESS}/{prefix}")
+    if second:
+        bp.bridge("host", SECOND_BRIDGE, f"{SECOND_GATEWAY}/{prefix}")
     bp.route("host", "default", via=plan.WORLD_ADDRESS)
     for k in range(n) if routed else ():
-        bp.route(plan.container(k), "default", via=plan.BRIDGE_ADDRESS)
+        bp.route(plan.container(k), "default",
+                 via=SECOND_GATEWAY if second and k == SECOND_CONTAINER else plan.BRIDGE_ADDRESS)
     # set in every stage, so going back from `outside` turns forwarding off again
     bp.sysctl("host", "net.ipv4.ip_forward", "1" if routed else "0")
     if routed:
@@ -141,6 +165,17 @@ def blueprint(stage: str, containers: int | None = None) -> Blueprint:
         bp.server(plan.container(0), target, PUBLISHED_PORT)
     if includes(stage, "hairpin"):
         bp.publish("127.0.0.1", PUBLISHED_PORT, plan.container_address(0))
+    if second:
+        bp.masquerade(SECOND_NET, not_out=SECOND_BRIDGE)
+    if includes(stage, "firewall"):
+        # the world routes the containers' network to the host, as a neighbour could
+        bp.route("world", plan.BRIDGE_NET, via=plan.HOST_ADDRESS)
+        bp.firewall([("br0", plan.BRIDGE_NET)] + ([(SECOND_BRIDGE, SECOND_NET)] if second else []))
+    if includes(stage, "names"):
+        bp.dns("world", WORLD_DNS, 53, records=[(PUBLIC_NAME, plan.PUBLIC_SERVER)])
+        records = [(plan.container(k), plan.container_address(k)) for k in range(n)]
+        for k in range(n):
+            bp.dns(plan.container(k), RESOLVER, RESOLVER_PORT, records=records, upstream=WORLD_DNS)
     if includes(stage, "ipv6"):
         from . import six
         six.extend(bp, n, routed=includes(stage, "ipv6-routed"))

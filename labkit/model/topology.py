@@ -71,6 +71,18 @@ class PortMapping:
 
 
 @dataclass(frozen=True)
+class Filter:
+    """Docker's filter table on the host's forward hook (labkit.nat.filter says its rules):
+    policy DROP, a chain for the user's own rules first, replies accepted by their conntrack
+    state, published ports open to what was DNATed to them, each network kept apart from the
+    others. `networks`: (bridge, its CIDR) of each network; `icc` False drops traffic between
+    the containers of one bridge (it needs bridge-nf-call-iptables=1 to see it)."""
+    networks: tuple[tuple[str, str], ...] = (("br0", "172.18.0.0/16"),)
+    icc: bool = True
+    namespace: str = "host"
+
+
+@dataclass(frozen=True)
 class Service:
     """A background process the lab runs in a namespace (ends with the namespace)."""
     namespace: str
@@ -99,7 +111,7 @@ class Topology:
     lab: str
     stage: str | None
     namespaces: tuple[Namespace, ...] = ()
-    nat: tuple[Masquerade | PortMapping, ...] = ()
+    nat: tuple[Masquerade | PortMapping | Filter, ...] = ()
     services: tuple[Service, ...] = ()
     nat_backend: str | None = None
 
@@ -165,7 +177,10 @@ def _vxlan(data: dict | None) -> Vxlan | None:
     return Vxlan(data["vni"], data.get("port", 4789), data.get("local"), tuple(data.get("remotes", ())))
 
 
-def _nat_entry(data: dict) -> Masquerade | PortMapping:
+def _nat_entry(data: dict) -> Masquerade | PortMapping | Filter:
+    if "networks" in data:
+        return Filter(tuple(tuple(n) for n in data["networks"]), data.get("icc", True),
+                      data.get("namespace", "host"))
     if "source" in data:
         return Masquerade(data["source"], data.get("not_out"), data.get("namespace", "host"))
     return PortMapping(data["address"], data["port"], data["to_address"], data["to_port"],

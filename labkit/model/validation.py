@@ -15,7 +15,7 @@ import re
 
 from . import plan
 from ..errors import BadAddress, BadName, BadValue, UnknownName
-from .topology import Masquerade, PortMapping, Topology, route_text
+from .topology import Filter, Masquerade, PortMapping, Topology, route_text
 
 NAMESPACE_KINDS = ("host", "world", "container")
 INTERFACE_KINDS = ("veth", "bridge", "loopback", "vxlan")
@@ -316,6 +316,8 @@ def _check_nat(topology: Topology, by_name: dict[str, dict], holders: dict[str, 
     """NAT entries: in the namespace named "host" (all labkit.nat can do for now), well formed."""
     published = set()
     for entry in topology.nat:
+        if isinstance(entry, Filter) and entry.namespace == NAT_NAMESPACE and NAT_NAMESPACE in by_name:
+            continue                         # checked by labkit.nat.filter.check_filter
         if not isinstance(entry, (Masquerade, PortMapping)):
             raise BadValue(f"{entry!r} is not a NAT entry (a masquerade or a publish)")
         if entry.namespace != NAT_NAMESPACE or NAT_NAMESPACE not in by_name:
@@ -369,10 +371,10 @@ def _check_services(topology: Topology, by_name: dict[str, dict]) -> None:
         address = str(plan.parse_any_address(service.address))
         own = {cidr.split("/")[0] for itf in by_name[service.namespace].values()
                for cidr in itf.addresses}
-        if address not in own | {"127.0.0.1", "0.0.0.0", "::1", "::"}:
+        if address not in own | {"0.0.0.0", "::1", "::"} and not address.startswith("127."):  # lo holds 127/8
             raise BadAddress(f"server on {address}:{service.port}: {service.namespace} does not hold "
                              f"{address}: serve on one of its addresses "
-                             f"({', '.join(sorted(own)) or 'it has none'}), or 127.0.0.1")
+                             f"({', '.join(sorted(own)) or 'it has none'}), or one of lo's 127.0.0.0/8")
         family = 6 if ":" in address else 4   # an IPv4 and an IPv6 server may share a port
         if (service.namespace, service.port, family) in seen:
             raise BadValue(f"two servers on port {service.port} in {service.namespace}: give each "

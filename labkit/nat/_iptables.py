@@ -19,6 +19,7 @@ import shutil
 from ..errors import KernelError
 from . import tool
 from .rules import HOOKS, Counted, Rule, iptables_priority, shell_words
+from .words import BUILTIN_CHAINS, chains_of
 from .tool import run_tool
 
 TOOL = "iptables"
@@ -63,12 +64,57 @@ def _nft_table_exists(ns: str, table: str) -> bool | None:
 
 def _mine(book) -> dict:
     found = book.get() or EMPTY
-    return {"rules": list(found["rules"]), "created_tables": list(found["created_tables"])}
+    return {"rules": list(found["rules"]), "created_tables": list(found["created_tables"]),
+            "chains": [list(c) for c in found.get("chains", [])],
+            "policies": dict(found.get("policies", {}))}
+
+
+def _chain_exists(ns: str, table: str, chain: str) -> bool:
+    return run_tool(ns, [TOOL, "-t", table, "-S", chain], check=False).returncode == 0
+
+
+def _policy(ns: str, table: str, chain: str) -> str:
+    """A built-in chain's policy now ("-P FORWARD ACCEPT" is the first line of -S FORWARD)."""
+    out = run_tool(ns, [TOOL, "-t", table, "-S", chain]).stdout.split()
+    return out[2] if out[:2] == ["-P", chain] else "ACCEPT"
+
+
+def _chains_and_policies(ns: str, rules, mine: dict) -> None:
+    """Make the chains of its own `rules` jump to or fill, and set the policies they say;
+    each chain made and each policy's old value kept in `mine` first (the caller's book)."""
+    for table, chain in chains_of([r for r in rules if not r.policy]):
+        if chain not in BUILTIN_CHAINS and [table, chain] not in mine["chains"] \
+                and not _chain_exists(ns, table, chain):
+            mine["chains"].append([table, chain])
+    for r in (r for r in rules if r.policy):
+        mine["policies"].setdefault(f"{r.table} {r.chain}", _policy(ns, r.table, r.chain))
+
+
+def _made_chains(ns: str, mine: dict, keep=()) -> None:
+    """Create the chains `mine` lists (missing ones), and remove those not in `keep` that are
+    empty and unreferenced now."""
+    for table, chain in mine["chains"]:
+        if (table, chain) in keep and not _chain_exists(ns, table, chain):
+            run_tool(ns, [TOOL, "-t", table, "-N", chain])
+    for table, chain in [c for c in mine["chains"] if tuple(c) not in keep]:
+        if _chain_exists(ns, table, chain):
+            run_tool(ns, [TOOL, "-t", table, "-X", chain], check=False)
+        mine["chains"].remove([table, chain])
+
+
+def _restore_policies(ns: str, mine: dict, keep=()) -> None:
+    for key in [k for k in mine["policies"] if k not in keep]:
+        table, chain = key.split()
+        run_tool(ns, [TOOL, "-t", table, "-P", chain, mine["policies"].pop(key)], check=False)
 
 
 def apply(ns: str, rules, book) -> None:
-    """Make the rules labkit added in `ns` exactly `rules` (kept in `book` first)."""
+    """Make the rules labkit added in `ns` exactly `rules` (kept in `book` first), with the
+    chains they need and the policies they set."""
     mine = _mine(book)
+    _chains_and_policies(ns, rules, mine)
+    policies = [r for r in rules if r.policy]
+    rules = [r for r in rules if not r.policy]
     wanted = [r.iptables() for r in rules]
     for table in sorted({r.table for r in rules} - set(mine["created_tables"])):
         if _nft_table_exists(ns, table) is False:
@@ -77,17 +123,21 @@ def apply(ns: str, rules, book) -> None:
     book.put(mine)
     for argv in [a for a in mine["rules"] if a not in wanted]:
         delete(ns, argv)
+    _made_chains(ns, mine, keep=set(chains_of(rules)))
     added = []
     try:
-        for argv in wanted:
+        for rule, argv in zip(rules, wanted):
             if not present(ns, argv):
-                run_tool(ns, [TOOL, *argv])
+                run_tool(ns, [TOOL, *_placed(ns, rule, rules, argv)])
                 added.append(argv)
     except KernelError:
         for argv in reversed(added):
             delete(ns, argv)
         raise
     mine["rules"] = wanted
+    for r in policies:
+        run_tool(ns, [TOOL, *r.iptables()])
+    _restore_policies(ns, mine, keep={f"{r.table} {r.chain}" for r in policies})
     used = {r.table for r in rules}
     for table in [t for t in mine["created_tables"] if t not in used]:
         _drop_if_empty(ns, table)
@@ -95,11 +145,26 @@ def apply(ns: str, rules, book) -> None:
     book.put(mine)
 
 
+def _placed(ns: str, rule: Rule, rules, argv: list[str]) -> list[str]:
+    """`argv` as it goes in: appended (-A), except in the filter table, where the order of a
+    chain's rules is what they mean: inserted (-I CHAIN N) right after the last rule before
+    it in `rules` that the chain holds now (first, if none), whoever added the others."""
+    if rule.table != "filter":
+        return argv
+    earlier = [r for r in rules[:list(rules).index(rule)] if r.chain == rule.chain and not r.policy]
+    listed = [parse(rule.table, shlex.split(line)) for line in run_tool(
+        ns, [TOOL, "-t", rule.table, "-S", rule.chain]).stdout.splitlines() if line.startswith("-A ")]
+    at = max((k + 1 for k, have in enumerate(listed) if have in earlier), default=0)
+    return [*argv[:2], "-I", rule.chain, str(at + 1), *argv[4:]]
+
+
 def remove(ns: str, book) -> None:
     """Delete every rule labkit added in `ns`, then the tables its commands created if empty."""
     mine = _mine(book)
     for argv in reversed(mine["rules"]):
         delete(ns, argv)
+    _made_chains(ns, mine)
+    _restore_policies(ns, mine)
     for table in mine["created_tables"]:
         _drop_if_empty(ns, table)
     book.put(None)
@@ -120,7 +185,7 @@ def _drop_if_empty(ns: str, table: str) -> None:
 def _saved(ns: str) -> list[tuple[str, list[str]]]:
     """(table, argv) of every rule in tables raw and nat, as iptables-save writes them."""
     found = []
-    for table in ("raw", "nat"):
+    for table in ("raw", "nat", "filter"):
         out = run_tool(ns, ["iptables-save", "-t", table], check=False).stdout
         for line in out.splitlines():
             if line.startswith("-A "):
@@ -154,9 +219,11 @@ def parse(table: str, argv: list[str]) -> Rule | None:
             elif word == "--dport" and not neg:
                 fields["dport"] = int(next(it))
             elif word == "--ctstate" and not neg:
-                if next(it) != "DNAT":
-                    return None
-                fields["ct_dnat"] = True
+                states = next(it)
+                if states == "DNAT":
+                    fields["ct_dnat"] = True
+                else:
+                    fields["ctstate"] = states
             elif word == "-j":
                 fields["action"] = next(it)
             elif word == "--to-destination":
@@ -166,7 +233,9 @@ def parse(table: str, argv: list[str]) -> Rule | None:
             neg = False
     except (StopIteration, ValueError):
         return None
-    if fields.get("action") not in ("MASQUERADE", "DNAT", "DROP") or "chain" not in fields:
+    if "chain" not in fields or fields.get("action") not in (
+            "MASQUERADE", "DNAT", "DROP", "ACCEPT", "RETURN") and not (
+            table == "filter" and fields.get("action", "").startswith("DOCKER")):
         return None
     chain = fields.pop("chain")
     return Rule(table, chain, **fields)
@@ -174,15 +243,22 @@ def parse(table: str, argv: list[str]) -> Rule | None:
 
 def read(ns: str) -> list:
     """Rules in tables raw and nat: a Rule where labkit recognises one, else the line."""
-    out = []
+    out = [Rule("filter", chain, "DROP", policy=True) for chain in _dropping(ns)]
     for table, argv in _saved(ns):
         rule = parse(table, argv)
         out.append(rule if rule is not None else f"-t {table} {shell_words(argv)}")
     return out
 
 
+def _dropping(ns: str) -> list[str]:
+    """The filter table's built-in chains whose policy is DROP."""
+    out = run_tool(ns, ["iptables-save", "-t", "filter"], check=False).stdout
+    return [line.split()[0][1:] for line in out.splitlines()
+            if line.startswith(":") and line.split()[1:2] == ["DROP"]]
+
+
 def listing(ns: str) -> list[str]:
-    """Every rule in tables raw and nat, as commands (`iptables -t nat -A ...`)."""
+    """Every rule in tables raw, nat and filter, as commands (`iptables -t nat -A ...`)."""
     return [f"iptables -t {table} {shell_words(argv)}" for table, argv in _saved(ns)]
 
 

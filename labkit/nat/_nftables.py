@@ -14,6 +14,7 @@ import re
 from ..errors import KernelError
 from . import tool
 from .rules import HOOKS, NFT_CHAINS as CHAINS, NFT_FAMILY as FAMILY, NFT_TABLE as TABLE, Counted, Rule
+from .words import chains_of, ct_states, jumps, nft_chain, nft_states
 from .tool import run_tool
 
 TOOL = "nft"
@@ -71,11 +72,15 @@ def expressions(rule: Rule) -> list[dict]:
             expr.append(_match({"payload": {"protocol": "ip", "field": "protocol"}}, rule.proto))
     if rule.ct_dnat:
         expr.append(_match({"ct": {"key": "status"}}, "dnat", "in"))
+    if rule.ctstate:
+        expr.append(_match({"ct": {"key": "state"}}, nft_states(rule.ctstate).split(","), "in"))
     expr.append({"counter": None})                # nft counts only where a rule says so
     if rule.action == "MASQUERADE":
         expr.append({"masquerade": None})
-    elif rule.action == "DROP":
-        expr.append({"drop": None})
+    elif rule.action in ("DROP", "ACCEPT", "RETURN"):
+        expr.append({rule.action.lower(): None})
+    elif jumps(rule):
+        expr.append({"jump": {"target": nft_chain(rule.table, rule.action)}})
     elif rule.action == "DNAT":
         addr, _, port = rule.to.rpartition(":")
         expr.append({"dnat": {"addr": addr, "port": int(port)}})
@@ -90,14 +95,17 @@ def transaction(rules) -> dict:
             {"add": {"table": _table()}}, {"delete": {"table": _table()}}]
     if rules:
         cmds.append({"add": {"table": _table()}})
-        made = set()
+        policies = {(r.table, r.chain): r.action.lower() for r in rules if r.policy}
+        for key in chains_of(rules):               # every chain first: rules jump to them
+            name, kind, hook, prio, _ = CHAINS[key]
+            chain = {"family": FAMILY, "table": TABLE, "name": name}
+            if hook is not None:
+                chain.update(type=kind, hook=hook, prio=prio, policy=policies.get(key, "accept"))
+            cmds.append({"add": {"chain": chain}})
         for rule in rules:
-            name, kind, hook, prio, _ = CHAINS[(rule.table, rule.chain)]
-            if name not in made:
-                made.add(name)
-                cmds.append({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name,
-                                               "type": kind, "hook": hook, "prio": prio,
-                                               "policy": "accept"}}})
+            if rule.policy:
+                continue
+            name = CHAINS[(rule.table, rule.chain)][0]
             cmds.append({"add": {"rule": {"family": FAMILY, "table": TABLE, "chain": name,
                                           "expr": expressions(rule)}}})
     return {"nftables": cmds}
@@ -130,6 +138,9 @@ def read(ns: str) -> list:
         return []
     found = []
     for item in items:
+        chain = item.get("chain")
+        if chain and chain.get("policy") == "drop" and chain["name"] in _BY_NAME:
+            found.append(Rule(*_BY_NAME[chain["name"]], "DROP", policy=True))
         rule = item.get("rule")
         if rule is None:
             continue
@@ -185,12 +196,19 @@ def parse(rule: dict) -> Rule | None:
                 fields["in_if" if left["meta"]["key"] == "iifname" else "out_if"] = name
             elif "ct" in left and left["ct"]["key"] == "status" and right == "dnat":
                 fields["ct_dnat"] = True
+            elif "ct" in left and left["ct"]["key"] == "state" and op in ("in", "=="):
+                states = right.get("set", right) if isinstance(right, dict) else right
+                fields["ctstate"] = ct_states(states)
             else:
                 return None
         elif "masquerade" in e:
             fields["action"] = "MASQUERADE"
-        elif "drop" in e:
-            fields["action"] = "DROP"
+        elif "drop" in e or "accept" in e or "return" in e:
+            fields["action"] = next(k for k in ("drop", "accept", "return") if k in e).upper()
+        elif "jump" in e:
+            target = e["jump"].get("target")
+            fields["action"] = next((k[1] for k, spec in CHAINS.items() if spec[0] == target
+                                     and k[0] == key[0]), target)
         elif "dnat" in e and "addr" in e["dnat"] and "port" in e["dnat"]:
             fields["action"], fields["to"] = "DNAT", f"{e['dnat']['addr']}:{e['dnat']['port']}"
         elif "counter" in e:

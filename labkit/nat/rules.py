@@ -29,23 +29,14 @@ from dataclasses import dataclass, field
 
 from ..errors import BadAddress, BadValue
 from ..model import plan
-from ..model.topology import Masquerade, PortMapping
+from ..model.topology import Filter, Masquerade, PortMapping
 
 BRIDGE = "br0"
 LOOPBACK_NET = "127.0.0.0/8"
 PROTOCOLS = ("tcp", "udp")
 BRIDGE_NF = "net.bridge.bridge-nf-call-iptables"
 
-# nftables' words: the lab's own table, and per (iptables table, chain) the nft chain
-# (name, type, hook, priority, priority's name)
-NFT_FAMILY = "ip"
-NFT_TABLE = "labkit"
-NFT_CHAINS = {
-    ("raw", "PREROUTING"): ("raw_prerouting", "filter", "prerouting", -300, "raw"),
-    ("nat", "PREROUTING"): ("prerouting", "nat", "prerouting", -100, "dstnat"),
-    ("nat", "OUTPUT"): ("output", "nat", "output", -100, "-100"),
-    ("nat", "POSTROUTING"): ("postrouting", "nat", "postrouting", 100, "srcnat"),
-}
+from .words import NFT_CHAINS, NFT_FAMILY, NFT_TABLE, VERDICTS, chain_command, chains_of, nft_chain, nft_states
 
 
 def shell_words(argv) -> str:
@@ -57,8 +48,11 @@ def shell_words(argv) -> str:
 class Rule:
     """One kernel rule, in neither tool's words. Interfaces may be negated: "!br0".
 
-    table "nat" | "raw"; chain "PREROUTING" | "OUTPUT" | "POSTROUTING"; action
-    "MASQUERADE" | "DNAT" | "DROP"; `to` is "address:port" for DNAT.
+    table "nat" | "raw" | "filter"; chain "PREROUTING" | "OUTPUT" | "POSTROUTING" | "FORWARD"
+    or a chain of the filter table's own (DOCKER-USER, ...); action "MASQUERADE" | "DNAT" |
+    "DROP" | "ACCEPT" | "RETURN" or a chain to jump to; `to` is "address:port" for DNAT.
+    `ctstate` matches conntrack states ("RELATED,ESTABLISHED"); `policy` True: not a rule
+    but the chain's policy (`action` is ACCEPT or DROP).
     """
     table: str
     chain: str
@@ -72,9 +66,13 @@ class Rule:
     ct_dnat: bool = False
     to: str | None = None
     why: str = field(default="", compare=False)
+    ctstate: str | None = None
+    policy: bool = False
 
     def iptables(self) -> list[str]:
         """The iptables arguments that append this rule (the seed's order and spelling)."""
+        if self.policy:
+            return ["-t", self.table, "-P", self.chain, self.action]
         argv = ["-t", self.table, "-A", self.chain]
         if self.saddr:
             argv += ["-s", self.saddr]
@@ -89,6 +87,8 @@ class Rule:
                 argv += ["-m", self.proto, "--dport", str(self.dport)]
         if self.ct_dnat:
             argv += ["-m", "conntrack", "--ctstate", "DNAT"]
+        if self.ctstate:
+            argv += ["-m", "conntrack", "--ctstate", self.ctstate]
         argv += ["-j", self.action]
         if self.to:
             argv += ["--to-destination", self.to]
@@ -109,9 +109,11 @@ class Rule:
                          else f"ip protocol {self.proto}")
         if self.ct_dnat:
             words.append("ct status dnat")
+        if self.ctstate:
+            words.append(f"ct state {nft_states(self.ctstate)}")
         words.append("counter")                      # nft counts only where a rule says so
-        words.append({"MASQUERADE": "masquerade", "DROP": "drop"}.get(self.action)
-                     or f"dnat to {self.to}")
+        words.append(VERDICTS.get(self.action) or (f"dnat to {self.to}" if self.action == "DNAT"
+                                                    else f"jump {nft_chain(self.table, self.action)}"))
         return " ".join(words)
 
     def iptables_command(self) -> str:
@@ -119,8 +121,16 @@ class Rule:
         return "iptables " + shell_words(self.iptables())
 
     def nft_command(self) -> str:
-        """`nft add rule ip labkit CHAIN ...` (the table and chain must exist)."""
+        """`nft add rule ip labkit CHAIN ...` (the table and chain must exist); a policy:
+        the base chain with it."""
+        if self.policy:
+            return f"nft {chain_command(self.table, self.chain, self.action)}"
         return f"nft add rule {NFT_FAMILY} {NFT_TABLE} {NFT_CHAINS[(self.table, self.chain)][0]} {self.nft()}"
+
+
+# entries whose rules another module writes: type -> (check(entry), rules(all entries)); their
+# rules follow the NAT rules (labkit.nat.filter registers Filter when labkit.nat is imported)
+EXPANDERS: dict = {}
 
 
 # -- checking entries ----------------------------------------------------------------------------
@@ -172,7 +182,9 @@ def check_entry(entry):
             raise BadAddress(f"cannot forward to {target}: name a container's address "
                              f"(e.g. {plan.container_address(0)})")
         return entry
-    raise BadValue(f"{entry!r} is not a NAT entry (Masquerade or PortMapping)")
+    if type(entry) in EXPANDERS:
+        return EXPANDERS[type(entry)][0](entry)
+    raise BadValue(f"{entry!r} is not a NAT entry (Masquerade, PortMapping or Filter)")
 
 
 # -- entries -> rules, and back -------------------------------------------------------------------
@@ -187,6 +199,8 @@ def rules_for(entries) -> list[Rule]:
 
     for e in entries:
         check_entry(e)
+        if type(e) in EXPANDERS:
+            continue                                 # their rules come last
         if isinstance(e, Masquerade):
             add(Rule("nat", "POSTROUTING", "MASQUERADE", saddr=e.source,
                      out_if=f"!{e.not_out}" if e.not_out else None,
@@ -206,6 +220,10 @@ def rules_for(entries) -> list[Rule]:
                      why="localhost publishing: 127.0.0.1 may not leave the host as a source"))
             add(Rule("raw", "PREROUTING", "DROP", daddr=LOOPBACK_NET, in_if="!lo",
                      why="drop packets to 127.0.0.0/8 that did not come from lo (moby#41872)"))
+    for kind, (_, expand) in EXPANDERS.items():
+        if any(isinstance(e, kind) for e in entries):
+            for rule in expand(entries):
+                add(rule)
     return out
 
 
@@ -248,6 +266,9 @@ def from_record(data: dict):
     """The entry a `to_record` dict describes."""
     data = dict(data)
     kind = data.pop("kind")
+    if kind == "Filter":
+        return Filter(tuple(tuple(n) for n in data["networks"]), data.get("icc", True),
+                      data.get("namespace", "host"))
     return {"Masquerade": Masquerade, "PortMapping": PortMapping}[kind](**data)
 
 
@@ -257,13 +278,13 @@ def nft_commands(rules) -> list[str]:
     """The nft commands that build table ip labkit by hand: table, chains, then rules."""
     lines = [f"nft add table {NFT_FAMILY} {NFT_TABLE}"]
     made = []
-    for rule in rules:
-        name, kind, hook, _, prio_name = NFT_CHAINS[(rule.table, rule.chain)]
+    policies = {(r.table, r.chain): r.action for r in rules if r.policy}
+    for key in chains_of(rules):
+        name = NFT_CHAINS[key][0]
         if name not in made:
             made.append(name)
-            lines.append(f"nft add chain {NFT_FAMILY} {NFT_TABLE} {name} "
-                         f"'{{ type {kind} hook {hook} priority {prio_name}; }}'")
-    return lines + [r.nft_command() for r in rules]
+            lines.append(f"nft {chain_command(*key, policies.get(key))}")
+    return lines + [r.nft_command() for r in rules if not r.policy]
 
 
 def commands(entries, tool: str = "both", namespace: str | None = None) -> list[str]:

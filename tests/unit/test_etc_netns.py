@@ -3,19 +3,19 @@ lab's tidy-up removes it between the check and the making of a namespace's direc
 
 import os
 
-from labkit.lab import service
+from labkit.lab import etcfiles
 
 
 def test_a_namespace_directory_made_after_a_tidy_removed_etc_netns_leaves_it_marked(tmp_path, monkeypatch):
     etc = tmp_path / "netns"
     monkeypatch.setenv("LABKIT_ETC_NETNS", str(etc))
-    service._make_etc_dir()
-    service.tidy_etc_dir()                  # another lab's down: nothing of its own left, so it goes
+    etcfiles._make_etc_dir()
+    etcfiles.tidy_etc_dir()                  # another lab's down: nothing of its own left, so it goes
     assert not etc.exists()
-    service._make_namespace_dir(str(etc / "t1-netns0"))
-    assert sorted(os.listdir(etc)) == [service.MADE_MARKER, "t1-netns0"]
+    etcfiles._make_namespace_dir(str(etc / "t1-netns0"))
+    assert sorted(os.listdir(etc)) == [etcfiles.MADE_MARKER, "t1-netns0"]
     os.rmdir(etc / "t1-netns0")
-    service.tidy_etc_dir()                  # the last lab gone: labkit's /etc/netns goes with it
+    etcfiles.tidy_etc_dir()                  # the last lab gone: labkit's /etc/netns goes with it
     assert not etc.exists()
 
 
@@ -23,7 +23,7 @@ def test_an_etc_netns_that_was_there_before_stays_and_gets_no_marker(tmp_path, m
     etc = tmp_path / "netns"
     etc.mkdir()
     monkeypatch.setenv("LABKIT_ETC_NETNS", str(etc))
-    service._make_namespace_dir(str(etc / "t1-netns0"))
+    etcfiles._make_namespace_dir(str(etc / "t1-netns0"))
     os.rmdir(etc / "t1-netns0")
-    service.tidy_etc_dir()
+    etcfiles.tidy_etc_dir()
     assert etc.is_dir() and os.listdir(etc) == []

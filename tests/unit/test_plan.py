@@ -135,7 +135,8 @@ def test_each_stage_is_built_from_the_one_before_it_and_the_first_from_nothing()
     assert stages.previous("veth") is None
     assert stages.lineage("publish") == ("veth", "two-veths", "bridge", "outside", "publish")
     assert stages.includes("hairpin", "outside") and not stages.includes("outside", "publish")
-    assert stages.later("publish") == ("publish", "hairpin", "ipv6", "ipv6-routed")
+    assert stages.later("publish") == ("publish", "hairpin", "firewall", "isolated", "ipv6", "ipv6-routed")
+    assert "names" not in stages.later("publish") and stages.previous("names") == "outside"
     assert stages.previous("overlay") is None  # a lab of its own shape (two hosts), its own root
     for stage in stages.STAGES:          # every chain ends at a first stage, in course order
         line = stages.lineage(stage)

@@ -51,6 +51,8 @@ def watch(lab, points, *, ping: tuple[str, str] | None = None, http: tuple[str, 
     if http is not None:
         paths = _own_connections(paths)
     action = f"{'ping' if ping else 'HTTP GET'} from {source} to {target}"
+    if target.startswith("name:"):                 # reach's name probe: getent ahostsv4 NAME
+        action = f"lookup of {target[5:].split('=')[0]} in {source} (getent ahostsv4)"
     return Trace(action, "answered" if answered else "NO ANSWER",
                  tuple(p.label for p in cap.points), tuple(paths), packets)
 

@@ -64,7 +64,24 @@ LOOK: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 """For each stage: (where, command, what to look for) to see what the stage made."""
-LOOK.update({       # IPv6 and the overlay (labkit.model.six, labkit.model.overlay)
+LOOK.update({
+    "firewall": (
+        ("host", "iptables -S FORWARD", "-P FORWARD DROP, then -j DOCKER-USER first"),
+        ("host", "iptables -L -v -n -x", "each rule's counter: replies by RELATED,ESTABLISHED"),
+        ("world", f"curl http://{HOST}:{PORT}/", "the page: DNATed, then accepted by DOCKER"),
+        ("world", f"curl -m 2 http://{C0}:{PORT}/", "no answer: the direct route is refused"),
+        ("host", "conntrack -L", "each connection and its state"),
+    ),
+    "isolated": (
+        ("host", "iptables -S DOCKER-ISOLATION-STAGE-2", "-o br0 -j DROP, -o br1 -j DROP"),
+        ("netns0", "ping -c1 172.19.0.10", "no answer: the networks are apart"),
+    ),
+    "names": (
+        ("netns0", "cat /etc/resolv.conf", "nameserver 127.0.0.11"),
+        ("netns0", "iptables -t nat -L OUTPUT -v -n", "127.0.0.11:53 DNATed to port 10053"),
+        ("netns0", "getent hosts netns1", f"{C1}: answered by netns0's resolver"),
+        ("netns0", "getent hosts public.example", f"{SERVER}: forwarded to the world"),
+    ),
     "ipv6": (
         ("host", "ip -6 addr show dev br0", "fd00:172:18::1/64, and a link-local fe80::/64"),
         ("netns0", "ip -6 neigh", "fd00:172:18::1 and fe80:: neighbours, found by NDP"),

@@ -35,7 +35,8 @@ def _probes() -> tuple[tuple[str, str, str], ...]:
             ("netns0", plan.WORLD_ADDRESS), ("netns0", plan.PUBLIC_SERVER),
             ("world", plan.container_address(0)), ("netns0", reach.WHOAMI),
             ("world", PUBLISHED), ("host", PUBLISHED), ("netns0", PUBLISHED), ("netns1", PUBLISHED)]
-    pairs = [(p.source, p.target) for ps in reach.PROBES.values() for p in ps] + more
+    pairs = [(p.source, p.target) for ps in reach.PROBES.values() for p in ps
+             if not p.target.startswith(reach.NAME)] + more      # a lookup is no ping nor GET
     return tuple((s, t, "http" if t.startswith("http") else "ping") for s, t in dict.fromkeys(pairs))
 
 
