@@ -26,7 +26,7 @@ STEPS = (
     ("labkit.lab.converge", "_create", "  create namespaces (IPv6 off inside)"),
     ("labkit.lab.converge", "_Run.converge_links", "  links: bridge, veth pairs"),
     ("labkit.lab.converge", "_Run.converge_settings", "  settings: state, addresses, routes"),
-    ("labkit.lab.service", "write_resolver", "service.write_resolver (/etc/netns files)"),
+    ("labkit.lab.etcfiles", "write_resolver", "etcfiles.write_resolver (/etc/netns files)"),
     ("labkit.nat", "apply", "nat.apply"),
     ("labkit.lab.service", "converge", "service.converge"),
     ("labkit.nat", "remove", "nat.remove"),

@@ -8,6 +8,8 @@ decides where each goes.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import ipaddress
 from dataclasses import dataclass
 
@@ -68,9 +70,15 @@ def _lines(items: list, compared: bool, prev: list = ()) -> list:
             for item, st in merge(list(items), list(prev), compared) for text in item]
 
 
+def _default_mtu(itf):
+    """`itf` with an MTU left to the kernel (None, as plans say) written as the kernel's 1500,
+    as inspection reads it: a plan and the live lab then differ only where the MTU does."""
+    return dataclasses.replace(itf, mtu=itf.mtu or 1500) if itf is not None else None
+
+
 def _if_view(ns: str, cur, prev, compared: bool, show_macs: bool = True) -> IfView:
     itf = cur or prev
-    st = _status(cur, prev, compared)
+    st = _status(_default_mtu(cur), _default_mtu(prev), compared)
     name = itf.name + ("  bridge" if itf.kind == "bridge" else "") + ("" if itf.up else "  DOWN")
     name_st = st if st in (ADDED, REMOVED) else (
         CHANGED if st == CHANGED and (cur.up, cur.kind) != (prev.up, prev.kind) else SAME)

@@ -74,7 +74,7 @@ netns add` typed inside it is lost when the line ends (the seed types that in th
 def entering(kernel_name: str) -> list[str]:
     """The argv prefix that sets up a line's mounts as ENTER says; run it inside namespace
     `kernel_name` (run_line's `namespace`, which enters it with labkit.kernel.netns.entered)."""
-    from ...lab.service import etc_dir
+    from ...lab.etcfiles import etc_dir
     return ["unshare", "--mount", "--propagation", "unchanged", "--",
             "sh", "-c", ENTER, "enter", os.path.join(etc_dir(), kernel_name)]
 
