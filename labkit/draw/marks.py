@@ -8,6 +8,8 @@ decides where each goes.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import ipaddress
 from dataclasses import dataclass
 
@@ -70,6 +72,8 @@ def _lines(items: list, compared: bool, prev: list = ()) -> list:
 
 def _if_view(ns: str, cur, prev, compared: bool, show_macs: bool = True) -> IfView:
     itf = cur or prev
+    if cur is not None and prev is not None and None in (cur.mtu, prev.mtu):
+        prev = dataclasses.replace(prev, mtu=cur.mtu)   # a plan that sets no MTU leaves the kernel's
     st = _status(cur, prev, compared)
     name = itf.name + ("  bridge" if itf.kind == "bridge" else "") + ("" if itf.up else "  DOWN")
     name_st = st if st in (ADDED, REMOVED) else (
