@@ -42,6 +42,7 @@ def test_nat66_carries_the_containers_out_and_publishes_on_the_hosts_ipv6_addres
     assert six.BRIDGE_ADDRESS6 in neighbours                        # learnt by NDP, not ARP
     links = lab.exec("netns0", ["ip", "-6", "addr", "show", "dev", "ceth0"]).stdout
     assert "fe80::" in links and "scope link" in links              # the kernel's own link-local
+    assert lab.ping("netns0", six.PUBLIC_SERVER6) and not lab.ping("world", six.container_address6(0))
 
 
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])

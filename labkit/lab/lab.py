@@ -367,8 +367,8 @@ class Lab:
         return netns.run(self.ns(role), list(argv), check=check, timeout=timeout)
 
     def ping(self, role: str, address: str, count: int = 1, timeout: float = 1.0) -> bool:
-        """True if `count` pings from namespace `role` to `address` are all answered."""
-        plan.parse_address(address)
+        """True if `count` pings from namespace `role` to `address` (IPv4 or IPv6) are all answered."""
+        plan.parse_any_address(address)
         result = self.exec(role, ["ping", "-n", "-q", "-c", str(count), "-W", str(timeout),
                                   "-i", "0.01", address], timeout=timeout * count + 5)
         return result.returncode == 0

@@ -51,11 +51,15 @@ def _pending(lab, role: str) -> list[str]:
     """Interfaces of `role` that are up with carrier but whose operational state the kernel
     has not updated yet (it does so in batches, up to a second later)."""
     import json
-    out = lab.exec(role, ["ip", "-j", "link", "show"]).stdout
+    out = lab.exec(role, ["ip", "-d", "-j", "link", "show"]).stdout
     links = json.loads(out or "[]")
+    masters = {link.get("master") for link in links}
     return [link["ifname"] for link in links
             if {"UP", "LOWER_UP"} <= set(link.get("flags", ())) and link.get("operstate") != "UP"
-            and link.get("link_type") != "loopback"]      # lo stays UNKNOWN; a new veth starts so
+            and link.get("link_type") != "loopback"       # lo stays UNKNOWN; a new veth starts so
+            and link.get("linkinfo", {}).get("info_kind") != "vxlan"    # a VXLAN device stays UNKNOWN
+            and not (link.get("linkinfo", {}).get("info_kind") == "bridge"
+                     and link["ifname"] not in masters)]  # so does a bridge with no port yet
 
 
 def settle(lab, timeout: float = 10.0) -> list[str]:
