@@ -9,7 +9,6 @@ decides where each goes.
 from __future__ import annotations
 
 import dataclasses
-
 import ipaddress
 from dataclasses import dataclass
 
