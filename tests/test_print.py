@@ -101,7 +101,7 @@ def without_footers(text):
     pages = []
     for page_text in text.split("\f"):
         lines = page_text.rstrip("\n").split("\n")
-        if lines and re.fullmatch(r"\d+ / \d+", lines[-1].strip()):
+        if lines and re.fullmatch(r"\d+ ?/ ?\d+", lines[-1].strip()):   # "6 / 7", or "6/7" when short
             lines.pop()
             while lines and not lines[-1].strip():
                 lines.pop()

@@ -107,8 +107,25 @@ def _code(text: str) -> str:
 
 
 def _rows(rows) -> str:
-    return "".join(f'<tr><td class="lk-where">{html.escape(w)}</td><td>{_code(c)}</td>'
+    """Table rows of (where, command or commands, what); several commands stack in one cell."""
+    return "".join(f'<tr><td class="lk-where">{html.escape(w)}</td>'
+                   f"<td>{''.join(_code(x) for x in ([c] if isinstance(c, str) else c))}</td>"
                    f"<td>{html.escape(d)}</td></tr>" for w, c, d in rows)
+
+
+def _runs(rows) -> list[tuple[str, list]]:
+    """(where, its rows) for each run of consecutive rows typed in one place."""
+    runs: list[tuple[str, list]] = []
+    for row in rows:
+        if runs and runs[-1][0] == row[0]:
+            runs[-1][1].append(row)
+        else:
+            runs.append((row[0], [row]))
+    return runs
+
+
+LONG = 14   # a stage with more steps prints its commands alone (`labkit practice` says what each
+            # does), stacked by the place they are typed in, to keep to one page
 
 
 def sheet(stage: str) -> str:
@@ -117,6 +134,8 @@ def sheet(stage: str) -> str:
     build = [(s.where, s.command, s.does + ("" if s.seed else " (labkit's; not in the seed)"))
              for s in steps]
     where = sorted({s.where for s in steps} | {w for w, _, _ in LOOK[stage]})
+    if len(build) > LONG:       # one page still: the commands alone, one row per place typed in
+        build = [(w, [c for _, c, _ in rows], "") for w, rows in _runs(build)]
     return (f'<section class="lk-sheet" id="sheet-{stage}"><h1>Stage {html.escape(stage)}: cheat sheet</h1>'
             f"<p>{html.escape(DESCRIPTIONS[stage])}.</p>"
             f"<p>Start where the stage starts: {_code(f'sudo labkit practice {stage}')}; "

@@ -221,6 +221,9 @@ def place(natural: float, height: float, smallest: float) -> tuple[float, bool]:
     portrait = min(page.TEXT_WIDTH / natural, tall / height)
     if smallest * portrait >= page.MIN_FIGURE_PT:
         return natural * portrait, False
+    alone = min(page.TEXT_WIDTH / natural, (page.TEXT_HEIGHT - 12) / height)   # a page of its own: its
+    if smallest * alone >= page.MIN_FIGURE_PT:                          # input ends the page before
+        return natural * alone, False                                   # (a tall picture: lk-tall)
     wide = min(1.0, page.LANDSCAPE_WIDTH / natural, (page.LANDSCAPE_HEIGHT - INPUT_ROOM) / height)
     return natural * max(wide, portrait), wide > portrait
 
