@@ -64,6 +64,15 @@ def ip_json(lab, role, *argv):
     return json.loads(lab.exec(role, list(argv), check=True).stdout or "[]")
 
 
+def _vxlan(link: dict):
+    """A VXLAN device's (vni, port, local, remotes) as ip -d shows it (remotes: labkit reads
+    them from the FDB, so an empty tuple here and the FDB compared below); None for others."""
+    data = link.get("linkinfo", {}).get("info_data", {})
+    if link.get("linkinfo", {}).get("info_kind") != "vxlan":
+        return None
+    return (data.get("id"), data.get("port"), data.get("local"), ())
+
+
 def read_with_iproute2(lab, role):
     """What labkit's readers return, as `ip -j` and `bridge -j` see it (indexes, not names)."""
     links = ip_json(lab, role, "ip", "-j", "-d", "link", "show")
@@ -71,7 +80,8 @@ def read_with_iproute2(lab, role):
     return {
         "links": rows((link["ifindex"], link["ifname"], link.get("linkinfo", {}).get("info_kind"),
                          link.get("address"), "UP" in link["flags"], index.get(link.get("master")),
-                         link.get("link_index"), link.get("link_netnsid")) for link in links),
+                         link.get("link_index"), link.get("link_netnsid"), link.get("mtu"),
+                         _vxlan(link)) for link in links),
         "addresses": rows((link["ifindex"], f"{a['local']}/{a['prefixlen']}")
                             for link in ip_json(lab, role, "ip", "-j", "-4", "address", "show")
                             for a in link["addr_info"]),
